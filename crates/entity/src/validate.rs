@@ -1,0 +1,191 @@
+//! Field validators shared by the input types (`#[validate(custom(function = ...))]`).
+//!
+//! Each returns a [`ValidationError`] whose `code` is machine-readable and whose
+//! `message` is a sentence a person can act on; the API passes both through.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+
+use validator::ValidationError;
+
+fn invalid(code: &'static str, message: &'static str) -> ValidationError {
+    ValidationError::new(code).with_message(Cow::Borrowed(message))
+}
+
+/// A URL-safe identifier: 3 to 63 lowercase ASCII letters, digits and single
+/// hyphens, starting and ending with a letter or digit (`acme-clinic`).
+pub fn slug(value: &str) -> Result<(), ValidationError> {
+    let well_formed = (3..=63).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-')
+        && !value.contains("--");
+    if well_formed {
+        Ok(())
+    } else {
+        Err(invalid(
+            "slug",
+            "must be 3-63 lowercase letters, digits or single hyphens, not starting or ending with a hyphen",
+        ))
+    }
+}
+
+/// An IANA time zone name such as `America/Sao_Paulo` or `UTC`.
+pub fn time_zone(value: &str) -> Result<(), ValidationError> {
+    chrono_tz::Tz::from_str(value).map(|_| ()).map_err(|_| {
+        invalid(
+            "time_zone",
+            "must be an IANA time zone name such as America/Sao_Paulo",
+        )
+    })
+}
+
+/// Active ISO 4217 currency codes. Amounts are stored in each currency's minor unit.
+const ISO_4217: &[&str] = &[
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
+    "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD",
+    "CDF", "CHF", "CLP", "CNY", "COP", "CRC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD",
+    "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ",
+    "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD",
+    "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR",
+    "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR",
+    "MWK", "MXN", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN",
+    "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR",
+    "SDG", "SEK", "SGD", "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB",
+    "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "UYU", "UZS",
+    "VES", "VND", "VUV", "WST", "XAF", "XCD", "XCG", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWG",
+];
+
+/// An active ISO 4217 currency code in upper case (`BRL`, `EUR`, `USD`).
+pub fn currency(value: &str) -> Result<(), ValidationError> {
+    if ISO_4217.binary_search(&value).is_ok() {
+        Ok(())
+    } else {
+        Err(invalid(
+            "currency",
+            "must be an ISO 4217 currency code in upper case, such as BRL or EUR",
+        ))
+    }
+}
+
+/// Text that is not empty once surrounding whitespace is removed.
+pub fn not_blank(value: &str) -> Result<(), ValidationError> {
+    if value.trim().is_empty() {
+        Err(invalid("blank", "must not be blank"))
+    } else {
+        Ok(())
+    }
+}
+
+/// A Brazilian tax id: a CPF (11 digits) or a CNPJ (14 digits), with or without the
+/// usual punctuation, whose check digits are right.
+pub fn tax_id(value: &str) -> Result<(), ValidationError> {
+    let digits: Vec<u32> = value.chars().filter_map(|c| c.to_digit(10)).collect();
+    let punctuation_only = value
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '/'));
+    let ok = punctuation_only
+        && match digits.len() {
+            11 => cpf_is_valid(&digits),
+            14 => cnpj_is_valid(&digits),
+            _ => false,
+        };
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "tax_id",
+            "must be a valid CPF (11 digits) or CNPJ (14 digits)",
+        ))
+    }
+}
+
+fn all_same(digits: &[u32]) -> bool {
+    digits.windows(2).all(|w| w[0] == w[1])
+}
+
+fn cpf_is_valid(d: &[u32]) -> bool {
+    if all_same(d) {
+        return false;
+    }
+    let check = |len: usize| {
+        let sum: u32 = (0..len).map(|i| d[i] * (len as u32 + 1 - i as u32)).sum();
+        let rest = (sum * 10) % 11;
+        if rest == 10 { 0 } else { rest }
+    };
+    check(9) == d[9] && check(10) == d[10]
+}
+
+fn cnpj_is_valid(d: &[u32]) -> bool {
+    if all_same(d) {
+        return false;
+    }
+    const W1: [u32; 12] = [5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2];
+    const W2: [u32; 13] = [6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2];
+    let check = |weights: &[u32]| {
+        let sum: u32 = weights.iter().zip(d).map(|(w, x)| w * x).sum();
+        let rest = sum % 11;
+        if rest < 2 { 0 } else { 11 - rest }
+    };
+    check(&W1) == d[12] && check(&W2) == d[13]
+}
+
+/// Keeps only the digits of a tax id, the form in which it is stored.
+pub fn normalize_tax_id(value: &str) -> String {
+    value.chars().filter(char::is_ascii_digit).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn currency_list_is_sorted_for_binary_search() {
+        assert!(ISO_4217.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn slugs() {
+        for ok in ["acme", "acme-clinic", "a1b", "x".repeat(63).as_str()] {
+            assert!(slug(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "ab",
+            "Acme",
+            "acme_clinic",
+            "-acme",
+            "acme-",
+            "ac--me",
+            "acmé",
+            &"x".repeat(64),
+        ] {
+            assert!(slug(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn time_zones_and_currencies() {
+        assert!(time_zone("America/Sao_Paulo").is_ok());
+        assert!(time_zone("UTC").is_ok());
+        assert!(time_zone("Mars/Olympus").is_err());
+        assert!(time_zone("-03:00").is_err());
+        assert!(currency("BRL").is_ok());
+        assert!(currency("brl").is_err());
+        assert!(currency("XXX").is_err());
+    }
+
+    #[test]
+    fn tax_ids() {
+        assert!(tax_id("529.982.247-25").is_ok());
+        assert!(tax_id("52998224725").is_ok());
+        assert!(tax_id("529.982.247-24").is_err());
+        assert!(tax_id("111.111.111-11").is_err());
+        assert!(tax_id("11.222.333/0001-81").is_ok());
+        assert!(tax_id("11.222.333/0001-80").is_err());
+        assert!(tax_id("1234").is_err());
+        assert!(tax_id("529 982 247 25").is_err());
+        assert_eq!(normalize_tax_id("11.222.333/0001-81"), "11222333000181");
+    }
+}

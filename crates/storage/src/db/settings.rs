@@ -1,0 +1,297 @@
+//! The database settings: every knob of the pool and of each connection's session.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::url::{DatabaseUrl, Engine};
+use crate::config::{ConfigError, Env};
+
+/// The embedded default: a SQLite file next to the process, created when missing.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://agenda.db?mode=rwc";
+
+/// TLS policy for PostgreSQL connections (libpq's `sslmode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl SslMode {
+    pub fn parse(raw: &str) -> Option<Self> {
+        Some(match raw.trim().to_ascii_lowercase().as_str() {
+            "disable" => SslMode::Disable,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// Everything needed to open the pool. Parsed once at startup ([`DbSettings::from_env`])
+/// or built in code (tests, tools) from [`DbSettings::new`] and its public fields.
+#[derive(Debug, Clone)]
+pub struct DbSettings {
+    /// `DATABASE_URL`.
+    pub url: DatabaseUrl,
+    /// `DB_POOL_SIZE`: connections kept open even when idle (the pool's minimum).
+    pub pool_size: u32,
+    /// `DB_MAX_OVERFLOW`: extra connections opened under load; max = size + overflow.
+    pub max_overflow: u32,
+    /// `DB_POOL_TIMEOUT`: the longest a caller waits for a connection before the
+    /// request fails fast as "unavailable" (HTTP 503).
+    pub pool_timeout: Duration,
+    /// `DB_POOL_RECYCLE`: a connection older than this is closed and replaced.
+    pub pool_recycle: Duration,
+    /// `DB_IDLE_TIMEOUT`: connections above the minimum are closed after this idle
+    /// time. Kept below the 5-minute idle limit common to managed servers and proxies.
+    pub idle_timeout: Duration,
+    /// `DB_POOL_PRE_PING`: test a connection with a round trip before handing it out.
+    pub pre_ping: bool,
+    /// `DB_ECHO`: log every SQL statement (text only; bound values are never logged).
+    pub echo: bool,
+    /// `DB_SLOW_QUERY_MS`: statements slower than this are logged at WARN.
+    pub slow_query: Duration,
+    /// `DB_STATEMENT_TIMEOUT`: server-side limit per statement (PostgreSQL); zero disables.
+    pub statement_timeout: Duration,
+    /// `DB_LOCK_TIMEOUT`: longest wait for a row or table lock (PostgreSQL); zero disables.
+    pub lock_timeout: Duration,
+    /// `DB_IDLE_IN_TRANSACTION_TIMEOUT`: the server ends a session left idle inside a
+    /// transaction this long (PostgreSQL); zero disables.
+    pub idle_in_transaction_timeout: Duration,
+    /// `DB_SSL_MODE`: when unset, the URL's `sslmode` or `prefer`.
+    pub ssl_mode: Option<SslMode>,
+    /// `DB_APPLICATION_NAME`: shown in `pg_stat_activity.application_name`.
+    pub application_name: String,
+    /// `DB_CONNECT_RETRIES`: attempts to reach the database at startup.
+    pub connect_retries: u32,
+    /// `DB_SQLITE_BUSY_TIMEOUT`: how long a SQLite connection waits for the write lock.
+    pub sqlite_busy_timeout: Duration,
+}
+
+impl DbSettings {
+    /// The defaults, for `url`.
+    pub fn new(url: DatabaseUrl) -> Self {
+        DbSettings {
+            url,
+            pool_size: 5,
+            max_overflow: 10,
+            pool_timeout: Duration::from_secs(5),
+            pool_recycle: Duration::from_secs(1800),
+            idle_timeout: Duration::from_secs(240),
+            pre_ping: true,
+            echo: false,
+            slow_query: Duration::from_millis(500),
+            statement_timeout: Duration::from_secs(30),
+            lock_timeout: Duration::from_secs(10),
+            idle_in_transaction_timeout: Duration::from_secs(60),
+            ssl_mode: None,
+            application_name: "agenda".to_owned(),
+            connect_retries: 5,
+            sqlite_busy_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Reads the settings, taking the URL from `url_var` (normally `DATABASE_URL`).
+    pub fn from_env(env: &Env, url_var: &'static str) -> Result<Self, ConfigError> {
+        let raw_url = env.get(url_var).unwrap_or(DEFAULT_DATABASE_URL);
+        let url = DatabaseUrl::parse(raw_url)
+            .map_err(|e| ConfigError::new(url_var, format!("is not valid: {e}")))?;
+        let d = DbSettings::new(url);
+        let settings = DbSettings {
+            pool_size: env.number("DB_POOL_SIZE", d.pool_size, 0..=1000)?,
+            max_overflow: env.number("DB_MAX_OVERFLOW", d.max_overflow, 0..=1000)?,
+            pool_timeout: env.duration("DB_POOL_TIMEOUT", d.pool_timeout)?,
+            pool_recycle: env.duration("DB_POOL_RECYCLE", d.pool_recycle)?,
+            idle_timeout: env.duration("DB_IDLE_TIMEOUT", d.idle_timeout)?,
+            pre_ping: env.flag("DB_POOL_PRE_PING", d.pre_ping)?,
+            echo: env.flag("DB_ECHO", d.echo)?,
+            slow_query: Duration::from_millis(env.number("DB_SLOW_QUERY_MS", 500u64, 0..=3_600_000)?),
+            statement_timeout: env.duration("DB_STATEMENT_TIMEOUT", d.statement_timeout)?,
+            lock_timeout: env.duration("DB_LOCK_TIMEOUT", d.lock_timeout)?,
+            idle_in_transaction_timeout: env
+                .duration("DB_IDLE_IN_TRANSACTION_TIMEOUT", d.idle_in_transaction_timeout)?,
+            ssl_mode: match env.get("DB_SSL_MODE") {
+                None => None,
+                Some(raw) => Some(SslMode::parse(raw).ok_or_else(|| {
+                    ConfigError::new(
+                        "DB_SSL_MODE",
+                        format!("is \"{raw}\"; expected disable, prefer, require, verify-ca or verify-full"),
+                    )
+                })?),
+            },
+            application_name: env.string("DB_APPLICATION_NAME", &d.application_name),
+            connect_retries: env.number("DB_CONNECT_RETRIES", d.connect_retries, 1..=100)?,
+            sqlite_busy_timeout: env.duration("DB_SQLITE_BUSY_TIMEOUT", d.sqlite_busy_timeout)?,
+            url: d.url,
+        };
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Cross-field rules.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.max_connections() == 0 {
+            return Err(ConfigError::new(
+                "DB_POOL_SIZE",
+                "plus DB_MAX_OVERFLOW is 0; expected at least one connection",
+            ));
+        }
+        if self.pool_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "DB_POOL_TIMEOUT",
+                "is 0; expected a positive duration such as 5s",
+            ));
+        }
+        if self.application_name.len() > 63 || !self.application_name.is_ascii() {
+            return Err(ConfigError::new(
+                "DB_APPLICATION_NAME",
+                "is too long or not ASCII; expected at most 63 ASCII characters",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The pool's maximum: `pool_size + max_overflow`.
+    pub fn max_connections(&self) -> u32 {
+        self.pool_size.saturating_add(self.max_overflow)
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.url.engine()
+    }
+}
+
+/// The settings in force, safe to show (no password), for `db status`, logs and
+/// the readiness endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingsSummary {
+    pub engine: Engine,
+    pub url: String,
+    pub pool_size: u32,
+    pub max_connections: u32,
+    pub pool_timeout_ms: u64,
+    pub pool_recycle_s: u64,
+    pub idle_timeout_s: u64,
+    pub pre_ping: bool,
+    pub statement_timeout_ms: u64,
+    pub application_name: String,
+}
+
+impl From<&DbSettings> for SettingsSummary {
+    fn from(s: &DbSettings) -> Self {
+        SettingsSummary {
+            engine: s.engine(),
+            url: s.url.redacted(),
+            pool_size: s.pool_size,
+            max_connections: s.max_connections(),
+            pool_timeout_ms: s.pool_timeout.as_millis() as u64,
+            pool_recycle_s: s.pool_recycle.as_secs(),
+            idle_timeout_s: s.idle_timeout.as_secs(),
+            pre_ping: s.pre_ping,
+            statement_timeout_ms: s.statement_timeout.as_millis() as u64,
+            application_name: s.application_name.clone(),
+        }
+    }
+}
+
+impl Serialize for Engine {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_table() {
+        let s = DbSettings::from_env(&Env::default(), "DATABASE_URL").unwrap();
+        assert_eq!(s.url.expose(), DEFAULT_DATABASE_URL);
+        assert_eq!(
+            (s.pool_size, s.max_overflow, s.max_connections()),
+            (5, 10, 15)
+        );
+        assert_eq!(s.pool_timeout, Duration::from_secs(5));
+        assert_eq!(s.pool_recycle, Duration::from_secs(1800));
+        assert_eq!(s.idle_timeout, Duration::from_secs(240));
+        assert!(s.pre_ping && !s.echo);
+        assert_eq!(s.slow_query, Duration::from_millis(500));
+        assert_eq!(s.statement_timeout, Duration::from_secs(30));
+        assert_eq!(s.ssl_mode, None);
+        assert_eq!(s.application_name, "agenda");
+        assert_eq!(s.connect_retries, 5);
+    }
+
+    #[test]
+    fn every_variable_is_read() {
+        let env = Env::from_pairs([
+            ("DATABASE_URL", "postgresql+asyncpg://u:p@h/db"),
+            ("DB_POOL_SIZE", "2"),
+            ("DB_MAX_OVERFLOW", "3"),
+            ("DB_POOL_TIMEOUT", "750ms"),
+            ("DB_POOL_RECYCLE", "10m"),
+            ("DB_IDLE_TIMEOUT", "60"),
+            ("DB_POOL_PRE_PING", "false"),
+            ("DB_ECHO", "yes"),
+            ("DB_SLOW_QUERY_MS", "100"),
+            ("DB_STATEMENT_TIMEOUT", "0"),
+            ("DB_SSL_MODE", "verify-full"),
+            ("DB_APPLICATION_NAME", "agenda-worker"),
+            ("DB_CONNECT_RETRIES", "2"),
+        ]);
+        let s = DbSettings::from_env(&env, "DATABASE_URL").unwrap();
+        assert_eq!(s.engine(), Engine::Postgres);
+        assert_eq!(s.max_connections(), 5);
+        assert_eq!(s.pool_timeout, Duration::from_millis(750));
+        assert_eq!(s.pool_recycle, Duration::from_secs(600));
+        assert_eq!(s.idle_timeout, Duration::from_secs(60));
+        assert!(!s.pre_ping && s.echo);
+        assert_eq!(s.slow_query, Duration::from_millis(100));
+        assert!(s.statement_timeout.is_zero());
+        assert_eq!(s.ssl_mode, Some(SslMode::VerifyFull));
+        assert_eq!(s.application_name, "agenda-worker");
+        assert_eq!(s.connect_retries, 2);
+    }
+
+    #[test]
+    fn bad_values_are_one_clear_line() {
+        let cases = [
+            (
+                ("DATABASE_URL", "mysql://root:pw@h/db"),
+                "DATABASE_URL is not valid",
+            ),
+            (
+                ("DB_SSL_MODE", "always"),
+                "expected disable, prefer, require, verify-ca or verify-full",
+            ),
+            (("DB_CONNECT_RETRIES", "0"), "from 1 to 100"),
+        ];
+        for ((var, value), expected) in cases {
+            let err =
+                DbSettings::from_env(&Env::from_pairs([(var, value)]), "DATABASE_URL").unwrap_err();
+            let line = err.to_string();
+            assert!(line.contains(expected), "{line}");
+            assert!(!line.contains('\n') && !line.contains("pw@"), "{line}");
+        }
+        let env = Env::from_pairs([("DB_POOL_SIZE", "0"), ("DB_MAX_OVERFLOW", "0")]);
+        assert!(DbSettings::from_env(&env, "DATABASE_URL").is_err());
+    }
+}

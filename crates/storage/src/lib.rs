@@ -1,0 +1,17 @@
+//! Agenda's database layer.
+//!
+//! - [`db`]: the connection pool, session settings, health and transactions;
+//! - [`error`]: one classification of database failures for both engines;
+//! - [`tenant`]: the tenant scope every tenant-owned query requires;
+//! - [`repo`]: repositories, stateless functions taking the executor;
+//! - [`config`]: typed settings from the environment.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod repo;
+pub mod tenant;
+
+pub use db::{Db, DbSettings, Engine};
+pub use error::{ConflictKind, StorageError};
+pub use tenant::{TenantOwned, TenantScope};

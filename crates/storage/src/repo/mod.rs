@@ -1,0 +1,6 @@
+//! Repositories: stateless functions over one aggregate each. They take the executor
+//! (`&impl ConnectionTrait`: the pool or an open transaction) so a caller can compose
+//! several of them in one transaction, and they return [`crate::StorageError`].
+
+pub mod organizations;
+pub mod users;

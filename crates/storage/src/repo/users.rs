@@ -1,0 +1,104 @@
+//! Users of one organization. Every function takes the tenant scope.
+
+use agenda_entity::user::{self, CreateUser, Entity as Users, UpdateUser, normalize_email};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use crate::error::StorageError;
+use crate::tenant::{TenantOwned, TenantScope};
+
+impl TenantOwned for Users {
+    fn tenant_column() -> user::Column {
+        user::Column::OrganizationId
+    }
+}
+
+pub struct UserRepo;
+
+impl UserRepo {
+    /// Inserts a user into the scope's organization. A taken email is reported by
+    /// `uq_users_organization_id_email`.
+    pub async fn create(
+        db: &impl ConnectionTrait,
+        scope: TenantScope,
+        input: CreateUser,
+        password_hash: String,
+    ) -> Result<user::Model, StorageError> {
+        Ok(input
+            .into_active_model(scope.organization_id(), password_hash)
+            .insert(db)
+            .await?)
+    }
+
+    /// The user `id` of this organization; another organization's user is "not found".
+    pub async fn get(
+        db: &impl ConnectionTrait,
+        scope: TenantScope,
+        id: Uuid,
+    ) -> Result<user::Model, StorageError> {
+        Users::find_in(scope)
+            .filter(user::Column::Id.eq(id))
+            .one(db)
+            .await?
+            .ok_or(StorageError::not_found("user"))
+    }
+
+    pub async fn find_by_email(
+        db: &impl ConnectionTrait,
+        scope: TenantScope,
+        email: &str,
+    ) -> Result<Option<user::Model>, StorageError> {
+        Ok(Users::find_in(scope)
+            .filter(user::Column::Email.eq(normalize_email(email)))
+            .one(db)
+            .await?)
+    }
+
+    /// Users in creation order (UUIDv7 keys are time-ordered), at most `limit`.
+    pub async fn list(
+        db: &impl ConnectionTrait,
+        scope: TenantScope,
+        limit: u64,
+    ) -> Result<Vec<user::Model>, StorageError> {
+        Ok(Users::find_in(scope)
+            .order_by_asc(user::Column::Id)
+            .limit(limit)
+            .all(db)
+            .await?)
+    }
+
+    pub async fn count(db: &impl ConnectionTrait, scope: TenantScope) -> Result<u64, StorageError> {
+        Ok(Users::find_in(scope).count(db).await?)
+    }
+
+    pub async fn update(
+        db: &impl ConnectionTrait,
+        scope: TenantScope,
+        id: Uuid,
+        input: UpdateUser,
+    ) -> Result<user::Model, StorageError> {
+        let mut model = Self::get(db, scope, id).await?.into_active_model();
+        input.apply(&mut model);
+        Ok(model.update(db).await?)
+    }
+
+    /// Deletes the user `id` of this organization.
+    pub async fn delete(
+        db: &impl ConnectionTrait,
+        scope: TenantScope,
+        id: Uuid,
+    ) -> Result<(), StorageError> {
+        let result = Users::delete_many()
+            .filter(user::Column::OrganizationId.eq(scope.organization_id()))
+            .filter(user::Column::Id.eq(id))
+            .exec(db)
+            .await?;
+        if result.rows_affected == 0 {
+            return Err(StorageError::not_found("user"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,6 @@
+//! Storage integration tests, on SQLite and PostgreSQL. All storage tests live in this
+//! one binary (modules below) to keep link time down.
+
+mod connection;
+mod errors;
+mod repos;

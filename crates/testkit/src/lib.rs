@@ -1,0 +1,289 @@
+//! Test-only helpers: a fresh, migrated database per test on SQLite and on a real
+//! PostgreSQL, and [`both_engines!`] to run one test body on both.
+//!
+//! ```ignore
+//! agenda_testkit::both_engines! {
+//!     async fn creates_an_organization(t: TestDb) {
+//!         let org = OrganizationRepo::create(t.conn(), input).await.unwrap();
+//!         assert_eq!(org.slug, "acme");
+//!     }
+//! }
+//! ```
+//!
+//! expands to `creates_an_organization::sqlite` and `creates_an_organization::postgres`.
+//! The PostgreSQL half needs a server (see [`postgres`]); when none can be started it
+//! fails under `CI=true` and is skipped with a loud message elsewhere.
+
+pub mod postgres;
+
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use agenda_storage::db::{DatabaseUrl, Db, DbSettings, Engine};
+use migration::{Migrator, MigratorTrait};
+
+pub use agenda_storage;
+
+/// A migrated database of its own for one test, and a pool on it.
+pub struct TestDb {
+    pub db: Db,
+    /// The settings the pool was built from (tests may open a second pool with them).
+    pub settings: DbSettings,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    SqliteFile(PathBuf),
+    /// A database on an external server, dropped when the test ends.
+    ExternalPostgres {
+        admin_url: String,
+        name: String,
+    },
+    /// A database on this process's own server, removed with the server.
+    LocalPostgres,
+}
+
+impl Deref for TestDb {
+    type Target = Db;
+    fn deref(&self) -> &Db {
+        &self.db
+    }
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn unique_name(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        fastrand::u32(..)
+    )
+}
+
+/// Pool settings for tests: small, no idle connections kept, quick timeouts.
+pub fn test_settings(url: DatabaseUrl) -> DbSettings {
+    let mut s = DbSettings::new(url);
+    s.pool_size = 0;
+    s.max_overflow = 5;
+    s.pool_timeout = Duration::from_secs(10);
+    s.connect_retries = 1;
+    s
+}
+
+impl TestDb {
+    /// A fresh SQLite database file, copied from a migrated template.
+    pub async fn sqlite() -> TestDb {
+        Self::sqlite_with(|_| {}).await
+    }
+
+    /// Like [`TestDb::sqlite`], adjusting the pool settings first.
+    pub async fn sqlite_with(adjust: impl FnOnce(&mut DbSettings)) -> TestDb {
+        let template = sqlite_template();
+        let path = std::env::temp_dir().join(format!("{}.db", unique_name("agenda_test")));
+        std::fs::copy(template, &path).expect("copy the SQLite template");
+        let url =
+            DatabaseUrl::parse(&format!("sqlite://{}", path.display())).expect("valid sqlite URL");
+        let mut settings = test_settings(url);
+        adjust(&mut settings);
+        let db = Db::connect(&settings)
+            .await
+            .expect("open the SQLite test database");
+        TestDb {
+            db,
+            settings,
+            cleanup: Cleanup::SqliteFile(path),
+        }
+    }
+
+    /// A fresh PostgreSQL database cloned from the migrated template, or `None` when
+    /// no PostgreSQL is available outside CI (a loud message says so).
+    pub async fn postgres() -> Option<TestDb> {
+        Self::postgres_with(|_| {}).await
+    }
+
+    /// Like [`TestDb::postgres`], adjusting the pool settings first.
+    pub async fn postgres_with(adjust: impl FnOnce(&mut DbSettings)) -> Option<TestDb> {
+        let server = match postgres::server() {
+            Ok(server) => server,
+            Err(reason) => {
+                skip_or_fail(&reason);
+                return None;
+            }
+        };
+        let name = unique_name("agenda_test");
+        postgres::create_database(server, &name)
+            .await
+            .unwrap_or_else(|e| panic!("create test database: {e}"));
+        let url = DatabaseUrl::parse(&postgres::database_url(&server.admin_url, &name))
+            .expect("valid URL");
+        let mut settings = test_settings(url);
+        adjust(&mut settings);
+        let db = Db::connect(&settings)
+            .await
+            .expect("connect to the PostgreSQL test database");
+        let cleanup = if server.local.is_some() {
+            Cleanup::LocalPostgres
+        } else {
+            Cleanup::ExternalPostgres {
+                admin_url: server.admin_url.clone(),
+                name,
+            }
+        };
+        Some(TestDb {
+            db,
+            settings,
+            cleanup,
+        })
+    }
+
+    /// The database for `engine` (PostgreSQL may be `None`, see [`TestDb::postgres`]).
+    pub async fn for_engine(engine: Engine) -> Option<TestDb> {
+        match engine {
+            Engine::Sqlite => Some(Self::sqlite().await),
+            Engine::Postgres => Self::postgres().await,
+        }
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.db.engine()
+    }
+
+    /// A second, independent pool on the same database (for concurrency tests).
+    pub async fn another_pool(&self, adjust: impl FnOnce(&mut DbSettings)) -> Db {
+        let mut settings = self.settings.clone();
+        adjust(&mut settings);
+        Db::connect(&settings).await.expect("open a second pool")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::SqliteFile(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut p = path.clone().into_os_string();
+                    p.push(suffix);
+                    let _ = std::fs::remove_file(PathBuf::from(p));
+                }
+            }
+            Cleanup::ExternalPostgres { admin_url, name } => {
+                let (admin_url, name) = (admin_url.clone(), name.clone());
+                // Drop cannot await; a short-lived thread with its own runtime does it.
+                let _ = std::thread::spawn(move || {
+                    if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        let _ = rt.block_on(postgres::drop_database(&admin_url, &name));
+                    }
+                })
+                .join();
+            }
+            Cleanup::LocalPostgres => {}
+        }
+    }
+}
+
+/// Under `CI=true` a missing PostgreSQL is a failure; elsewhere the test is skipped
+/// with a message nobody can miss.
+fn skip_or_fail(reason: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("PostgreSQL tests must run under CI=true, but the server is unavailable: {reason}");
+    }
+    eprintln!(
+        "\n!!!!!!!!!! SKIPPING the PostgreSQL half of this test: {reason}\n\
+         !!!!!!!!!! Install PostgreSQL or set TEST_DATABASE_URL to run it.\n"
+    );
+}
+
+/// The migrated SQLite template of this process.
+fn sqlite_template() -> &'static PathBuf {
+    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!("{}.db", unique_name("agenda_template")));
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let result = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?
+                .block_on(migrate_fresh(&url))
+        })
+        .join()
+        .unwrap_or_else(|_| Err("SQLite template setup panicked".to_owned()));
+        result.unwrap_or_else(|e| panic!("prepare the SQLite template: {e}"));
+        register_sqlite_template_cleanup(path.clone());
+        path
+    })
+}
+
+static SQLITE_TEMPLATE_PATH: OnceLock<PathBuf> = OnceLock::new();
+
+extern "C" fn remove_sqlite_template() {
+    if let Some(path) = SQLITE_TEMPLATE_PATH.get() {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(PathBuf::from(p));
+        }
+    }
+}
+
+fn register_sqlite_template_cleanup(path: PathBuf) {
+    if SQLITE_TEMPLATE_PATH.set(path).is_ok() {
+        // SAFETY: registering a plain extern "C" function.
+        unsafe {
+            libc::atexit(remove_sqlite_template);
+        }
+    }
+}
+
+/// Applies every migration to the (empty) database at `url`, then closes the pool so
+/// the database can serve as a template.
+pub async fn migrate_fresh(url: &str) -> Result<(), String> {
+    let url = DatabaseUrl::parse(url).map_err(|e| e.to_string())?;
+    let mut settings = test_settings(url);
+    settings.max_overflow = 1;
+    let db = Db::connect(&settings).await.map_err(|e| e.to_string())?;
+    let result = Migrator::up(db.conn(), None)
+        .await
+        .map_err(|e| format!("migrate: {e}"));
+    db.close().await;
+    result
+}
+
+/// Runs one async test body on SQLite and on PostgreSQL.
+///
+/// The body receives a [`TestDb`] bound to the given name. Each engine becomes its own
+/// test (`<name>::sqlite`, `<name>::postgres`) on a multi-threaded runtime.
+#[macro_export]
+macro_rules! both_engines {
+    ($(
+        $(#[$meta:meta])*
+        async fn $name:ident($db:ident : TestDb) $body:block
+    )*) => {$(
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                #[allow(unused_mut)]
+                let mut $db = $crate::TestDb::sqlite().await;
+                $body
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                #[allow(unused_mut)]
+                let Some(mut $db) = $crate::TestDb::postgres().await else { return };
+                $body
+            }
+        }
+    )*};
+}
