@@ -1,1 +1,20 @@
+//! Agenda's HTTP API and the `agenda` command.
+//!
+//! - [`config`]: the server's settings from the environment;
+//! - [`app`]: application state, the router and the server lifecycle;
+//! - [`routes`]: one module per area;
+//! - [`uow`]: the per-request unit of work (transaction);
+//! - [`error`] and [`extract`]: one error shape for every failure;
+//! - [`cli`]: the `agenda` command line.
 
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod telemetry;
+pub mod uow;
+
+pub use app::{AppState, Application};
+pub use config::Settings;

@@ -168,6 +168,33 @@ impl DbSettings {
         Ok(())
     }
 
+    /// Reads the settings the migrator uses: the URL from `MIGRATION_DATABASE_URL`
+    /// (the schema owner) when set, else `DATABASE_URL`, and the other `DB_*` values.
+    pub fn migrator_from_env(env: &Env) -> Result<Self, ConfigError> {
+        let var = if env.get("MIGRATION_DATABASE_URL").is_some() {
+            "MIGRATION_DATABASE_URL"
+        } else {
+            "DATABASE_URL"
+        };
+        Ok(Self::from_env(env, var)?.for_migrations())
+    }
+
+    /// Adjusts settings for running migrations: a tiny pool, no statement timeout
+    /// (building an index on a large table may take long), and an application name
+    /// that tells the migrator's sessions apart in `pg_stat_activity`. The lock
+    /// timeout stays, so DDL fails instead of queueing behind a long transaction.
+    pub fn for_migrations(mut self) -> Self {
+        self.pool_size = 0;
+        self.max_overflow = 2;
+        self.statement_timeout = Duration::ZERO;
+        self.idle_in_transaction_timeout = Duration::ZERO;
+        self.application_name = format!("{}-migrator", self.application_name)
+            .chars()
+            .take(63)
+            .collect();
+        self
+    }
+
     /// The pool's maximum: `pool_size + max_overflow`.
     pub fn max_connections(&self) -> u32 {
         self.pool_size.saturating_add(self.max_overflow)

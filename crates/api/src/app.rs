@@ -1,0 +1,238 @@
+//! The application: state, router and server lifecycle.
+//!
+//! `main` is a thin shell around [`Application::build`] and
+//! [`Application::run_until_stopped`]; tests build the same application on port 0
+//! against a fresh database.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use agenda_storage::Db;
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::response::IntoResponse;
+use migration::{Migrator, MigratorTrait};
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::config::Settings;
+use crate::error::ApiError;
+use crate::routes;
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub settings: Arc<Settings>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Connect(#[from] agenda_storage::db::ConnectError),
+    #[error("applying migrations failed: {0}")]
+    Migrate(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects to the database (with retries), applies migrations when
+    /// `AUTO_MIGRATE` is on, and binds the listener.
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let db = Db::connect(&settings.db).await?;
+        if settings.auto_migrate {
+            apply_migrations(&db).await.map_err(StartError::Migrate)?;
+        }
+        Self::with_db(settings, db).await
+    }
+
+    /// Like [`Application::build`] on an already opened pool (no migration step).
+    pub async fn with_db(settings: Settings, db: Db) -> Result<Self, StartError> {
+        Self::with_routes(settings, db, Router::new()).await
+    }
+
+    /// Like [`Application::with_db`], also mounting `extra` routes (behind the same
+    /// unit-of-work layer as the API). Used by embedders and by tests.
+    pub async fn with_routes(
+        settings: Settings,
+        db: Db,
+        extra: Router<AppState>,
+    ) -> Result<Self, StartError> {
+        let addr = settings.http.bind_addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let state = AppState {
+            db,
+            settings: Arc::new(settings),
+        };
+        let router = router(state.clone(), extra);
+        Ok(Application {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting connections, lets
+    /// in-flight requests finish for up to `SHUTDOWN_TIMEOUT`, and closes the pool.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Application {
+            listener,
+            router,
+            state,
+        } = self;
+        let grace = state.settings.http.shutdown_timeout;
+        let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+        let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!(
+                grace_s = grace.as_secs_f64(),
+                "shutting down: no new connections, finishing in-flight requests"
+            );
+            let _ = stopping_tx.send(true);
+        });
+        let deadline = async move {
+            let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(grace).await;
+        };
+        let result = tokio::select! {
+            result = server => result,
+            () = deadline => {
+                tracing::warn!("shutdown grace period over; abandoning the requests still running");
+                Ok(())
+            }
+        };
+        state.db.close().await;
+        tracing::info!("database pool closed; bye");
+        result
+    }
+
+    /// Serves until SIGINT or SIGTERM.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+}
+
+/// Applies pending migrations, logging what was applied.
+pub async fn apply_migrations(db: &Db) -> Result<(), String> {
+    let pending = Migrator::get_pending_migrations(db.conn())
+        .await
+        .map_err(|e| e.to_string())?;
+    if pending.is_empty() {
+        tracing::info!("database schema is up to date");
+        return Ok(());
+    }
+    let names: Vec<String> = pending.iter().map(|m| m.name().to_owned()).collect();
+    tracing::info!(count = names.len(), migrations = ?names, "applying migrations");
+    Migrator::up(db.conn(), None)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole HTTP surface: the routes (plus `extra` ones, behind the unit-of-work
+/// layer), then the layers every request passes through.
+pub fn router(state: AppState, extra: Router<AppState>) -> Router {
+    let extra = extra
+        .layer(axum::middleware::from_fn(crate::uow::unit_of_work))
+        .with_state(state.clone());
+    routes::router(state)
+        .merge(extra)
+        .fallback(fallback)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or("unmatched", MatchedPath::as_str);
+                    let request_id = req
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    tracing::info_span!("request", method = %req.method(), route, request_id)
+                })
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(Level::INFO)
+                        .latency_unit(tower_http::LatencyUnit::Micros),
+                ),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "an internal error occurred",
+            )
+            .into_response()
+        }))
+}
+
+async fn fallback() -> ApiError {
+    ApiError::not_found("route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this method is not allowed on this route",
+    )
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

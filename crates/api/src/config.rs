@@ -1,0 +1,144 @@
+//! The server's settings, parsed once at startup from the environment and an optional
+//! `.env` file. Every variable the process reads is listed here with its default;
+//! `.env.example` and `docs/configuration.md` describe the same list.
+//!
+//! | variable                   | default                       |
+//! |----------------------------|-------------------------------|
+//! | `DATABASE_URL` and `DB_*`  | see [`agenda_storage::db::DbSettings`] |
+//! | `BIND_ADDR`                | `127.0.0.1:8080`              |
+//! | `AUTO_MIGRATE`             | `true`                        |
+//! | `HEALTH_TIMEOUT`           | `2s`                          |
+//! | `SHUTDOWN_TIMEOUT`         | `20s`                         |
+//! | `LOG_FORMAT`               | `pretty` (or `json`)          |
+//! | `RUST_LOG`                 | `info`                        |
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use agenda_storage::config::{ConfigError, Env};
+use agenda_storage::db::DbSettings;
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable, coloured when writing to a terminal.
+    Pretty,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub db: DbSettings,
+    pub http: HttpSettings,
+    /// `AUTO_MIGRATE`: apply pending migrations at startup. Convenient in development;
+    /// in production turn it off and run the migrator as a deploy step.
+    pub auto_migrate: bool,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// `BIND_ADDR`: the listen address. Port 0 picks a free port.
+    pub bind_addr: SocketAddr,
+    /// `HEALTH_TIMEOUT`: deadline of the database round trip in `GET /health/ready`.
+    pub health_timeout: Duration,
+    /// `SHUTDOWN_TIMEOUT`: how long in-flight requests may run after SIGTERM/SIGINT.
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// `LOG_FORMAT`.
+    pub format: LogFormat,
+    /// `RUST_LOG`: a `tracing` filter such as `info` or `info,agenda::sql=debug`.
+    pub filter: String,
+}
+
+impl Settings {
+    /// Reads `.env` (when present) and the environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::from_env(&Env::load()?)
+    }
+
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Settings {
+            db: DbSettings::from_env(env, "DATABASE_URL")?,
+            http: HttpSettings::from_env(env)?,
+            auto_migrate: env.flag("AUTO_MIGRATE", true)?,
+            log: LogSettings::from_env(env)?,
+        })
+    }
+}
+
+impl HttpSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(HttpSettings {
+            bind_addr: env.parsed(
+                "BIND_ADDR",
+                SocketAddr::from(([127, 0, 0, 1], 8080)),
+                "an address and port such as 127.0.0.1:8080 or 0.0.0.0:8080",
+                |raw| raw.parse().ok(),
+            )?,
+            health_timeout: env.duration("HEALTH_TIMEOUT", Duration::from_secs(2))?,
+            shutdown_timeout: env.duration("SHUTDOWN_TIMEOUT", Duration::from_secs(20))?,
+        })
+    }
+}
+
+impl LogSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(LogSettings {
+            format: env.parsed(
+                "LOG_FORMAT",
+                LogFormat::Pretty,
+                "pretty or json",
+                |raw| match raw.to_ascii_lowercase().as_str() {
+                    "pretty" | "text" => Some(LogFormat::Pretty),
+                    "json" => Some(LogFormat::Json),
+                    _ => None,
+                },
+            )?,
+            filter: env.string("RUST_LOG", "info"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let s = Settings::from_env(&Env::default()).unwrap();
+        assert_eq!(s.http.bind_addr.to_string(), "127.0.0.1:8080");
+        assert!(s.auto_migrate);
+        assert_eq!(s.log.format, LogFormat::Pretty);
+        assert_eq!(s.log.filter, "info");
+        assert_eq!(s.http.health_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (var, value, expected) in [
+            (
+                "BIND_ADDR",
+                "localhost",
+                "BIND_ADDR is \"localhost\"; expected an address and port",
+            ),
+            (
+                "LOG_FORMAT",
+                "xml",
+                "LOG_FORMAT is \"xml\"; expected pretty or json",
+            ),
+            (
+                "AUTO_MIGRATE",
+                "sometimes",
+                "AUTO_MIGRATE is \"sometimes\"; expected true or false",
+            ),
+        ] {
+            let err = Settings::from_env(&Env::from_pairs([(var, value)])).unwrap_err();
+            assert!(err.to_string().contains(expected), "{err}");
+        }
+    }
+}

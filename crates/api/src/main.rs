@@ -1,0 +1,5 @@
+//! The `agenda` binary: a thin shell over [`agenda_api::cli`].
+
+fn main() -> std::process::ExitCode {
+    agenda_api::cli::main()
+}

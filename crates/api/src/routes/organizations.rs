@@ -1,0 +1,77 @@
+//! Organizations (tenants).
+//!
+//! - `POST /api/v1/organizations` → 201 with the organization and its `Location`;
+//!   422 on an invalid slug, time zone or currency; 409 when the slug is taken
+//!   (decided by the unique constraint, not by a prior lookup).
+//! - `GET /api/v1/organizations/{id}` → 200, or 404 for an unknown id.
+
+use agenda_entity::organization::{self, CreateOrganization, OrganizationStatus};
+use agenda_storage::repo::organizations::OrganizationRepo;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::extract::{ValidJson, ValidPath};
+use crate::uow::UnitOfWork;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/organizations", post(create))
+        .route("/organizations/{id}", get(show))
+}
+
+/// An organization as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct OrganizationView {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub time_zone: String,
+    pub currency: String,
+    pub status: OrganizationStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<organization::Model> for OrganizationView {
+    fn from(m: organization::Model) -> Self {
+        OrganizationView {
+            id: m.id,
+            slug: m.slug,
+            name: m.name,
+            time_zone: m.time_zone,
+            currency: m.currency,
+            status: m.status,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+async fn create(
+    uow: UnitOfWork,
+    ValidJson(input): ValidJson<CreateOrganization>,
+) -> Result<impl IntoResponse, ApiError> {
+    let org = OrganizationRepo::create(uow.tx().await?, input).await?;
+    let location = format!("/api/v1/organizations/{}", org.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(OrganizationView::from(org)),
+    ))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    ValidPath(id): ValidPath<Uuid>,
+) -> Result<Json<OrganizationView>, ApiError> {
+    let org = OrganizationRepo::get(state.db.conn(), id).await?;
+    Ok(Json(org.into()))
+}

@@ -1,0 +1,93 @@
+//! `POST /api/v1/organizations`, `GET /api/v1/organizations/{id}`.
+
+use agenda_testkit::both_engines;
+use serde_json::json;
+
+use crate::support::{TestApp, code, fields};
+
+fn acme() -> serde_json::Value {
+    json!({"slug": "acme-clinic", "name": "Acme Clinic", "time_zone": "America/Sao_Paulo", "currency": "BRL"})
+}
+
+both_engines! {
+    async fn create_then_get(t: TestDb) {
+        let app = TestApp::spawn(t).await;
+        let response = app.client.post(app.url("/api/v1/organizations")).json(&acme()).send().await.unwrap();
+        assert_eq!(response.status(), 201);
+        let location = response.headers()["location"].to_str().unwrap().to_owned();
+        let created: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(created["slug"], "acme-clinic");
+        assert_eq!(created["status"], "active");
+        assert_eq!(location, format!("/api/v1/organizations/{}", created["id"].as_str().unwrap()));
+        let (status, fetched) = app.get(&location).await;
+        assert_eq!(status, 200);
+        assert_eq!(fetched, created);
+        chrono::DateTime::parse_from_rfc3339(fetched["created_at"].as_str().unwrap()).expect("RFC 3339 instant");
+        app.stop().await;
+    }
+
+    async fn invalid_input_is_422_per_field(t: TestDb) {
+        let app = TestApp::spawn(t).await;
+        let (status, body) = app
+            .post("/api/v1/organizations", &json!({"slug": "Bad Slug", "name": "X", "time_zone": "Nowhere/City", "currency": "XYZ"}))
+            .await;
+        assert_eq!(status, 422);
+        assert_eq!(code(&body), "validation_failed");
+        assert_eq!(fields(&body), ["currency", "slug", "time_zone"]);
+        let (status, body) = app.post("/api/v1/organizations", &json!({"slug": "acme"})).await;
+        assert_eq!((status, fields(&body)), (422, vec!["name".to_owned()]));
+        let mut extra = acme();
+        extra["owner"] = json!("me");
+        let (status, body) = app.post("/api/v1/organizations", &extra).await;
+        assert_eq!((status, fields(&body)), (422, vec!["owner".to_owned()]));
+        assert_eq!(body["error"]["fields"][0]["code"], "unknown_field");
+        app.stop().await;
+    }
+
+    async fn malformed_json_and_wrong_content_type_are_400(t: TestDb) {
+        let app = TestApp::spawn(t).await;
+        let url = app.url("/api/v1/organizations");
+        let r = app.client.post(&url).header("content-type", "application/json").body("{\"slug\": ").send().await.unwrap();
+        let (status, body) = crate::support::read(r).await;
+        assert_eq!((status, code(&body)), (400, "malformed_json"));
+        let r = app.client.post(&url).header("content-type", "text/plain").body(acme().to_string()).send().await.unwrap();
+        let (status, body) = crate::support::read(r).await;
+        assert_eq!((status, code(&body)), (400, "invalid_content_type"));
+        app.stop().await;
+    }
+
+    async fn a_taken_slug_is_409_decided_by_the_constraint(t: TestDb) {
+        let app = TestApp::spawn(t).await;
+        // Ten simultaneous creations of one slug: a check-then-insert would let
+        // several through; the unique constraint lets exactly one.
+        let mut requests = Vec::new();
+        for _ in 0..10 {
+            let client = app.client.clone();
+            let url = app.url("/api/v1/organizations");
+            requests.push(tokio::spawn(async move { client.post(url).json(&acme()).send().await.unwrap() }));
+        }
+        let mut statuses = Vec::new();
+        for r in requests {
+            let response = r.await.unwrap();
+            let status = response.status().as_u16();
+            if status == 409 {
+                let body: serde_json::Value = response.json().await.unwrap();
+                assert_eq!(body["error"]["message"], "an organization with this slug already exists");
+                assert_eq!(fields(&body), ["slug"]);
+            }
+            statuses.push(status);
+        }
+        statuses.sort();
+        assert_eq!(statuses, [201, 409, 409, 409, 409, 409, 409, 409, 409, 409]);
+        app.stop().await;
+    }
+
+    async fn unknown_and_malformed_ids(t: TestDb) {
+        let app = TestApp::spawn(t).await;
+        let (status, body) = app.get(&format!("/api/v1/organizations/{}", uuid::Uuid::now_v7())).await;
+        assert_eq!((status, code(&body)), (404, "not_found"));
+        let (status, body) = app.get("/api/v1/organizations/not-a-uuid").await;
+        assert_eq!((status, code(&body)), (400, "invalid_path"));
+        app.stop().await;
+    }
+}
