@@ -60,3 +60,30 @@ both_engines! {
         assert!(matches!(err, StorageError::CheckViolation { .. }));
     }
 }
+
+/// A statement beyond `statement_timeout` is a `Timeout`, and the connection is
+/// usable afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_timeout_is_classified_as_timeout() {
+    let Some(t) = agenda_testkit::TestDb::postgres_with(|s| {
+        s.statement_timeout = std::time::Duration::from_millis(200);
+        s.max_overflow = 1;
+    })
+    .await
+    else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    let err = t
+        .conn()
+        .execute_unprepared("SELECT pg_sleep(2)")
+        .await
+        .map_err(StorageError::from)
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Timeout { .. }), "{err:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    assert!(err.is_transient());
+    // The single pooled connection was reused for this.
+    t.conn().execute_unprepared("SELECT 1").await.unwrap();
+    assert_eq!(t.pool_status().size, 1);
+}
