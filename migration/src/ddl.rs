@@ -82,8 +82,8 @@ impl NewTable {
 
     /// `created_at` and `updated_at`, required, defaulting to the current instant.
     pub fn timestamps(self, backend: DbBackend) -> Self {
-        self.col(timestamp("created_at", backend))
-            .col(timestamp("updated_at", backend))
+        self.col(timestamp_now("created_at", backend))
+            .col(timestamp_now("updated_at", backend))
     }
 
     /// A named CHECK (`ck_<table>_<name>`).
@@ -113,6 +113,29 @@ impl NewTable {
         let mut index = Index::create();
         index
             .name(format!("uq_{}_{}", self.name, columns.join("_")))
+            .table(self.name)
+            .unique();
+        for column in columns {
+            index.col(*column);
+        }
+        if let Some(condition) = condition {
+            index.and_where(condition);
+        }
+        self.indexes.push((columns.to_vec(), index));
+        self
+    }
+
+    /// A unique index named `uq_<table>_<suffix>`, for partial indexes whose name
+    /// should say more than the column list (`uq_user_addresses_user_id_default`).
+    pub fn unique_named(
+        mut self,
+        suffix: &str,
+        columns: &[&'static str],
+        condition: Option<Expr>,
+    ) -> Self {
+        let mut index = Index::create();
+        index
+            .name(format!("uq_{}_{}", self.name, suffix))
             .table(self.name)
             .unique();
         for column in columns {
@@ -159,11 +182,62 @@ impl NewTable {
 }
 
 /// A required instant column defaulting to "now" in the engine's storage form.
-pub fn timestamp(name: &'static str, backend: DbBackend) -> ColumnDef {
+pub fn timestamp_now(name: &'static str, backend: DbBackend) -> ColumnDef {
+    let mut def = timestamp(name);
+    def.default(now_default(backend));
+    def
+}
+
+// Column constructors: required (NOT NULL) unless wrapped in `nullable`.
+
+fn required(name: &'static str, kind: impl FnOnce(&mut ColumnDef) -> &mut ColumnDef) -> ColumnDef {
     let mut def = ColumnDef::new(name);
-    def.timestamp_with_time_zone()
-        .not_null()
-        .default(now_default(backend));
+    kind(&mut def).not_null();
+    def
+}
+
+pub fn uuid(name: &'static str) -> ColumnDef {
+    required(name, ColumnDef::uuid)
+}
+pub fn string(name: &'static str) -> ColumnDef {
+    required(name, ColumnDef::string)
+}
+pub fn text(name: &'static str) -> ColumnDef {
+    required(name, ColumnDef::text)
+}
+pub fn boolean(name: &'static str) -> ColumnDef {
+    required(name, ColumnDef::boolean)
+}
+pub fn integer(name: &'static str) -> ColumnDef {
+    required(name, ColumnDef::integer)
+}
+/// Money (`*_cents`) and other 64-bit integers.
+pub fn big_integer(name: &'static str) -> ColumnDef {
+    required(name, ColumnDef::big_integer)
+}
+pub fn double(name: &'static str) -> ColumnDef {
+    required(name, ColumnDef::double)
+}
+/// A calendar date (`DATE`).
+pub fn date(name: &'static str) -> ColumnDef {
+    required(name, ColumnDef::date)
+}
+/// A local time of day (`TIME`), interpreted in a named time zone.
+pub fn time(name: &'static str) -> ColumnDef {
+    required(name, ColumnDef::time)
+}
+/// An instant (`timestamptz`).
+pub fn timestamp(name: &'static str) -> ColumnDef {
+    required(name, ColumnDef::timestamp_with_time_zone)
+}
+/// JSON (`jsonb` on PostgreSQL, text on SQLite).
+pub fn json(name: &'static str) -> ColumnDef {
+    required(name, ColumnDef::json_binary)
+}
+
+/// Makes a column NULL-able.
+pub fn nullable(mut def: ColumnDef) -> ColumnDef {
+    def.null();
     def
 }
 
@@ -180,4 +254,56 @@ pub async fn drop_table(manager: &SchemaManager<'_>, name: &'static str) -> Resu
     manager
         .drop_table(Table::drop().table(name).to_owned())
         .await
+}
+
+/// Makes `table` append-only: any UPDATE is rejected by a trigger, on both engines.
+/// (DELETE stays possible for the schema owner, so deleting an organization still
+/// cascades; the application role is not granted DELETE on these tables.)
+pub async fn append_only(manager: &SchemaManager<'_>, table: &str) -> Result<(), DbErr> {
+    let conn = manager.get_connection();
+    match manager.get_database_backend() {
+        DbBackend::Postgres => {
+            conn.execute_unprepared(&format!(
+                "CREATE TRIGGER trg_{table}_append_only BEFORE UPDATE ON {table} \
+                 FOR EACH ROW EXECUTE FUNCTION agenda_reject_update()"
+            ))
+            .await?;
+        }
+        _ => {
+            conn.execute_unprepared(&format!(
+                "CREATE TRIGGER trg_{table}_append_only BEFORE UPDATE ON {table} \
+                 BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+            ))
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The PostgreSQL trigger function behind [`append_only`].
+pub async fn create_reject_update_function(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    if manager.get_database_backend() == DbBackend::Postgres {
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "CREATE OR REPLACE FUNCTION agenda_reject_update() RETURNS trigger \
+                 LANGUAGE plpgsql AS $$ BEGIN \
+                 RAISE EXCEPTION '% is append-only', TG_TABLE_NAME \
+                 USING ERRCODE = 'object_not_in_prerequisite_state'; \
+                 END $$",
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Drops the function created by [`create_reject_update_function`].
+pub async fn drop_reject_update_function(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    if manager.get_database_backend() == DbBackend::Postgres {
+        manager
+            .get_connection()
+            .execute_unprepared("DROP FUNCTION IF EXISTS agenda_reject_update()")
+            .await?;
+    }
+    Ok(())
 }

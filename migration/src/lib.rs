@@ -12,6 +12,14 @@ pub mod ddl;
 
 mod m20261123_000001_create_organizations;
 mod m20261123_000002_create_users;
+mod m20261123_000003_create_identity;
+mod m20261123_000004_create_catalogue;
+mod m20261123_000005_create_provider_and_payment_config;
+mod m20261123_000006_create_scheduling_rules;
+mod m20261123_000007_create_appointments;
+mod m20261123_000008_create_ledger;
+mod m20261123_000009_create_support_onboarding_notifications;
+mod m20261123_000010_create_platform;
 
 pub struct Migrator;
 
@@ -21,6 +29,14 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_create_organizations::Migration),
             Box::new(m20261123_000002_create_users::Migration),
+            Box::new(m20261123_000003_create_identity::Migration),
+            Box::new(m20261123_000004_create_catalogue::Migration),
+            Box::new(m20261123_000005_create_provider_and_payment_config::Migration),
+            Box::new(m20261123_000006_create_scheduling_rules::Migration),
+            Box::new(m20261123_000007_create_appointments::Migration),
+            Box::new(m20261123_000008_create_ledger::Migration),
+            Box::new(m20261123_000009_create_support_onboarding_notifications::Migration),
+            Box::new(m20261123_000010_create_platform::Migration),
         ]
     }
 }

@@ -1,9 +1,9 @@
 //! The tenant table.
 
-use agenda_entity::organization::OrganizationStatus;
+use agenda_entity::enums::OrganizationStatus;
 use sea_orm_migration::prelude::*;
 
-use crate::ddl::{NewTable, drop_table};
+use crate::ddl::*;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -13,11 +13,11 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let backend = manager.get_database_backend();
         NewTable::new("organizations")
-            .col(ColumnDef::new("slug").string().not_null().to_owned())
-            .col(ColumnDef::new("name").string().not_null().to_owned())
-            .col(ColumnDef::new("time_zone").string().not_null().to_owned())
-            .col(ColumnDef::new("currency").string().not_null().to_owned())
-            .col(ColumnDef::new("status").string().not_null().to_owned())
+            .col(string("slug"))
+            .col(string("name"))
+            .col(string("time_zone"))
+            .col(string("currency"))
+            .col(string("status"))
             .timestamps(backend)
             .vocabulary::<OrganizationStatus>("status")
             .check("slug_format", Expr::cust("length(slug) BETWEEN 3 AND 63"))

@@ -1,9 +1,9 @@
 //! The people of an organization.
 
-use agenda_entity::user::UserRole;
+use agenda_entity::enums::UserRole;
 use sea_orm_migration::prelude::*;
 
-use crate::ddl::{NewTable, drop_table};
+use crate::ddl::*;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -14,43 +14,27 @@ impl MigrationTrait for Migration {
         let backend = manager.get_database_backend();
         NewTable::new("users")
             .tenant()
-            .col(ColumnDef::new("email").string().not_null().to_owned())
-            .col(
-                ColumnDef::new("password_hash")
-                    .string()
-                    .not_null()
-                    .to_owned(),
-            )
-            .col(ColumnDef::new("full_name").string().not_null().to_owned())
-            .col(ColumnDef::new("phone").string().null().to_owned())
-            .col(ColumnDef::new("role").string().not_null().to_owned())
-            .col(ColumnDef::new("tax_id").string().null().to_owned())
-            .col(
-                ColumnDef::new("is_active")
-                    .boolean()
-                    .not_null()
-                    .default(true)
-                    .to_owned(),
-            )
-            .col(
-                ColumnDef::new("is_verified")
-                    .boolean()
-                    .not_null()
-                    .default(false)
-                    .to_owned(),
-            )
-            .col(
-                ColumnDef::new("last_login_at")
-                    .timestamp_with_time_zone()
-                    .null()
-                    .to_owned(),
-            )
+            .col(string("email"))
+            .col(string("password_hash"))
+            .col(string("full_name"))
+            .col(nullable(string("phone")))
+            .col(string("role"))
+            .col(nullable(string("tax_id")))
+            .col(boolean("is_active").default(true).to_owned())
+            .col(boolean("is_verified").default(false).to_owned())
+            .col(nullable(timestamp("last_login_at")))
+            .col(integer("failed_login_attempts").default(0).to_owned())
+            .col(nullable(timestamp("locked_until")))
             .timestamps(backend)
             .vocabulary::<UserRole>("role")
             .check("email_lowercase", Expr::cust("email = lower(email)"))
             .check(
                 "tax_id_digits",
                 Expr::cust("tax_id IS NULL OR length(tax_id) IN (11, 14)"),
+            )
+            .check(
+                "failed_logins_non_negative",
+                Expr::cust("failed_login_attempts >= 0"),
             )
             // Leads with organization_id, so it also serves the tenant foreign key.
             .unique(&["organization_id", "email"])

@@ -38,6 +38,22 @@ pub fn stamp(
     *updated_at = ActiveValue::Set(now);
 }
 
+/// Fills `id` and `created_at` on insert, for append-only tables (no `updated_at`).
+pub fn stamp_created(
+    id: &mut ActiveValue<Uuid>,
+    created_at: &mut ActiveValue<DateTime<Utc>>,
+    insert: bool,
+) {
+    if insert {
+        if matches!(id, ActiveValue::NotSet) {
+            *id = ActiveValue::Set(new_id());
+        }
+        if matches!(created_at, ActiveValue::NotSet) {
+            *created_at = ActiveValue::Set(now());
+        }
+    }
+}
+
 /// Implements `ActiveModelBehavior` for an entity whose table has the standard
 /// `id`, `created_at` and `updated_at` columns.
 #[macro_export]
@@ -55,6 +71,23 @@ macro_rules! stamped_active_model {
                     &mut self.updated_at,
                     insert,
                 );
+                Ok(self)
+            }
+        }
+    };
+}
+
+/// Implements `ActiveModelBehavior` for an append-only entity (`id`, `created_at`).
+#[macro_export]
+macro_rules! created_active_model {
+    () => {
+        #[async_trait::async_trait]
+        impl sea_orm::ActiveModelBehavior for ActiveModel {
+            async fn before_save<C>(mut self, _db: &C, insert: bool) -> Result<Self, sea_orm::DbErr>
+            where
+                C: sea_orm::ConnectionTrait,
+            {
+                $crate::stamp_created(&mut self.id, &mut self.created_at, insert);
                 Ok(self)
             }
         }

@@ -11,13 +11,52 @@
 //! - status columns are [`sea_orm::ActiveEnum`]s stored as short strings, and the
 //!   migrations build their CHECK constraints from the same enums.
 
-pub mod organization;
-pub mod user;
+pub mod catalog;
+pub mod enums;
+pub mod patch;
 pub mod validate;
+
+// One module per table (36), in the order of docs/schema.md.
+pub mod appointment;
+pub mod appointment_status_history;
+pub mod audit_log;
+pub mod availability;
+pub mod blocked_time_slot;
+pub mod category;
+pub mod client_payment_preference;
+pub mod idempotency_key;
+pub mod integration_setting;
+pub mod niche;
+pub mod notification;
+pub mod onboarding_step;
+pub mod organization;
+pub mod password_reset_token;
+pub mod payment_settings;
+pub mod payment_withdrawal;
+pub mod promotion;
+pub mod provider_balance;
+pub mod provider_break;
+pub mod provider_payment_preference;
+pub mod provider_service;
+pub mod provider_service_fee;
+pub mod provider_settings;
+pub mod provider_transaction;
+pub mod review;
+pub mod service;
+pub mod service_template;
+pub mod staff_member;
+pub mod support_message;
+pub mod support_ticket;
+pub mod system_setting;
+pub mod user;
+pub mod user_address;
+pub mod user_onboarding_progress;
+pub mod user_payment_method;
+pub mod user_session;
 
 mod behavior;
 
-pub use behavior::{new_id, now, stamp};
+pub use behavior::{new_id, now, stamp, stamp_created};
 
 /// Re-exports that callers typically want together.
 pub mod prelude {

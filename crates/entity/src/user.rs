@@ -2,25 +2,10 @@
 
 use sea_orm::ActiveValue::{NotSet, Set};
 use sea_orm::entity::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use validator::Validate;
 
-/// What a user is to the organization; decides which routes they may call.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize,
-)]
-#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
-#[serde(rename_all = "snake_case")]
-pub enum UserRole {
-    #[sea_orm(string_value = "client")]
-    Client,
-    #[sea_orm(string_value = "provider")]
-    Provider,
-    #[sea_orm(string_value = "admin")]
-    Admin,
-    #[sea_orm(string_value = "support")]
-    Support,
-}
+pub use crate::enums::UserRole;
 
 #[sea_orm::model]
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -41,6 +26,10 @@ pub struct Model {
     pub is_active: bool,
     pub is_verified: bool,
     pub last_login_at: Option<DateTimeUtc>,
+    /// Consecutive failed logins; reset on success. Drives the login slow-down.
+    pub failed_login_attempts: i32,
+    /// No login is accepted before this instant (set after repeated failures).
+    pub locked_until: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     #[sea_orm(belongs_to, from = "organization_id", to = "id")]
@@ -88,6 +77,8 @@ impl CreateUser {
             is_active: Set(true),
             is_verified: Set(false),
             last_login_at: Set(None),
+            failed_login_attempts: Set(0),
+            locked_until: Set(None),
             created_at: NotSet,
             updated_at: NotSet,
         }

@@ -70,6 +70,91 @@ pub fn currency(value: &str) -> Result<(), ValidationError> {
     }
 }
 
+/// An ISO 3166-1 alpha-2 country code in upper case (`BR`, `PT`, `US`).
+pub fn country(value: &str) -> Result<(), ValidationError> {
+    if value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err(invalid(
+            "country",
+            "must be an ISO 3166-1 alpha-2 country code in upper case, such as BR",
+        ))
+    }
+}
+
+/// A colour as `#rrggbb`.
+pub fn hex_color(value: &str) -> Result<(), ValidationError> {
+    let ok = value.len() == 7
+        && value.starts_with('#')
+        && value[1..].bytes().all(|b| b.is_ascii_hexdigit());
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid("hex_color", "must be a colour written as #rrggbb"))
+    }
+}
+
+/// A machine key: 2 to 100 lowercase letters, digits, `_`, `-` and `.` (`payments.stripe`).
+pub fn key(value: &str) -> Result<(), ValidationError> {
+    let ok = (2..=100).contains(&value.len())
+        && value.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "key",
+            "must be 2-100 lowercase letters, digits, '_', '-' or '.'",
+        ))
+    }
+}
+
+/// A reference to a secret kept outside the database: `env:NAME`, where `NAME` is an
+/// environment variable name. Never the secret itself.
+pub fn secret_ref(value: &str) -> Result<(), ValidationError> {
+    let ok = value.strip_prefix("env:").is_some_and(|name| {
+        !name.is_empty()
+            && name.len() <= 128
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "secret_ref",
+            "must reference a secret as env:NAME (an upper-case environment variable), never contain the secret",
+        ))
+    }
+}
+
+/// The last four digits of a card.
+pub fn last4(value: &str) -> Result<(), ValidationError> {
+    if value.len() == 4 && value.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(invalid("last4", "must be exactly 4 digits"))
+    }
+}
+
+/// A coupon code: 3 to 40 upper-case letters, digits, `_` or `-`.
+pub fn coupon_code(value: &str) -> Result<(), ValidationError> {
+    let ok = (3..=40).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "coupon_code",
+            "must be 3-40 upper-case letters, digits, '_' or '-'",
+        ))
+    }
+}
+
 /// Text that is not empty once surrounding whitespace is removed.
 pub fn not_blank(value: &str) -> Result<(), ValidationError> {
     if value.trim().is_empty() {
@@ -174,6 +259,27 @@ mod tests {
         assert!(currency("BRL").is_ok());
         assert!(currency("brl").is_err());
         assert!(currency("XXX").is_err());
+    }
+
+    #[test]
+    fn small_formats() {
+        assert!(country("BR").is_ok() && country("br").is_err() && country("BRA").is_err());
+        assert!(
+            hex_color("#1a2B3c").is_ok()
+                && hex_color("1a2b3c").is_err()
+                && hex_color("#12345g").is_err()
+        );
+        assert!(key("payments.stripe").is_ok() && key("Payments").is_err() && key("a").is_err());
+        assert!(secret_ref("env:AGENDA_STRIPE_SECRET").is_ok());
+        for bad in ["sk_live_123", "env:", "env:lower", "vault:x"] {
+            assert!(secret_ref(bad).is_err(), "{bad}");
+        }
+        assert!(last4("4242").is_ok() && last4("424").is_err() && last4("42a2").is_err());
+        assert!(
+            coupon_code("WELCOME-10").is_ok()
+                && coupon_code("welcome").is_err()
+                && coupon_code("AB").is_err()
+        );
     }
 
     #[test]

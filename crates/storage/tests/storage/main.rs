@@ -4,3 +4,4 @@
 mod connection;
 mod errors;
 mod repos;
+mod schema;

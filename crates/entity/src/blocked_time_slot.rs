@@ -1,0 +1,148 @@
+//! `blocked_time_slots`: Time a provider cannot be booked, blocked manually or by the system: weekly or one-off.
+
+use crate::enums::{BlockSource, RecurrenceKind};
+use sea_orm::ActiveValue::Set;
+use sea_orm::entity::prelude::*;
+use serde::Deserialize;
+use validator::Validate;
+
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "blocked_time_slots")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub provider_id: Uuid,
+    /// `weekly` (local times on a weekday) or `one_off` (two instants).
+    pub kind: RecurrenceKind,
+    /// ISO weekday, 1 = Monday … 7 = Sunday (weekly only).
+    pub weekday: Option<i32>,
+    /// Local start time in the provider's time zone (weekly only).
+    pub start_time: Option<Time>,
+    /// Local end time, after the start (weekly only).
+    pub end_time: Option<Time>,
+    /// First local date a weekly rule applies (inclusive).
+    pub starts_on: Option<Date>,
+    /// Last local date a weekly rule applies (inclusive).
+    pub ends_on: Option<Date>,
+    /// Start instant (one-off only).
+    pub start_at: Option<DateTimeUtc>,
+    /// End instant, after the start (one-off only).
+    pub end_at: Option<DateTimeUtc>,
+    pub source: BlockSource,
+    #[sea_orm(column_type = "Text")]
+    pub reason: Option<String>,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    #[sea_orm(belongs_to, from = "organization_id", to = "id")]
+    pub organization: BelongsTo<super::organization::Entity>,
+    #[sea_orm(belongs_to, from = "provider_id", to = "id")]
+    pub provider: BelongsTo<super::user::Entity>,
+    #[sea_orm(
+        belongs_to,
+        relation_enum = "CreatedByUser",
+        from = "created_by",
+        to = "id"
+    )]
+    pub created_by_user: BelongsTo<Option<super::user::Entity>>,
+}
+
+crate::stamped_active_model!();
+
+/// Input for creating a row of `blocked_time_slots`. Fields the server decides (the
+/// organization, owners taken from the signed-in user, counters) are not part of it;
+/// the storage layer sets them on the returned active model.
+#[derive(Debug, Clone, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBlockedTimeSlot {
+    pub kind: RecurrenceKind,
+    #[validate(range(min = 1, max = 7))]
+    pub weekday: Option<i32>,
+    pub start_time: Option<Time>,
+    pub end_time: Option<Time>,
+    pub starts_on: Option<Date>,
+    pub ends_on: Option<Date>,
+    pub start_at: Option<DateTimeUtc>,
+    pub end_at: Option<DateTimeUtc>,
+    pub source: Option<BlockSource>,
+    #[validate(length(max = 500))]
+    pub reason: Option<String>,
+}
+
+impl CreateBlockedTimeSlot {
+    /// The active model to insert; call only after `validate()` succeeded.
+    pub fn into_active_model(self, organization_id: Uuid) -> ActiveModel {
+        let mut model = <ActiveModel as sea_orm::ActiveModelTrait>::default();
+        model.organization_id = Set(organization_id);
+        model.kind = Set(self.kind);
+        model.weekday = Set(self.weekday);
+        model.start_time = Set(self.start_time);
+        model.end_time = Set(self.end_time);
+        model.starts_on = Set(self.starts_on);
+        model.ends_on = Set(self.ends_on);
+        model.start_at = Set(self.start_at);
+        model.end_at = Set(self.end_at);
+        if let Some(value) = self.source {
+            model.source = Set(value);
+        }
+        model.reason = Set(self.reason);
+        model
+    }
+}
+
+/// Partial update of a row of `blocked_time_slots`: absent fields stay as they are; for
+/// optional columns `null` clears the value.
+#[derive(Debug, Clone, Default, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBlockedTimeSlot {
+    #[validate(range(min = 1, max = 7))]
+    #[serde(default, deserialize_with = "crate::patch::present")]
+    pub weekday: Option<Option<i32>>,
+    #[serde(default, deserialize_with = "crate::patch::present")]
+    pub start_time: Option<Option<Time>>,
+    #[serde(default, deserialize_with = "crate::patch::present")]
+    pub end_time: Option<Option<Time>>,
+    #[serde(default, deserialize_with = "crate::patch::present")]
+    pub starts_on: Option<Option<Date>>,
+    #[serde(default, deserialize_with = "crate::patch::present")]
+    pub ends_on: Option<Option<Date>>,
+    #[serde(default, deserialize_with = "crate::patch::present")]
+    pub start_at: Option<Option<DateTimeUtc>>,
+    #[serde(default, deserialize_with = "crate::patch::present")]
+    pub end_at: Option<Option<DateTimeUtc>>,
+    #[validate(length(max = 500))]
+    #[serde(default, deserialize_with = "crate::patch::present")]
+    pub reason: Option<Option<String>>,
+}
+
+impl UpdateBlockedTimeSlot {
+    /// Applies the present fields to `model`.
+    pub fn apply(self, model: &mut ActiveModel) {
+        if let Some(value) = self.weekday {
+            model.weekday = Set(value);
+        }
+        if let Some(value) = self.start_time {
+            model.start_time = Set(value);
+        }
+        if let Some(value) = self.end_time {
+            model.end_time = Set(value);
+        }
+        if let Some(value) = self.starts_on {
+            model.starts_on = Set(value);
+        }
+        if let Some(value) = self.ends_on {
+            model.ends_on = Set(value);
+        }
+        if let Some(value) = self.start_at {
+            model.start_at = Set(value);
+        }
+        if let Some(value) = self.end_at {
+            model.end_at = Set(value);
+        }
+        if let Some(value) = self.reason {
+            model.reason = Set(value);
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! `integrations_settings`: Per organization: which integrations are enabled. Secrets are referenced (`env:NAME`), never stored.
+
+use sea_orm::ActiveValue::Set;
+use sea_orm::entity::prelude::*;
+use serde::Deserialize;
+use validator::Validate;
+
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "integrations_settings")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    /// Integration key, e.g. `payments.stripe`.
+    pub integration: String,
+    pub is_enabled: bool,
+    /// Non-secret settings (JSON object).
+    #[sea_orm(column_type = "JsonBinary")]
+    pub config: Json,
+    /// Where the secret lives, e.g. `env:AGENDA_STRIPE_WEBHOOK_SECRET`; never the secret itself.
+    pub secret_ref: Option<String>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+    #[sea_orm(belongs_to, from = "organization_id", to = "id")]
+    pub organization: BelongsTo<super::organization::Entity>,
+}
+
+crate::stamped_active_model!();
+
+/// Input for creating a row of `integrations_settings`. Fields the server decides (the
+/// organization, owners taken from the signed-in user, counters) are not part of it;
+/// the storage layer sets them on the returned active model.
+#[derive(Debug, Clone, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct CreateIntegrationSetting {
+    #[validate(custom(function = "crate::validate::key"))]
+    pub integration: String,
+    pub is_enabled: Option<bool>,
+    pub config: Json,
+    #[validate(custom(function = "crate::validate::secret_ref"))]
+    pub secret_ref: Option<String>,
+}
+
+impl CreateIntegrationSetting {
+    /// The active model to insert; call only after `validate()` succeeded.
+    pub fn into_active_model(self, organization_id: Uuid) -> ActiveModel {
+        let mut model = <ActiveModel as sea_orm::ActiveModelTrait>::default();
+        model.organization_id = Set(organization_id);
+        model.integration = Set(self.integration);
+        if let Some(value) = self.is_enabled {
+            model.is_enabled = Set(value);
+        }
+        model.config = Set(self.config);
+        model.secret_ref = Set(self.secret_ref);
+        model
+    }
+}
+
+/// Partial update of a row of `integrations_settings`: absent fields stay as they are; for
+/// optional columns `null` clears the value.
+#[derive(Debug, Clone, Default, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateIntegrationSetting {
+    pub is_enabled: Option<bool>,
+    pub config: Option<Json>,
+    #[validate(custom(function = "crate::validate::secret_ref"))]
+    #[serde(default, deserialize_with = "crate::patch::present")]
+    pub secret_ref: Option<Option<String>>,
+}
+
+impl UpdateIntegrationSetting {
+    /// Applies the present fields to `model`.
+    pub fn apply(self, model: &mut ActiveModel) {
+        if let Some(value) = self.is_enabled {
+            model.is_enabled = Set(value);
+        }
+        if let Some(value) = self.config {
+            model.config = Set(value);
+        }
+        if let Some(value) = self.secret_ref {
+            model.secret_ref = Set(value);
+        }
+    }
+}
