@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod password;
 pub mod routes;
 pub mod telemetry;
 pub mod uow;
