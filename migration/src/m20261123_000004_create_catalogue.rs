@@ -39,8 +39,8 @@ impl MigrationTrait for Migration {
         // categories: Categories of a niche, optionally nested under a parent category.
         NewTable::new("categories")
             .tenant()
-            .reference("niche_id", "niches", ForeignKeyAction::Restrict, false)
-            .reference("parent_id", "categories", ForeignKeyAction::Restrict, true)
+            .reference("niche_id", "niches", ForeignKeyAction::NoAction, false)
+            .reference("parent_id", "categories", ForeignKeyAction::NoAction, true)
             .col(string("name"))
             .col(string("slug"))
             .col(nullable(text("description")))
@@ -62,7 +62,7 @@ impl MigrationTrait for Migration {
             .reference(
                 "category_id",
                 "categories",
-                ForeignKeyAction::Restrict,
+                ForeignKeyAction::NoAction,
                 false,
             )
             .col(string("name"))

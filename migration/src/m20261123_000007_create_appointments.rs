@@ -21,13 +21,13 @@ impl MigrationTrait for Migration {
         // appointments: Bookings. No two active appointments of one provider overlap (exclusion constraint on PostgreSQL, checked in the booking transaction on SQLite).
         NewTable::new("appointments")
             .tenant()
-            .reference("client_id", "users", ForeignKeyAction::Restrict, false)
-            .reference("provider_id", "users", ForeignKeyAction::Restrict, false)
-            .reference("service_id", "services", ForeignKeyAction::Restrict, true)
+            .reference("client_id", "users", ForeignKeyAction::NoAction, false)
+            .reference("provider_id", "users", ForeignKeyAction::NoAction, false)
+            .reference("service_id", "services", ForeignKeyAction::NoAction, true)
             .reference(
                 "provider_service_id",
                 "provider_services",
-                ForeignKeyAction::Restrict,
+                ForeignKeyAction::NoAction,
                 true,
             )
             .reference(
