@@ -285,8 +285,19 @@ fn collect(errors: &ValidationErrors, prefix: &str, out: &mut Vec<FieldError>) {
         match kind {
             ValidationErrorsKind::Field(list) => {
                 for e in list {
+                    // Struct-level rules are filed under `__all__`; they name the field
+                    // to blame in their `field` parameter.
+                    let field = match (field.as_ref(), e.params.get("field")) {
+                        ("__all__", Some(serde_json::Value::String(name))) if prefix.is_empty() => {
+                            name.clone()
+                        }
+                        ("__all__", Some(serde_json::Value::String(name))) => {
+                            format!("{prefix}.{name}")
+                        }
+                        _ => path.clone(),
+                    };
                     out.push(FieldError {
-                        field: path.clone(),
+                        field,
                         code: e.code.to_string(),
                         message: e
                             .message
@@ -388,5 +399,20 @@ mod tests {
         });
         assert_eq!(api.message, "an organization with this slug already exists");
         assert_eq!(api.fields[0].field, "slug");
+    }
+
+    #[test]
+    fn struct_level_rules_name_their_field() {
+        use validator::Validate;
+        let input: agenda_entity::availability::CreateAvailability = serde_json::from_value(
+            serde_json::json!({"kind": "weekly", "weekday": 1, "start_time": "09:00", "end_time": "09:00"}),
+        )
+        .unwrap();
+        let fields = field_errors(&input.validate().unwrap_err());
+        assert_eq!(fields.len(), 1);
+        assert_eq!(
+            (fields[0].field.as_str(), fields[0].code.as_str()),
+            ("end_time", "time_order")
+        );
     }
 }

@@ -26,3 +26,5 @@ pub struct Model {
 }
 
 crate::created_active_model!();
+
+impl crate::rules::Rules for Model {}

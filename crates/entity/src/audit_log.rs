@@ -28,3 +28,5 @@ pub struct Model {
 }
 
 crate::created_active_model!();
+
+impl crate::rules::Rules for Model {}

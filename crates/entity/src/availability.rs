@@ -42,12 +42,15 @@ crate::stamped_active_model!();
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[serde(deny_unknown_fields)]
+#[validate(schema(function = "create_rules"))]
 pub struct CreateAvailability {
     pub kind: AvailabilityKind,
     #[validate(range(min = 1, max = 7))]
     pub weekday: Option<i32>,
     pub date: Option<Date>,
+    #[serde(default, with = "crate::local_time::option")]
     pub start_time: Option<Time>,
+    #[serde(default, with = "crate::local_time::option")]
     pub end_time: Option<Time>,
     pub is_available: Option<bool>,
     #[validate(range(min = 5, max = 240))]
@@ -82,9 +85,9 @@ pub struct UpdateAvailability {
     pub weekday: Option<Option<i32>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
     pub date: Option<Option<Date>>,
-    #[serde(default, deserialize_with = "crate::patch::present")]
+    #[serde(default, deserialize_with = "crate::local_time::option::present")]
     pub start_time: Option<Option<Time>>,
-    #[serde(default, deserialize_with = "crate::patch::present")]
+    #[serde(default, deserialize_with = "crate::local_time::option::present")]
     pub end_time: Option<Option<Time>>,
     pub is_available: Option<bool>,
     #[validate(range(min = 5, max = 240))]
@@ -113,5 +116,30 @@ impl UpdateAvailability {
         if let Some(value) = self.slot_step_minutes {
             model.slot_step_minutes = Set(value);
         }
+    }
+}
+
+fn create_rules(input: &CreateAvailability) -> Result<(), validator::ValidationError> {
+    crate::rules::availability(
+        input.kind,
+        input.weekday,
+        input.date,
+        input.start_time,
+        input.end_time,
+        input.is_available.unwrap_or(true),
+    )
+    .map_err(Into::into)
+}
+
+impl crate::rules::Rules for Model {
+    fn check_rules(&self) -> Result<(), crate::rules::RuleViolation> {
+        crate::rules::availability(
+            self.kind,
+            self.weekday,
+            self.date,
+            self.start_time,
+            self.end_time,
+            self.is_available,
+        )
     }
 }

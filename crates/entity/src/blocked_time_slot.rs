@@ -56,11 +56,14 @@ crate::stamped_active_model!();
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[serde(deny_unknown_fields)]
+#[validate(schema(function = "create_rules"))]
 pub struct CreateBlockedTimeSlot {
     pub kind: RecurrenceKind,
     #[validate(range(min = 1, max = 7))]
     pub weekday: Option<i32>,
+    #[serde(default, with = "crate::local_time::option")]
     pub start_time: Option<Time>,
+    #[serde(default, with = "crate::local_time::option")]
     pub end_time: Option<Time>,
     pub starts_on: Option<Date>,
     pub ends_on: Option<Date>,
@@ -100,9 +103,9 @@ pub struct UpdateBlockedTimeSlot {
     #[validate(range(min = 1, max = 7))]
     #[serde(default, deserialize_with = "crate::patch::present")]
     pub weekday: Option<Option<i32>>,
-    #[serde(default, deserialize_with = "crate::patch::present")]
+    #[serde(default, deserialize_with = "crate::local_time::option::present")]
     pub start_time: Option<Option<Time>>,
-    #[serde(default, deserialize_with = "crate::patch::present")]
+    #[serde(default, deserialize_with = "crate::local_time::option::present")]
     pub end_time: Option<Option<Time>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
     pub starts_on: Option<Option<Date>>,
@@ -144,5 +147,34 @@ impl UpdateBlockedTimeSlot {
         if let Some(value) = self.reason {
             model.reason = Set(value);
         }
+    }
+}
+
+fn create_rules(input: &CreateBlockedTimeSlot) -> Result<(), validator::ValidationError> {
+    crate::rules::recurrence(&crate::rules::Recurrence {
+        kind: input.kind,
+        weekday: input.weekday,
+        start_time: input.start_time,
+        end_time: input.end_time,
+        starts_on: input.starts_on,
+        ends_on: input.ends_on,
+        start_at: input.start_at,
+        end_at: input.end_at,
+    })
+    .map_err(Into::into)
+}
+
+impl crate::rules::Rules for Model {
+    fn check_rules(&self) -> Result<(), crate::rules::RuleViolation> {
+        crate::rules::recurrence(&crate::rules::Recurrence {
+            kind: self.kind,
+            weekday: self.weekday,
+            start_time: self.start_time,
+            end_time: self.end_time,
+            starts_on: self.starts_on,
+            ends_on: self.ends_on,
+            start_at: self.start_at,
+            end_at: self.end_at,
+        })
     }
 }

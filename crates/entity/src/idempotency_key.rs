@@ -30,3 +30,5 @@ pub struct Model {
 }
 
 crate::stamped_active_model!();
+
+impl crate::rules::Rules for Model {}

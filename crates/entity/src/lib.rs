@@ -13,7 +13,9 @@
 
 pub mod catalog;
 pub mod enums;
+pub mod local_time;
 pub mod patch;
+pub mod rules;
 pub mod validate;
 
 // One module per table (36), in the order of docs/schema.md.

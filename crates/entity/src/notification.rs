@@ -29,3 +29,5 @@ pub struct Model {
 }
 
 crate::stamped_active_model!();
+
+impl crate::rules::Rules for Model {}

@@ -29,6 +29,8 @@ pub struct Model {
 
 crate::stamped_active_model!();
 
+impl crate::rules::Rules for Model {}
+
 /// Input for creating an organization.
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[serde(deny_unknown_fields)]

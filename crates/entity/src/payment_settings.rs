@@ -35,6 +35,7 @@ crate::stamped_active_model!();
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[serde(deny_unknown_fields)]
+#[validate(schema(function = "create_rules"))]
 pub struct CreatePaymentSettings {
     #[validate(range(min = 0, max = 10000))]
     pub fee_percentage_bp: Option<i32>,
@@ -124,5 +125,15 @@ impl UpdatePaymentSettings {
         if let Some(value) = self.minimum_withdrawal_cents {
             model.minimum_withdrawal_cents = Set(value);
         }
+    }
+}
+
+fn create_rules(input: &CreatePaymentSettings) -> Result<(), validator::ValidationError> {
+    crate::rules::fee_bounds(input.fee_min_cents, input.fee_max_cents).map_err(Into::into)
+}
+
+impl crate::rules::Rules for Model {
+    fn check_rules(&self) -> Result<(), crate::rules::RuleViolation> {
+        crate::rules::fee_bounds(Some(self.fee_min_cents), self.fee_max_cents)
     }
 }

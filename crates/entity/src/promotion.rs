@@ -53,6 +53,7 @@ crate::stamped_active_model!();
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[serde(deny_unknown_fields)]
+#[validate(schema(function = "create_rules"))]
 pub struct CreatePromotion {
     #[validate(custom(function = "crate::validate::coupon_code"))]
     pub code: Option<String>,
@@ -197,5 +198,36 @@ impl UpdatePromotion {
         if let Some(value) = self.is_active {
             model.is_active = Set(value);
         }
+    }
+}
+
+fn create_rules(input: &CreatePromotion) -> Result<(), validator::ValidationError> {
+    crate::rules::promotion(&crate::rules::PromotionTerms {
+        discount_type: input.discount_type,
+        discount_value: input.discount_value,
+        scope: input.scope.unwrap_or(PromotionScope::All),
+        service: input.service_id.is_some(),
+        provider: input.provider_id.is_some(),
+        category: input.category_id.is_some(),
+        niche: input.niche_id.is_some(),
+        valid_from: input.valid_from,
+        valid_until: input.valid_until,
+    })
+    .map_err(Into::into)
+}
+
+impl crate::rules::Rules for Model {
+    fn check_rules(&self) -> Result<(), crate::rules::RuleViolation> {
+        crate::rules::promotion(&crate::rules::PromotionTerms {
+            discount_type: self.discount_type,
+            discount_value: self.discount_value,
+            scope: self.scope,
+            service: self.service_id.is_some(),
+            provider: self.provider_id.is_some(),
+            category: self.category_id.is_some(),
+            niche: self.niche_id.is_some(),
+            valid_from: self.valid_from,
+            valid_until: self.valid_until,
+        })
     }
 }

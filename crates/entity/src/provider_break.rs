@@ -46,11 +46,14 @@ crate::stamped_active_model!();
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[serde(deny_unknown_fields)]
+#[validate(schema(function = "create_rules"))]
 pub struct CreateProviderBreak {
     pub kind: RecurrenceKind,
     #[validate(range(min = 1, max = 7))]
     pub weekday: Option<i32>,
+    #[serde(default, with = "crate::local_time::option")]
     pub start_time: Option<Time>,
+    #[serde(default, with = "crate::local_time::option")]
     pub end_time: Option<Time>,
     pub starts_on: Option<Date>,
     pub ends_on: Option<Date>,
@@ -86,9 +89,9 @@ pub struct UpdateProviderBreak {
     #[validate(range(min = 1, max = 7))]
     #[serde(default, deserialize_with = "crate::patch::present")]
     pub weekday: Option<Option<i32>>,
-    #[serde(default, deserialize_with = "crate::patch::present")]
+    #[serde(default, deserialize_with = "crate::local_time::option::present")]
     pub start_time: Option<Option<Time>>,
-    #[serde(default, deserialize_with = "crate::patch::present")]
+    #[serde(default, deserialize_with = "crate::local_time::option::present")]
     pub end_time: Option<Option<Time>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
     pub starts_on: Option<Option<Date>>,
@@ -130,5 +133,34 @@ impl UpdateProviderBreak {
         if let Some(value) = self.label {
             model.label = Set(value);
         }
+    }
+}
+
+fn create_rules(input: &CreateProviderBreak) -> Result<(), validator::ValidationError> {
+    crate::rules::recurrence(&crate::rules::Recurrence {
+        kind: input.kind,
+        weekday: input.weekday,
+        start_time: input.start_time,
+        end_time: input.end_time,
+        starts_on: input.starts_on,
+        ends_on: input.ends_on,
+        start_at: input.start_at,
+        end_at: input.end_at,
+    })
+    .map_err(Into::into)
+}
+
+impl crate::rules::Rules for Model {
+    fn check_rules(&self) -> Result<(), crate::rules::RuleViolation> {
+        crate::rules::recurrence(&crate::rules::Recurrence {
+            kind: self.kind,
+            weekday: self.weekday,
+            start_time: self.start_time,
+            end_time: self.end_time,
+            starts_on: self.starts_on,
+            ends_on: self.ends_on,
+            start_at: self.start_at,
+            end_at: self.end_at,
+        })
     }
 }

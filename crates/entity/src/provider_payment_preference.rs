@@ -37,6 +37,7 @@ crate::stamped_active_model!();
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[serde(deny_unknown_fields)]
+#[validate(schema(function = "create_rules"))]
 pub struct CreateProviderPaymentPreference {
     pub payout_method: PayoutMethod,
     #[validate(length(max = 140))]
@@ -129,5 +130,28 @@ impl UpdateProviderPaymentPreference {
         if let Some(value) = self.minimum_payout_cents {
             model.minimum_payout_cents = Set(value);
         }
+    }
+}
+
+fn create_rules(input: &CreateProviderPaymentPreference) -> Result<(), validator::ValidationError> {
+    crate::rules::payout_details(
+        input.payout_method,
+        input.pix_key.as_deref(),
+        input.bank_code.as_deref(),
+        input.bank_branch.as_deref(),
+        input.bank_account.as_deref(),
+    )
+    .map_err(Into::into)
+}
+
+impl crate::rules::Rules for Model {
+    fn check_rules(&self) -> Result<(), crate::rules::RuleViolation> {
+        crate::rules::payout_details(
+            self.payout_method,
+            self.pix_key.as_deref(),
+            self.bank_code.as_deref(),
+            self.bank_branch.as_deref(),
+            self.bank_account.as_deref(),
+        )
     }
 }

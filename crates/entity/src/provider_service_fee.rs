@@ -34,6 +34,7 @@ crate::stamped_active_model!();
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[serde(deny_unknown_fields)]
+#[validate(schema(function = "create_rules"))]
 pub struct CreateProviderServiceFee {
     pub provider_id: Uuid,
     #[validate(range(min = 0, max = 10000))]
@@ -103,5 +104,15 @@ impl UpdateProviderServiceFee {
         if let Some(value) = self.reason {
             model.reason = Set(value);
         }
+    }
+}
+
+fn create_rules(input: &CreateProviderServiceFee) -> Result<(), validator::ValidationError> {
+    crate::rules::fee_bounds(input.fee_min_cents, input.fee_max_cents).map_err(Into::into)
+}
+
+impl crate::rules::Rules for Model {
+    fn check_rules(&self) -> Result<(), crate::rules::RuleViolation> {
+        crate::rules::fee_bounds(self.fee_min_cents, self.fee_max_cents)
     }
 }

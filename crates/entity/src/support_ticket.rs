@@ -42,6 +42,8 @@ pub struct Model {
 
 crate::stamped_active_model!();
 
+impl crate::rules::Rules for Model {}
+
 /// Input for creating a row of `support_tickets`. Fields the server decides (the
 /// organization, owners taken from the signed-in user, counters) are not part of it;
 /// the storage layer sets them on the returned active model.

@@ -38,6 +38,8 @@ pub struct Model {
 
 crate::stamped_active_model!();
 
+impl crate::rules::Rules for Model {}
+
 /// Input for creating a user. The organization comes from the caller's scope, never
 /// from the body; the password is hashed by the caller before [`Self::into_active_model`].
 #[derive(Debug, Clone, Deserialize, Validate)]

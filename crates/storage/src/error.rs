@@ -118,6 +118,16 @@ impl StorageError {
 const RETRY_SOON: Duration = Duration::from_secs(1);
 const RETRY_LATER: Duration = Duration::from_secs(5);
 
+impl From<agenda_entity::rules::RuleViolation> for StorageError {
+    /// A row-level rule broken by a merged partial update.
+    fn from(v: agenda_entity::rules::RuleViolation) -> Self {
+        StorageError::Validation {
+            field: v.field,
+            message: v.message.to_string(),
+        }
+    }
+}
+
 impl From<DbErr> for StorageError {
     fn from(err: DbErr) -> Self {
         classify(err)
