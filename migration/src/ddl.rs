@@ -1,6 +1,7 @@
 //! DDL helpers shared by every migration, so that all tables follow one set of rules:
 //!
-//! - names follow the convention `pk_<table>`, `fk_<table>_<column>_<referred_table>`,
+//! - names follow the convention `pk_<table>`, `fk_<table>_<column>_<referred_table>`
+//!   (`fk_<table>_<column>` when that would exceed PostgreSQL's 63-byte identifiers),
 //!   `uq_<table>_<columns>`, `ck_<table>_<name>`, `ix_<table>_<columns>`;
 //! - keys are UUIDs assigned by the application (UUIDv7);
 //! - every foreign-key column is covered by an index whose first column it is;
@@ -26,7 +27,11 @@ impl NewTable {
         let mut stmt = Table::create();
         stmt.table(name)
             .col(ColumnDef::new("id").uuid().not_null())
-            .primary_key(Index::create().name(format!("pk_{name}")).col("id"));
+            .primary_key(
+                Index::create()
+                    .name(identifier(format!("pk_{name}")))
+                    .col("id"),
+            );
         NewTable {
             name,
             stmt,
@@ -70,7 +75,7 @@ impl NewTable {
         }
         self.stmt.col(&mut def).foreign_key(
             ForeignKey::create()
-                .name(format!("fk_{}_{}_{}", self.name, column, referred))
+                .name(foreign_key_name(self.name, column, referred))
                 .from_col(column)
                 .to(referred, "id")
                 .on_delete(on_delete)
@@ -89,7 +94,7 @@ impl NewTable {
     /// A named CHECK (`ck_<table>_<name>`).
     pub fn check(mut self, name: &str, expr: Expr) -> Self {
         self.stmt
-            .check((format!("ck_{}_{}", self.name, name), expr));
+            .check((identifier(format!("ck_{}_{}", self.name, name)), expr));
         self
     }
 
@@ -112,7 +117,11 @@ impl NewTable {
     pub fn unique_where(mut self, columns: &[&'static str], condition: Option<Expr>) -> Self {
         let mut index = Index::create();
         index
-            .name(format!("uq_{}_{}", self.name, columns.join("_")))
+            .name(identifier(format!(
+                "uq_{}_{}",
+                self.name,
+                columns.join("_")
+            )))
             .table(self.name)
             .unique();
         for column in columns {
@@ -135,7 +144,7 @@ impl NewTable {
     ) -> Self {
         let mut index = Index::create();
         index
-            .name(format!("uq_{}_{}", self.name, suffix))
+            .name(identifier(format!("uq_{}_{}", self.name, suffix)))
             .table(self.name)
             .unique();
         for column in columns {
@@ -152,7 +161,11 @@ impl NewTable {
     pub fn index(mut self, columns: &[&'static str]) -> Self {
         let mut index = Index::create();
         index
-            .name(format!("ix_{}_{}", self.name, columns.join("_")))
+            .name(identifier(format!(
+                "ix_{}_{}",
+                self.name,
+                columns.join("_")
+            )))
             .table(self.name);
         for column in columns {
             index.col(*column);
@@ -178,6 +191,32 @@ impl NewTable {
             manager.create_index(index).await?;
         }
         Ok(())
+    }
+}
+
+/// PostgreSQL silently truncates identifiers to 63 bytes, which would break the naming
+/// convention (and could make two names collide); a longer name is a bug in the
+/// migration, caught the first time it runs on any engine.
+pub const MAX_IDENTIFIER_LEN: usize = 63;
+
+/// `name`, checked against [`MAX_IDENTIFIER_LEN`].
+pub fn identifier(name: String) -> String {
+    assert!(
+        name.len() <= MAX_IDENTIFIER_LEN,
+        "identifier {name} is {} bytes, over PostgreSQL's limit of {MAX_IDENTIFIER_LEN}",
+        name.len()
+    );
+    name
+}
+
+/// `fk_<table>_<column>_<referred_table>`, or `fk_<table>_<column>` when the full
+/// form would exceed [`MAX_IDENTIFIER_LEN`] (the column already says what it refers to).
+pub fn foreign_key_name(table: &str, column: &str, referred: &str) -> String {
+    let full = format!("fk_{table}_{column}_{referred}");
+    if full.len() <= MAX_IDENTIFIER_LEN {
+        full
+    } else {
+        identifier(format!("fk_{table}_{column}"))
     }
 }
 

@@ -6,6 +6,7 @@
 //! `sea-orm-cli migrate up`, `agenda migrate up`, or automatically at server start
 //! when `AUTO_MIGRATE=true`.
 
+pub use sea_orm_migration::MigrationStatus;
 pub use sea_orm_migration::prelude::*;
 
 pub mod ddl;

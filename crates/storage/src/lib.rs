@@ -4,12 +4,14 @@
 //! - [`error`]: one classification of database failures for both engines;
 //! - [`tenant`]: the tenant scope every tenant-owned query requires;
 //! - [`repo`]: repositories, stateless functions taking the executor;
+//! - [`schema`]: the live schema and its drift from the entities;
 //! - [`config`]: typed settings from the environment.
 
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod repo;
+pub mod schema;
 pub mod tenant;
 
 pub use db::{Db, DbSettings, Engine};

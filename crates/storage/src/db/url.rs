@@ -22,6 +22,15 @@ pub enum Engine {
 }
 
 impl Engine {
+    /// The engine behind a sea-orm connection (MySQL is not supported and never
+    /// reaches here: URLs are parsed into one of the two engines first).
+    pub fn of(backend: sea_orm::DbBackend) -> Engine {
+        match backend {
+            sea_orm::DbBackend::Sqlite => Engine::Sqlite,
+            _ => Engine::Postgres,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Engine::Postgres => "postgres",
