@@ -92,7 +92,9 @@ impl MigrationTrait for Migration {
             )
             .col(nullable(string("from_status")))
             .col(string("to_status"))
-            .reference("changed_by", "users", ForeignKeyAction::SetNull, true)
+            // NO ACTION, not SET NULL: the history is append-only, so SET NULL would be an
+            // UPDATE the trigger refuses. Users who acted are deactivated, not deleted.
+            .reference("changed_by", "users", ForeignKeyAction::NoAction, true)
             .col(nullable(text("reason")))
             .col(timestamp_now("created_at", backend))
             .vocabulary::<AppointmentStatus>("from_status")

@@ -35,7 +35,9 @@ impl MigrationTrait for Migration {
                 ForeignKeyAction::Cascade,
                 true,
             )
-            .reference("actor_id", "users", ForeignKeyAction::SetNull, true)
+            // NO ACTION: the log is append-only and must keep its actors (see
+            // appointment_status_history.changed_by).
+            .reference("actor_id", "users", ForeignKeyAction::NoAction, true)
             .col(string("action"))
             .col(string("entity_type"))
             .col(nullable(uuid("entity_id")))

@@ -190,6 +190,22 @@ both_engines! {
             _ => panic!("expected an invalid reference, got {err:?}"),
         }
 
+        // NO ACTION on append-only history: a user who changed a status stays.
+        let changer = create_user(t.conn(), w.scope, "changer@example.com").await.unwrap();
+        appointment_status_history::ActiveModel {
+            organization_id: Set(w.scope.organization_id()),
+            appointment_id: Set(canceled.id),
+            from_status: Set(Some(AppointmentStatus::Pending)),
+            to_status: Set(AppointmentStatus::Canceled),
+            changed_by: Set(Some(changer.id)),
+            ..Default::default()
+        }
+        .insert(t.conn())
+        .await
+        .unwrap();
+        let err = StorageError::from(changer.delete(t.conn()).await.unwrap_err());
+        assert!(matches!(err, StorageError::InvalidReference { .. }), "{err:?}");
+
         // SET NULL: deleting the user who canceled keeps the appointment.
         admin.delete(t.conn()).await.unwrap();
         let reread = appointment::Entity::find_by_id(canceled.id).one(t.conn()).await.unwrap().unwrap();
