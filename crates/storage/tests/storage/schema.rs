@@ -781,3 +781,835 @@ mod naming {
         );
     }
 }
+
+/// Every CHECK constraint rejects a bad row, on both engines.
+///
+/// The test inserts one valid row into every table, then for each constraint copies a
+/// row with `INSERT … SELECT`, overriding a few columns with values that break exactly
+/// that rule, and expects the database to name the constraint. Copying (rather than
+/// updating) works for append-only tables too; CHECK constraints are evaluated before
+/// unique indexes and foreign keys on both engines, so the copy's other properties do
+/// not get in the way.
+mod checks {
+    use std::collections::BTreeMap;
+
+    use chrono::{NaiveDate, NaiveTime};
+    use sea_orm::Value;
+    use sea_orm::sea_query::{Alias, Query};
+    use serde_json::json;
+
+    use super::*;
+
+    /// A rule to break: the constraint, its table, and `column = SQL expression`
+    /// overrides evaluated against the copied row. `also` lists constraints implied by
+    /// this one (breaking it necessarily breaks them), any of which may be reported.
+    struct Case {
+        constraint: &'static str,
+        set: &'static [(&'static str, &'static str)],
+        also: &'static [&'static str],
+    }
+
+    const fn case(constraint: &'static str, set: &'static [(&'static str, &'static str)]) -> Case {
+        Case {
+            constraint,
+            set,
+            also: &[],
+        }
+    }
+
+    /// Checks other than vocabularies (those are generated: `'bogus'` in the column).
+    const CASES: &[Case] = &[
+        case("ck_organizations_currency_format", &[("currency", "'brl'")]),
+        case("ck_organizations_slug_format", &[("slug", "'ab'")]),
+        case(
+            "ck_users_email_lowercase",
+            &[("email", "'Someone@Example.com'")],
+        ),
+        case(
+            "ck_users_failed_logins_non_negative",
+            &[("failed_login_attempts", "-1")],
+        ),
+        case("ck_users_tax_id_digits", &[("tax_id", "'123'")]),
+        case("ck_staff_members_color_format", &[("color", "'#fff'")]),
+        case("ck_staff_members_sort_order_range", &[("sort_order", "-1")]),
+        case(
+            "ck_user_sessions_expiry_after_creation",
+            &[("expires_at", "created_at")],
+        ),
+        case(
+            "ck_password_reset_tokens_expiry_after_creation",
+            &[("expires_at", "created_at")],
+        ),
+        case("ck_user_addresses_country_format", &[("country", "'br'")]),
+        case("ck_user_addresses_latitude_range", &[("latitude", "90.5")]),
+        case(
+            "ck_user_addresses_longitude_range",
+            &[("longitude", "-180.5")],
+        ),
+        case("ck_niches_sort_order_range", &[("sort_order", "-1")]),
+        case("ck_categories_sort_order_range", &[("sort_order", "-1")]),
+        case(
+            "ck_categories_not_own_parent",
+            &[("id", "niche_id"), ("parent_id", "niche_id")],
+        ),
+        case(
+            "ck_service_templates_duration_range",
+            &[("default_duration_minutes", "0")],
+        ),
+        case(
+            "ck_service_templates_price_non_negative",
+            &[("default_price_cents", "-1")],
+        ),
+        case(
+            "ck_services_duration_range",
+            &[("duration_minutes", "1441")],
+        ),
+        case("ck_services_price_non_negative", &[("price_cents", "-1")]),
+        case(
+            "ck_provider_services_buffer_range",
+            &[("buffer_after_minutes", "241")],
+        ),
+        case(
+            "ck_provider_services_execution_range",
+            &[("execution_minutes", "0")],
+        ),
+        case(
+            "ck_provider_services_price_non_negative",
+            &[("price_cents", "-1")],
+        ),
+        case(
+            "ck_provider_settings_buffer_range",
+            &[("buffer_minutes", "-1")],
+        ),
+        case(
+            "ck_provider_settings_duration_range",
+            &[("default_duration_minutes", "0")],
+        ),
+        case(
+            "ck_provider_settings_horizon_range",
+            &[("max_horizon_days", "731")],
+        ),
+        case(
+            "ck_provider_settings_latitude_range",
+            &[("latitude", "-91")],
+        ),
+        case(
+            "ck_provider_settings_longitude_range",
+            &[("longitude", "181")],
+        ),
+        case(
+            "ck_provider_settings_lead_range",
+            &[("min_lead_minutes", "43201")],
+        ),
+        case(
+            "ck_provider_settings_rating_consistent",
+            &[("rating_count", "1"), ("rating_total", "6")],
+        ),
+        case(
+            "ck_provider_settings_slot_step_range",
+            &[("slot_step_minutes", "4")],
+        ),
+        case(
+            "ck_provider_payment_preferences_minimum_non_negative",
+            &[("minimum_payout_cents", "-1")],
+        ),
+        case(
+            "ck_provider_payment_preferences_payout_details",
+            &[("pix_key", "NULL")],
+        ),
+        Case {
+            constraint: "ck_provider_payment_preferences_payout_method",
+            set: &[("payout_method", "'bogus'")],
+            // An unknown method has no valid payout details either.
+            also: &["ck_provider_payment_preferences_payout_details"],
+        },
+        case(
+            "ck_payment_settings_fee_percentage_range",
+            &[("fee_percentage_bp", "10001")],
+        ),
+        case(
+            "ck_payment_settings_fees_non_negative",
+            &[("fee_fixed_cents", "-1")],
+        ),
+        case(
+            "ck_payment_settings_minimum_withdrawal_non_negative",
+            &[("minimum_withdrawal_cents", "-1")],
+        ),
+        case(
+            "ck_payment_settings_payout_delay_range",
+            &[("payout_delay_days", "91")],
+        ),
+        case(
+            "ck_integrations_settings_secret_ref_format",
+            &[("secret_ref", "'sk_live_123'")],
+        ),
+        case(
+            "ck_user_payment_methods_exp_month_range",
+            &[("exp_month", "13")],
+        ),
+        case(
+            "ck_user_payment_methods_exp_year_range",
+            &[("exp_year", "1999")],
+        ),
+        case(
+            "ck_user_payment_methods_last4_format",
+            &[("last4", "'123'")],
+        ),
+        case("ck_promotions_code_format", &[("code", "'welcome10'")]),
+        case(
+            "ck_promotions_discount_value_range",
+            &[("discount_value", "10001")],
+        ),
+        case(
+            "ck_promotions_min_order_non_negative",
+            &[("min_order_cents", "-1")],
+        ),
+        case(
+            "ck_promotions_redemptions_range",
+            &[("max_redemptions", "1"), ("redemptions_count", "2")],
+        ),
+        case(
+            "ck_promotions_scope_target",
+            &[("niche_id", "organization_id")],
+        ),
+        case(
+            "ck_promotions_validity_order",
+            &[("valid_from", "valid_until"), ("valid_until", "valid_from")],
+        ),
+        case(
+            "ck_provider_service_fees_fee_bounds",
+            &[("fee_min_cents", "200"), ("fee_max_cents", "100")],
+        ),
+        case(
+            "ck_provider_service_fees_fee_percentage_range",
+            &[("fee_percentage_bp", "10001")],
+        ),
+        case(
+            "ck_provider_service_fees_fees_non_negative",
+            &[("fee_fixed_cents", "-1")],
+        ),
+        case("ck_availability_kind_fields", &[("weekday", "NULL")]),
+        case(
+            "ck_availability_slot_step_range",
+            &[("slot_step_minutes", "241")],
+        ),
+        case("ck_availability_time_range", &[("end_time", "start_time")]),
+        case("ck_availability_weekday_range", &[("weekday", "8")]),
+        case(
+            "ck_provider_breaks_date_order",
+            &[("starts_on", "ends_on"), ("ends_on", "starts_on")],
+        ),
+        case("ck_provider_breaks_instant_order", &ONE_OFF_EMPTY),
+        case("ck_provider_breaks_kind_fields", &[("weekday", "NULL")]),
+        case(
+            "ck_provider_breaks_time_order",
+            &[("start_time", "end_time"), ("end_time", "start_time")],
+        ),
+        case("ck_provider_breaks_weekday_range", &[("weekday", "0")]),
+        case(
+            "ck_blocked_time_slots_date_order",
+            &[("starts_on", "ends_on"), ("ends_on", "starts_on")],
+        ),
+        case("ck_blocked_time_slots_instant_order", &ONE_OFF_EMPTY),
+        case(
+            "ck_blocked_time_slots_kind_fields",
+            &[("start_at", "created_at")],
+        ),
+        case(
+            "ck_blocked_time_slots_time_order",
+            &[("start_time", "end_time"), ("end_time", "start_time")],
+        ),
+        case("ck_blocked_time_slots_weekday_range", &[("weekday", "9")]),
+        case("ck_appointments_currency_format", &[("currency", "'BR'")]),
+        case(
+            "ck_appointments_discount_range",
+            &[("discount_cents", "-1")],
+        ),
+        case(
+            "ck_appointments_occupied_after_end",
+            &[("occupied_until", "start_at")],
+        ),
+        case("ck_appointments_one_offering", &[("service_id", "NULL")]),
+        Case {
+            constraint: "ck_appointments_price_non_negative",
+            set: &[("price_cents", "-1"), ("discount_cents", "0")],
+            // 0 <= discount <= price already implies price >= 0.
+            also: &["ck_appointments_discount_range"],
+        },
+        case(
+            "ck_appointments_time_order",
+            &[
+                ("start_at", "end_at"),
+                ("end_at", "start_at"),
+                ("occupied_until", "start_at"),
+            ],
+        ),
+        case("ck_reviews_rating_range", &[("rating", "0")]),
+        case(
+            "ck_provider_balances_available_non_negative",
+            &[("available_cents", "-1")],
+        ),
+        case(
+            "ck_provider_balances_pending_non_negative",
+            &[("pending_cents", "-1")],
+        ),
+        case(
+            "ck_provider_balances_currency_format",
+            &[("currency", "'brl'")],
+        ),
+        case(
+            "ck_payment_withdrawals_amount_positive",
+            &[("amount_cents", "0")],
+        ),
+        case(
+            "ck_payment_withdrawals_currency_format",
+            &[("currency", "'BRLX'")],
+        ),
+        Case {
+            constraint: "ck_provider_transactions_amount_non_zero",
+            set: &[("amount_cents", "0")],
+            // A payment must be positive, so a zero payment breaks both.
+            also: &["ck_provider_transactions_sign_by_kind"],
+        },
+        case(
+            "ck_provider_transactions_currency_format",
+            &[("currency", "'brl'")],
+        ),
+        case(
+            "ck_provider_transactions_sign_by_kind",
+            &[("amount_cents", "-100")],
+        ),
+        case(
+            "ck_notifications_read_at_when_read",
+            &[("is_read", "TRUE"), ("read_at", "NULL")],
+        ),
+        case(
+            "ck_onboarding_steps_sort_order_range",
+            &[("sort_order", "-1")],
+        ),
+        case(
+            "ck_user_onboarding_progress_completed_at_when_completed",
+            &[("status", "'completed'"), ("completed_at", "NULL")],
+        ),
+        case(
+            "ck_idempotency_keys_expiry_after_creation",
+            &[("expires_at", "created_at")],
+        ),
+        case(
+            "ck_idempotency_keys_response_status_range",
+            &[("response_status", "600")],
+        ),
+    ];
+
+    /// A one-off entry whose end is not after its start.
+    const ONE_OFF_EMPTY: [(&str, &str); 6] = [
+        ("kind", "'one_off'"),
+        ("weekday", "NULL"),
+        ("start_time", "NULL"),
+        ("end_time", "NULL"),
+        ("start_at", "created_at"),
+        ("end_at", "created_at"),
+    ];
+
+    fn date(d: u32) -> Value {
+        NaiveDate::from_ymd_opt(2026, 12, d).unwrap().into()
+    }
+
+    fn time(h: u32) -> Value {
+        NaiveTime::from_hms_opt(h, 0, 0).unwrap().into()
+    }
+
+    fn s(v: &str) -> Value {
+        v.to_owned().into()
+    }
+
+    /// One valid row in every table; returns each table's row id.
+    async fn one_row_everywhere(conn: &impl ConnectionTrait) -> BTreeMap<&'static str, Uuid> {
+        let mut ids: BTreeMap<&'static str, Uuid> = BTreeMap::new();
+        let org = Uuid::now_v7();
+        insert(
+            conn,
+            "organizations",
+            org,
+            vec![
+                ("slug", s(&format!("org-{org}"))),
+                ("name", s("Checks")),
+                ("time_zone", s("UTC")),
+                ("currency", s("BRL")),
+                ("status", s("active")),
+            ],
+        )
+        .await;
+        ids.insert("organizations", org);
+        // (table, columns); `organization_id` is added, and `{table}` references the
+        // row inserted earlier into that table.
+        let rows: Vec<(&'static str, Vec<(&'static str, Value)>)> = vec![
+            (
+                "users",
+                vec![
+                    ("email", s("provider@example.com")),
+                    ("password_hash", s("x")),
+                    ("full_name", s("P")),
+                    ("role", s("provider")),
+                    ("tax_id", s("12345678901")),
+                ],
+            ),
+            (
+                "staff_members",
+                vec![("display_name", s("P")), ("color", s("#aabbcc"))],
+            ),
+            (
+                "user_sessions",
+                vec![
+                    ("user_id", s("{users}")),
+                    ("token_hash", s("h1")),
+                    ("expires_at", (Utc::now() + Duration::days(1)).into()),
+                ],
+            ),
+            (
+                "password_reset_tokens",
+                vec![
+                    ("user_id", s("{users}")),
+                    ("token_hash", s("h2")),
+                    ("expires_at", (Utc::now() + Duration::days(1)).into()),
+                ],
+            ),
+            (
+                "user_addresses",
+                vec![
+                    ("user_id", s("{users}")),
+                    ("kind", s("home")),
+                    ("street", s("Rua A")),
+                    ("city", s("Recife")),
+                    ("state", s("PE")),
+                    ("postal_code", s("50000-000")),
+                    ("country", s("BR")),
+                    ("latitude", (-8.05f64).into()),
+                    ("longitude", (-34.9f64).into()),
+                ],
+            ),
+            ("niches", vec![("name", s("Beauty")), ("slug", s("beauty"))]),
+            (
+                "categories",
+                vec![
+                    ("niche_id", s("{niches}")),
+                    ("name", s("Hair")),
+                    ("slug", s("hair")),
+                ],
+            ),
+            (
+                "service_templates",
+                vec![
+                    ("category_id", s("{categories}")),
+                    ("name", s("Cut")),
+                    ("default_duration_minutes", 30i32.into()),
+                    ("default_price_cents", 3000i64.into()),
+                ],
+            ),
+            (
+                "services",
+                vec![
+                    ("provider_id", s("{users}")),
+                    ("name", s("Cut")),
+                    ("duration_minutes", 30i32.into()),
+                    ("price_cents", 3000i64.into()),
+                ],
+            ),
+            (
+                "provider_services",
+                vec![
+                    ("provider_id", s("{users}")),
+                    ("template_id", s("{service_templates}")),
+                    ("price_cents", 3500i64.into()),
+                    ("execution_minutes", 30i32.into()),
+                ],
+            ),
+            (
+                "provider_settings",
+                vec![
+                    ("provider_id", s("{users}")),
+                    ("business_name", s("P")),
+                    ("accepted_payment_methods", json!(["pix"]).into()),
+                ],
+            ),
+            (
+                "provider_payment_preferences",
+                vec![
+                    ("provider_id", s("{users}")),
+                    ("payout_method", s("pix")),
+                    ("pix_key", s("p@example.com")),
+                ],
+            ),
+            ("payment_settings", vec![]),
+            (
+                "integrations_settings",
+                vec![
+                    ("integration", s("stripe")),
+                    ("config", json!({}).into()),
+                    ("secret_ref", s("env:STRIPE_KEY")),
+                ],
+            ),
+            (
+                "user_payment_methods",
+                vec![
+                    ("user_id", s("{users}")),
+                    ("processor", s("stripe")),
+                    ("processor_token", s("tok_1")),
+                    ("last4", s("4242")),
+                    ("exp_month", 12i32.into()),
+                    ("exp_year", 2030i32.into()),
+                ],
+            ),
+            (
+                "client_payment_preferences",
+                vec![("client_id", s("{users}"))],
+            ),
+            (
+                "promotions",
+                vec![
+                    ("code", s("WELCOME10")),
+                    ("name", s("Welcome")),
+                    ("discount_type", s("percentage")),
+                    ("discount_value", 1000i64.into()),
+                    ("valid_from", Utc::now().into()),
+                    ("valid_until", (Utc::now() + Duration::days(30)).into()),
+                ],
+            ),
+            (
+                "provider_service_fees",
+                vec![
+                    ("provider_id", s("{users}")),
+                    ("fee_percentage_bp", 500i32.into()),
+                ],
+            ),
+            (
+                "availability",
+                vec![
+                    ("provider_id", s("{users}")),
+                    ("kind", s("weekly")),
+                    ("weekday", 1i32.into()),
+                    ("start_time", time(9)),
+                    ("end_time", time(18)),
+                ],
+            ),
+            (
+                "provider_breaks",
+                vec![
+                    ("provider_id", s("{users}")),
+                    ("kind", s("weekly")),
+                    ("weekday", 1i32.into()),
+                    ("start_time", time(12)),
+                    ("end_time", time(13)),
+                    ("starts_on", date(1)),
+                    ("ends_on", date(31)),
+                ],
+            ),
+            (
+                "blocked_time_slots",
+                vec![
+                    ("provider_id", s("{users}")),
+                    ("kind", s("weekly")),
+                    ("weekday", 2i32.into()),
+                    ("start_time", time(14)),
+                    ("end_time", time(15)),
+                    ("starts_on", date(1)),
+                    ("ends_on", date(31)),
+                ],
+            ),
+            (
+                "appointments",
+                vec![
+                    ("client_id", s("{users}")),
+                    ("provider_id", s("{users}")),
+                    ("service_id", s("{services}")),
+                    ("start_at", at(10, 0).into()),
+                    ("end_at", at(11, 0).into()),
+                    ("occupied_until", at(11, 15).into()),
+                    ("status", s("completed")),
+                    ("price_cents", 3000i64.into()),
+                    ("discount_cents", 300i64.into()),
+                    ("currency", s("BRL")),
+                ],
+            ),
+            (
+                "appointment_status_history",
+                vec![
+                    ("appointment_id", s("{appointments}")),
+                    ("to_status", s("completed")),
+                ],
+            ),
+            (
+                "reviews",
+                vec![
+                    ("appointment_id", s("{appointments}")),
+                    ("client_id", s("{users}")),
+                    ("provider_id", s("{users}")),
+                    ("rating", 5i32.into()),
+                ],
+            ),
+            (
+                "provider_balances",
+                vec![("provider_id", s("{users}")), ("currency", s("BRL"))],
+            ),
+            (
+                "payment_withdrawals",
+                vec![
+                    ("provider_id", s("{users}")),
+                    ("amount_cents", 1000i64.into()),
+                    ("currency", s("BRL")),
+                    ("payout_method", s("pix")),
+                ],
+            ),
+            (
+                "provider_transactions",
+                vec![
+                    ("provider_id", s("{users}")),
+                    ("kind", s("payment")),
+                    ("bucket", s("pending")),
+                    ("amount_cents", 2700i64.into()),
+                    ("currency", s("BRL")),
+                    ("appointment_id", s("{appointments}")),
+                ],
+            ),
+            (
+                "support_tickets",
+                vec![("requester_id", s("{users}")), ("subject", s("Help"))],
+            ),
+            (
+                "support_messages",
+                vec![("ticket_id", s("{support_tickets}")), ("body", s("Hello"))],
+            ),
+            (
+                "onboarding_steps",
+                vec![
+                    ("key", s("profile")),
+                    ("title", s("Profile")),
+                    ("role", s("provider")),
+                ],
+            ),
+            (
+                "user_onboarding_progress",
+                vec![
+                    ("user_id", s("{users}")),
+                    ("step_id", s("{onboarding_steps}")),
+                ],
+            ),
+            (
+                "notifications",
+                vec![
+                    ("user_id", s("{users}")),
+                    ("kind", s("appointment_confirmed")),
+                    ("title", s("T")),
+                    ("body", s("B")),
+                ],
+            ),
+            (
+                "system_settings",
+                vec![
+                    ("key", s("booking.policy")),
+                    ("value", json!({"hours": 24}).into()),
+                ],
+            ),
+            (
+                "audit_log",
+                vec![
+                    ("action", s("test")),
+                    ("entity_type", s("organization")),
+                    ("details", json!({}).into()),
+                ],
+            ),
+            (
+                "idempotency_keys",
+                vec![
+                    ("user_id", s("{users}")),
+                    ("key", s("k1")),
+                    ("method", s("POST")),
+                    ("path", s("/api/v1/x")),
+                    ("request_hash", s("h")),
+                    ("expires_at", (Utc::now() + Duration::days(1)).into()),
+                ],
+            ),
+        ];
+        for (table, mut columns) in rows {
+            for (_, value) in columns.iter_mut() {
+                if let Value::String(Some(text)) = value
+                    && let Some(name) = text.strip_prefix('{').and_then(|t| t.strip_suffix('}'))
+                {
+                    *value = ids[name].into();
+                }
+            }
+            columns.push(("organization_id", org.into()));
+            let id = Uuid::now_v7();
+            insert(conn, table, id, columns).await;
+            ids.insert(table, id);
+        }
+        ids
+    }
+
+    async fn insert(
+        conn: &impl ConnectionTrait,
+        table: &str,
+        id: Uuid,
+        mut columns: Vec<(&str, Value)>,
+    ) {
+        columns.insert(0, ("id", id.into()));
+        let mut stmt = Query::insert();
+        stmt.into_table(Alias::new(table))
+            .columns(columns.iter().map(|(c, _)| Alias::new(*c)))
+            .values_panic(columns.into_iter().map(|(_, v)| v.into()));
+        conn.execute(&stmt)
+            .await
+            .unwrap_or_else(|e| panic!("valid {table} row: {e}"));
+    }
+
+    /// Copies row `id` of `table` with `overrides`, returning the error.
+    async fn copy_with(
+        conn: &impl ConnectionTrait,
+        table: &str,
+        id: Uuid,
+        overrides: &[(&str, &str)],
+    ) -> Result<(), StorageError> {
+        let backend = conn.get_database_backend();
+        let columns: Vec<String> = catalog::tables()
+            .into_iter()
+            .find(|t| t.name == table)
+            .unwrap_or_else(|| panic!("unknown table {table}"))
+            .columns
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        let new_id = match Engine::of(backend) {
+            Engine::Sqlite => "randomblob(16)",
+            Engine::Postgres => "gen_random_uuid()",
+        };
+        let select: Vec<String> = columns
+            .iter()
+            .map(|c| match overrides.iter().find(|(o, _)| o == c) {
+                Some((_, expr)) => (*expr).to_owned(),
+                None if c == "id" => new_id.to_owned(),
+                None => c.clone(),
+            })
+            .collect();
+        let placeholder = match Engine::of(backend) {
+            Engine::Sqlite => "?",
+            Engine::Postgres => "$1",
+        };
+        let sql = format!(
+            "INSERT INTO {table} ({}) SELECT {} FROM {table} WHERE id = {placeholder}",
+            columns.join(", "),
+            select.join(", ")
+        );
+        conn.execute_raw(Statement::from_sql_and_values(backend, sql, [id.into()]))
+            .await?;
+        Ok(())
+    }
+
+    fn table_of(constraint: &str) -> &'static str {
+        let tables = catalog::tables();
+        tables
+            .iter()
+            .filter(|t| constraint.starts_with(&format!("ck_{}_", t.name)))
+            .max_by_key(|t| t.name.len())
+            .map(|t| t.name)
+            .unwrap_or_else(|| panic!("no table for {constraint}"))
+    }
+
+    /// `ck_<table>_<column>` constraints over a vocabulary column of the table.
+    fn vocabulary_cases() -> Vec<(String, &'static str, String)> {
+        let mut out = Vec::new();
+        for table in catalog::tables() {
+            for column in &table.columns {
+                let name = format!("ck_{}_{}", table.name, column.name);
+                if !CASES.iter().any(|c| c.constraint == name) {
+                    out.push((name, table.name, column.name.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    both_engines! {
+        async fn every_check_rejects_a_bad_row(t: TestDb) {
+            let conn = t.conn();
+            let ids = one_row_everywhere(conn).await;
+            assert_eq!(ids.len(), 36, "a valid row in every table");
+
+            let mut tested = Vec::new();
+            let mut failures = Vec::new();
+            for case in CASES {
+                let table = table_of(case.constraint);
+                match copy_with(conn, table, ids[table], case.set).await {
+                    Err(StorageError::CheckViolation { constraint: Some(name) })
+                        if name == case.constraint || case.also.contains(&name.as_str()) => {}
+                    other => failures.push(format!("{}: {other:?}", case.constraint)),
+                }
+                tested.push(case.constraint.to_owned());
+            }
+            // Vocabularies: only for constraints that exist (a column named like a
+            // vocabulary constraint but without one must accept the value).
+            let existing = check_names(conn).await;
+            for (name, table, column) in vocabulary_cases() {
+                let Some(existing) = &existing else { break };
+                if !existing.contains(&name) {
+                    continue;
+                }
+                let set = [(column.as_str(), "'bogus'")];
+                match copy_with(conn, table, ids[table], &set).await {
+                    Err(StorageError::CheckViolation { constraint: Some(found) }) if found == name => {}
+                    other => failures.push(format!("{name}: {other:?}")),
+                }
+                tested.push(name);
+            }
+            assert!(failures.is_empty(), "checks that did not reject as expected:\n{}", failures.join("\n"));
+
+            if let Some(existing) = existing {
+                let untested: Vec<_> = existing.iter().filter(|n| !tested.contains(n)).collect();
+                assert!(untested.is_empty(), "CHECK constraints without a case: {untested:?}");
+                assert_eq!(tested.len(), existing.len());
+            }
+        }
+    }
+
+    /// Every `ck_` constraint name on PostgreSQL (SQLite keeps them only in the DDL text).
+    async fn check_names(conn: &impl ConnectionTrait) -> Option<Vec<String>> {
+        match Engine::of(conn.get_database_backend()) {
+            Engine::Postgres => Some(
+                strings(
+                    &query(
+                        conn,
+                        "SELECT con.conname::text FROM pg_constraint con \
+                         JOIN pg_namespace n ON n.oid = con.connamespace \
+                         WHERE con.contype = 'c' AND n.nspname = current_schema() ORDER BY 1",
+                    )
+                    .await,
+                    1,
+                )
+                .into_iter()
+                .map(|mut r| r.remove(0))
+                .collect(),
+            ),
+            Engine::Sqlite => {
+                let ddl: Vec<String> = strings(
+                    &query(
+                        conn,
+                        "SELECT sql FROM sqlite_master WHERE type = 'table' AND sql IS NOT NULL",
+                    )
+                    .await,
+                    1,
+                )
+                .into_iter()
+                .map(|mut r| r.remove(0))
+                .collect();
+                let mut names: Vec<String> = ddl
+                    .iter()
+                    .flat_map(|sql| sql.split("CONSTRAINT \"").skip(1))
+                    .filter_map(|rest| rest.split('"').next())
+                    .filter(|n| n.starts_with("ck_"))
+                    .map(str::to_owned)
+                    .collect();
+                names.sort();
+                Some(names)
+            }
+        }
+    }
+}
