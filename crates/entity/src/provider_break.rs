@@ -136,31 +136,4 @@ impl UpdateProviderBreak {
     }
 }
 
-fn create_rules(input: &CreateProviderBreak) -> Result<(), validator::ValidationError> {
-    crate::rules::recurrence(&crate::rules::Recurrence {
-        kind: input.kind,
-        weekday: input.weekday,
-        start_time: input.start_time,
-        end_time: input.end_time,
-        starts_on: input.starts_on,
-        ends_on: input.ends_on,
-        start_at: input.start_at,
-        end_at: input.end_at,
-    })
-    .map_err(Into::into)
-}
-
-impl crate::rules::Rules for Model {
-    fn check_rules(&self) -> Result<(), crate::rules::RuleViolation> {
-        crate::rules::recurrence(&crate::rules::Recurrence {
-            kind: self.kind,
-            weekday: self.weekday,
-            start_time: self.start_time,
-            end_time: self.end_time,
-            starts_on: self.starts_on,
-            ends_on: self.ends_on,
-            start_at: self.start_at,
-            end_at: self.end_at,
-        })
-    }
-}
+crate::recurrence_rules!(CreateProviderBreak);

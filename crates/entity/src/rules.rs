@@ -144,6 +144,41 @@ pub struct Recurrence {
     pub end_at: Option<DateTimeUtc>,
 }
 
+/// For entities shaped as a [`Recurrence`] (breaks, blocked slots): the create input's
+/// `create_rules` (for `#[validate(schema(...))]`) and `Rules` on the row.
+#[macro_export]
+macro_rules! recurrence_rules {
+    ($create:ty) => {
+        fn create_rules(input: &$create) -> Result<(), validator::ValidationError> {
+            $crate::rules::recurrence(&$crate::recurrence_fields!(input)).map_err(Into::into)
+        }
+
+        impl $crate::rules::Rules for Model {
+            fn check_rules(&self) -> Result<(), $crate::rules::RuleViolation> {
+                $crate::rules::recurrence(&$crate::recurrence_fields!(self))
+            }
+        }
+    };
+}
+
+/// The [`Recurrence`] of a value that has its fields.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! recurrence_fields {
+    ($v:expr) => {
+        $crate::rules::Recurrence {
+            kind: $v.kind,
+            weekday: $v.weekday,
+            start_time: $v.start_time,
+            end_time: $v.end_time,
+            starts_on: $v.starts_on,
+            ends_on: $v.ends_on,
+            start_at: $v.start_at,
+            end_at: $v.end_at,
+        }
+    };
+}
+
 pub fn recurrence(r: &Recurrence) -> Result<(), RuleViolation> {
     match r.kind {
         RecurrenceKind::Weekly => {
