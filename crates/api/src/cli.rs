@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use agenda_storage::Db;
 use agenda_storage::config::Env;
 use agenda_storage::db::DbSettings;
+use agenda_storage::seed::{self, DEMO_ADMIN_EMAIL, DEMO_PASSWORD, SeedReport};
 use clap::{Parser, Subcommand};
 use migration::{Migrator, MigratorTrait};
 
@@ -39,6 +40,11 @@ pub enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
+    /// Load sample data (uses DATABASE_URL; applies migrations first when AUTO_MIGRATE is on).
+    Seed {
+        #[command(subcommand)]
+        action: SeedAction,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,6 +70,18 @@ pub enum MigrateAction {
         /// Confirm that all data may be destroyed.
         #[arg(long)]
         yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SeedAction {
+    /// Create the demo organization `demo`: an admin, support, 4 providers, 12 clients,
+    /// services, hours and a few weeks of appointments. Does nothing when it exists.
+    /// Every demo user signs in with the password `agenda-demo`.
+    Demo {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -118,30 +136,109 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let settings = DbSettings::migrator_from_env(&env).map_err(Failure::config)?;
             runtime.block_on(migrate(settings, action))
         }
+        Command::Seed { action } => {
+            let settings = Settings::from_env(&env).map_err(Failure::config)?;
+            runtime.block_on(seed(settings, action))
+        }
     }
 }
 
-async fn serve(settings: Settings) -> Result<(), Failure> {
-    let migrate_separately =
-        settings.auto_migrate && std::env::var_os("MIGRATION_DATABASE_URL").is_some();
-    if migrate_separately {
-        // The schema owner applies migrations; the server itself runs as the app role.
-        let env = Env::from_process();
-        let owner = DbSettings::migrator_from_env(&env).map_err(Failure::config)?;
-        let db = Db::connect(&owner).await.map_err(Failure::runtime)?;
-        let result = crate::app::apply_migrations(&db).await;
-        db.close().await;
-        result.map_err(|e| Failure::runtime(format!("applying migrations failed: {e}")))?;
+/// With `AUTO_MIGRATE` on and `MIGRATION_DATABASE_URL` set, the schema owner applies
+/// pending migrations on a pool of its own, and `AUTO_MIGRATE` is turned off for the
+/// rest of the command, which runs as the application role.
+async fn migrate_as_owner(settings: &mut Settings) -> Result<(), Failure> {
+    if !settings.auto_migrate || std::env::var_os("MIGRATION_DATABASE_URL").is_none() {
+        return Ok(());
     }
-    let mut settings = settings;
-    if migrate_separately {
-        settings.auto_migrate = false;
-    }
+    let env = Env::from_process();
+    let owner = DbSettings::migrator_from_env(&env).map_err(Failure::config)?;
+    let db = Db::connect(&owner).await.map_err(Failure::runtime)?;
+    let result = crate::app::apply_migrations(&db).await;
+    db.close().await;
+    result.map_err(|e| Failure::runtime(format!("applying migrations failed: {e}")))?;
+    settings.auto_migrate = false;
+    Ok(())
+}
+
+async fn serve(mut settings: Settings) -> Result<(), Failure> {
+    migrate_as_owner(&mut settings).await?;
     let app = Application::build(settings)
         .await
         .map_err(Failure::runtime)?;
     tracing::info!(addr = %app.local_addr(), "listening");
     app.run_until_stopped().await.map_err(Failure::runtime)
+}
+
+/// `agenda seed demo`: needs the migrated schema, like the server (and migrates the
+/// same way when `AUTO_MIGRATE` is on).
+async fn seed(mut settings: Settings, action: SeedAction) -> Result<(), Failure> {
+    let SeedAction::Demo { json } = action;
+    migrate_as_owner(&mut settings).await?;
+    let db = Db::connect(&settings.db).await.map_err(Failure::runtime)?;
+    let result = seed_demo(&db, settings.auto_migrate).await;
+    db.close().await;
+    let report = result?;
+    if json {
+        let text = serde_json::to_string_pretty(&report).map_err(Failure::runtime)?;
+        println!("{text}");
+    } else {
+        print_seed_report(&report);
+    }
+    Ok(())
+}
+
+async fn seed_demo(db: &Db, auto_migrate: bool) -> Result<SeedReport, Failure> {
+    if auto_migrate {
+        crate::app::apply_migrations(db)
+            .await
+            .map_err(|e| Failure::runtime(format!("applying migrations failed: {e}")))?;
+    } else {
+        let pending = Migrator::get_pending_migrations(db.conn())
+            .await
+            .map_err(Failure::runtime)?;
+        if !pending.is_empty() {
+            return Err(Failure::runtime(format!(
+                "the database schema is not up to date ({} pending migrations); \
+                 run `agenda migrate up` first, or set AUTO_MIGRATE=true",
+                pending.len()
+            )));
+        }
+    }
+    // One hash for every demo user: argon2 is slow on purpose.
+    let hash = crate::password::hash(DEMO_PASSWORD).map_err(Failure::runtime)?;
+    seed::demo(db, &hash)
+        .await
+        .map_err(|e| Failure::runtime(format!("seeding the demo data failed: {e}")))
+}
+
+fn print_seed_report(report: &SeedReport) {
+    if !report.created {
+        println!(
+            "demo data already present, nothing written (organization {:?}, id {}, {} rows)",
+            report.slug,
+            report.organization_id,
+            report.total_rows()
+        );
+        return;
+    }
+    println!(
+        "created demo organization {:?} (id {}) with {} rows:",
+        report.slug,
+        report.organization_id,
+        report.total_rows()
+    );
+    let width = report
+        .tables
+        .iter()
+        .map(|(t, _)| t.len())
+        .max()
+        .unwrap_or(0);
+    for (table, rows) in &report.tables {
+        println!("  {table:<width$}  {rows:>5}");
+    }
+    println!(
+        "sign in as {DEMO_ADMIN_EMAIL} (or any demo user) with the password {DEMO_PASSWORD:?}"
+    );
 }
 
 async fn migrate(settings: DbSettings, action: MigrateAction) -> Result<(), Failure> {

@@ -12,6 +12,7 @@ pub mod db;
 pub mod error;
 pub mod repo;
 pub mod schema;
+pub mod seed;
 pub mod tenant;
 
 pub use db::{Db, DbSettings, Engine};

@@ -3,4 +3,5 @@
 
 mod foundation;
 mod organizations;
+mod seed;
 mod support;

@@ -3,4 +3,5 @@
 //! several of them in one transaction, and they return [`crate::StorageError`].
 
 pub mod organizations;
+pub mod resource;
 pub mod users;

@@ -4,4 +4,6 @@
 mod connection;
 mod errors;
 mod repos;
+mod resources;
 mod schema;
+mod seed;
