@@ -204,6 +204,7 @@ pub async fn demo_on(
 /// The report of the data already there, or `None` when the demo organization is
 /// absent. An unrelated organization holding the slug is an error: the demo cannot
 /// be written, and nothing may be written over someone's data.
+#[allow(clippy::disallowed_methods)] // organizations are the tenants themselves
 async fn already_present(db: &impl ConnectionTrait) -> Result<Option<SeedReport>, StorageError> {
     use sea_orm::sea_query::ExprTrait as _;
     if organization::Entity::find_by_id(DEMO_ORGANIZATION_ID)
@@ -235,6 +236,7 @@ async fn already_present(db: &impl ConnectionTrait) -> Result<Option<SeedReport>
 }
 
 /// Rows of the demo organization in `E`'s table.
+#[allow(clippy::disallowed_methods)] // filtered by the demo organization below
 async fn count_of<E>(db: &impl ConnectionTrait) -> Result<(&'static str, u64), StorageError>
 where
     E: EntityTrait + Default,

@@ -1,12 +1,17 @@
 //! The tenant scope: which organization a piece of work acts for.
 //!
 //! Every repository function over a tenant-owned table takes a [`TenantScope`] and
-//! filters by it, so "forgot the tenant filter" is a compile error rather than a
-//! code-review finding. A scope is created only by trusted code — the
+//! starts its query from [`TenantOwned::find_in`], `delete_in` or `update_in`. The
+//! unscoped sea-orm entry points (`Entity::find`, `find_by_id`, `delete_many`,
+//! `update_many`, `delete_by_id`) are disallowed workspace-wide in `clippy.toml`, and
+//! CI runs clippy with `-D warnings`: "forgot the tenant filter" fails the build
+//! rather than waiting for code review. Code that legitimately works across tenants
+//! (the organizations table, tests) opts out explicitly with
+//! `#[allow(clippy::disallowed_methods)]`. A scope is created only by trusted code — the
 //! authentication layer, from the signed-in user's organization, and operator
 //! tooling — never from a request body or path.
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Select};
+use sea_orm::{ColumnTrait, DeleteMany, EntityTrait, QueryFilter, Select, UpdateMany};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,7 +36,20 @@ pub trait TenantOwned: EntityTrait {
 
     /// `SELECT … WHERE organization_id = <scope>`: the only way repositories start a
     /// query on a tenant-owned table.
+    #[allow(clippy::disallowed_methods)] // the one place the unscoped entry point is wrapped
     fn find_in(scope: TenantScope) -> Select<Self> {
         Self::find().filter(Self::tenant_column().eq(scope.organization_id()))
+    }
+
+    /// `DELETE … WHERE organization_id = <scope>` (add the row filter).
+    #[allow(clippy::disallowed_methods)]
+    fn delete_in(scope: TenantScope) -> DeleteMany<Self> {
+        Self::delete_many().filter(Self::tenant_column().eq(scope.organization_id()))
+    }
+
+    /// `UPDATE … WHERE organization_id = <scope>` (add the row filter and the values).
+    #[allow(clippy::disallowed_methods)]
+    fn update_in(scope: TenantScope) -> UpdateMany<Self> {
+        Self::update_many().filter(Self::tenant_column().eq(scope.organization_id()))
     }
 }

@@ -235,8 +235,7 @@ where
         scope: TenantScope,
         id: Uuid,
     ) -> Result<(), StorageError> {
-        let result = E::delete_many()
-            .filter(E::tenant_column().eq(scope.organization_id()))
+        let result = E::delete_in(scope)
             .filter(E::id_column().eq(id))
             .exec(db)
             .await?;

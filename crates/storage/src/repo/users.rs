@@ -2,8 +2,8 @@
 
 use agenda_entity::user::{self, CreateUser, Entity as Users, UpdateUser, normalize_email};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -91,8 +91,7 @@ impl UserRepo {
         scope: TenantScope,
         id: Uuid,
     ) -> Result<(), StorageError> {
-        let result = Users::delete_many()
-            .filter(user::Column::OrganizationId.eq(scope.organization_id()))
+        let result = Users::delete_in(scope)
             .filter(user::Column::Id.eq(id))
             .exec(db)
             .await?;
