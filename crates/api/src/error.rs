@@ -251,6 +251,12 @@ impl From<StorageError> for ApiError {
             StorageError::Validation { field, message } => {
                 ApiError::invalid_field(field, "invalid", message)
             }
+            StorageError::InvalidState { code, message } => {
+                ApiError::new(StatusCode::CONFLICT, code, message)
+            }
+            StorageError::Forbidden { code, message } => {
+                ApiError::new(StatusCode::FORBIDDEN, code, message)
+            }
             StorageError::Unavailable { retry_after, .. } => ApiError::unavailable(
                 "the service is temporarily unavailable; retry shortly",
                 retry_after,

@@ -56,6 +56,15 @@ pub enum StorageError {
         message: String,
     },
 
+    /// The row is in a state that does not allow the change (an illegal status
+    /// transition, rescheduling a completed appointment). `code` is machine-readable.
+    #[error("{message}")]
+    InvalidState { code: &'static str, message: String },
+
+    /// The change exists, but the acting user may not make it.
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+
     /// The database cannot serve the request now; the caller may retry later.
     #[error("database unavailable: {reason}")]
     Unavailable {

@@ -2,6 +2,7 @@
 //! (`&impl ConnectionTrait`: the pool or an open transaction) so a caller can compose
 //! several of them in one transaction, and they return [`crate::StorageError`].
 
+pub mod appointments;
 pub mod organizations;
 pub mod resource;
 pub mod users;
