@@ -73,6 +73,7 @@ impl Application {
         db: Db,
         extra: Router<AppState>,
     ) -> Result<Self, StartError> {
+        agenda_storage::cache::configure(settings.cache);
         let addr = settings.http.bind_addr;
         let listener = TcpListener::bind(addr)
             .await

@@ -9,12 +9,15 @@
 //! | `AUTO_MIGRATE`             | `true`                        |
 //! | `HEALTH_TIMEOUT`           | `2s`                          |
 //! | `SHUTDOWN_TIMEOUT`         | `20s`                         |
+//! | `CACHE_TTL`                | `60s` (`0` turns caching off) |
+//! | `CACHE_MAX_ENTRIES`        | `10000`                       |
 //! | `LOG_FORMAT`               | `pretty` (or `json`)          |
 //! | `RUST_LOG`                 | `info`                        |
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use agenda_storage::cache::CacheConfig;
 use agenda_storage::config::{ConfigError, Env};
 use agenda_storage::db::DbSettings;
 
@@ -35,6 +38,9 @@ pub struct Settings {
     /// in production turn it off and run the migrator as a deploy step.
     pub auto_migrate: bool,
     pub log: LogSettings,
+    /// `CACHE_TTL`, `CACHE_MAX_ENTRIES`: the in-process read cache
+    /// (see `agenda_storage::cache`).
+    pub cache: CacheConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -67,6 +73,15 @@ impl Settings {
             http: HttpSettings::from_env(env)?,
             auto_migrate: env.flag("AUTO_MIGRATE", true)?,
             log: LogSettings::from_env(env)?,
+            cache: CacheConfig {
+                ttl: env.duration("CACHE_TTL", CacheConfig::default().ttl)?,
+                max_entries: env.parsed(
+                    "CACHE_MAX_ENTRIES",
+                    CacheConfig::default().max_entries,
+                    "a whole number of entries",
+                    |raw| raw.parse().ok(),
+                )?,
+            },
         })
     }
 }

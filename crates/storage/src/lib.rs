@@ -1,5 +1,6 @@
 //! Agenda's database layer.
 //!
+//! - [`cache`]: the in-process cache of catalogue and provider settings;
 //! - [`db`]: the connection pool, session settings, health and transactions;
 //! - [`error`]: one classification of database failures for both engines;
 //! - [`tenant`]: the tenant scope every tenant-owned query requires;
@@ -7,6 +8,7 @@
 //! - [`schema`]: the live schema and its drift from the entities;
 //! - [`config`]: typed settings from the environment.
 
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -13,6 +13,8 @@
 //! - **Row rules after a partial update**: the update input is merged into the row,
 //!   then the entity's [`Rules`] are checked on the result (a validation error names
 //!   the field) before anything is written.
+//! - **Cached tables stay fresh**: writes to a table served by [`crate::cache`] drop
+//!   the tenant's cache entry.
 //! - **Lists are keyset-paginated**, filtered and sorted through allow-listed fields
 //!   only, with a hard maximum page size ([`MAX_PAGE_SIZE`]).
 
@@ -200,6 +202,7 @@ where
         let mut row = E::new_row(input, scope.organization_id());
         adjust(&mut row);
         Self::check(db, scope, row.clone()).await?;
+        crate::cache::invalidate(scope, E::default().table_name());
         Ok(row.insert(db).await?)
     }
 
@@ -226,6 +229,7 @@ where
         let mut row = Self::get(db, scope, id).await?.into_active_model();
         E::apply(input, &mut row);
         Self::check(db, scope, row.clone()).await?;
+        crate::cache::invalidate(scope, E::default().table_name());
         Ok(row.update(db).await?)
     }
 
@@ -235,6 +239,7 @@ where
         scope: TenantScope,
         id: Uuid,
     ) -> Result<(), StorageError> {
+        crate::cache::invalidate(scope, E::default().table_name());
         let result = E::delete_in(scope)
             .filter(E::id_column().eq(id))
             .exec(db)

@@ -6,6 +6,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod appointments;
+mod cache;
 mod connection;
 mod errors;
 mod repos;
