@@ -12,6 +12,7 @@ pub mod cache;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod fees;
 pub mod repo;
 pub mod schema;
 pub mod seed;

@@ -5,6 +5,11 @@
 //! fixed number of queries whatever the date range (organization, settings, windows,
 //! breaks, blocks, appointments in range: six), never one per day or per slot.
 //!
+//! **Money.** Completing a paid appointment (or recording the payment of a completed
+//! one, [`AppointmentRepo::mark_paid`]) writes the payment and the platform commission
+//! to the ledger and updates the provider's balance in the same transaction
+//! (`crate::repo::ledger`).
+//!
 //! **Double booking.** A booking runs in one transaction that re-checks the slot
 //! against the appointments it can see, then inserts. On SQLite the transaction
 //! holds the write lock from its first statement (`BEGIN IMMEDIATE`), so bookings are
@@ -408,7 +413,58 @@ impl AppointmentRepo {
         }
         let updated = row.update(tx).await?;
         record(tx, scope, id, Some(from), to, Some(by.id), reason).await?;
+        if to == AppointmentStatus::Completed {
+            Self::settle(tx, scope, &updated).await?;
+        }
         Ok(updated)
+    }
+
+    /// Records that the client paid (`payment_status = paid`), by the provider, an
+    /// admin or support. A completed appointment is settled in the ledger at once;
+    /// otherwise when it completes. Idempotent.
+    pub async fn mark_paid(
+        tx: &DatabaseTransaction,
+        scope: TenantScope,
+        id: Uuid,
+        method: PaymentMethod,
+        by: ActingUser,
+    ) -> Result<appointment::Model, StorageError> {
+        let current = Self::locked(tx, scope, id).await?;
+        let actor = Actor::of(&by.id, by.role, &current.client_id, &current.provider_id);
+        if !matches!(actor, Actor::Provider | Actor::Admin | Actor::Support) {
+            return Err(StorageError::Forbidden {
+                code: "forbidden_payment",
+                message: format!("a {actor} cannot record a payment"),
+            });
+        }
+        if !current.status.is_active() {
+            return Err(StorageError::InvalidState {
+                code: "appointment_not_active",
+                message: format!("a {} appointment cannot be paid", current.status),
+            });
+        }
+        let mut row = current.into_active_model();
+        row.payment_status = Set(PaymentStatus::Paid);
+        row.payment_method = Set(Some(method));
+        let updated = row.update(tx).await?;
+        if updated.status == AppointmentStatus::Completed {
+            Self::settle(tx, scope, &updated).await?;
+        }
+        Ok(updated)
+    }
+
+    /// Writes the payment and the platform commission of a completed, paid
+    /// appointment to the ledger (in the caller's transaction).
+    async fn settle(
+        tx: &DatabaseTransaction,
+        scope: TenantScope,
+        appointment: &appointment::Model,
+    ) -> Result<(), StorageError> {
+        let net = appointment.price_cents - appointment.discount_cents;
+        if appointment.payment_status == PaymentStatus::Paid && net > 0 {
+            crate::repo::ledger::LedgerRepo::record_payment(tx, scope, appointment, net).await?;
+        }
+        Ok(())
     }
 
     /// Moves a pending or confirmed appointment to another free slot. One UPDATE of

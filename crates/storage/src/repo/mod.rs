@@ -3,6 +3,7 @@
 //! several of them in one transaction, and they return [`crate::StorageError`].
 
 pub mod appointments;
+pub mod ledger;
 pub mod organizations;
 pub mod resource;
 pub mod users;

@@ -367,3 +367,39 @@ both_engines! {
         assert!(matches!(err, StorageError::NotFound { entity: "service" }), "{err:?}");
     }
 }
+
+both_engines! {
+    async fn completing_a_paid_appointment_writes_the_ledger(t: TestDb) {
+        use agenda_entity::enums::{PaymentMethod, TransactionKind};
+        use agenda_storage::repo::ledger::{EntriesQuery, LedgerRepo};
+        let c = Calendar::new(&t.db).await;
+        let a = c.book(&t.db, c.client, at(10, 0)).await.unwrap();
+        let tx = t.db.begin().await.unwrap();
+        let err = AppointmentRepo::mark_paid(&tx, c.scope, a.id, PaymentMethod::Pix, c.client).await.unwrap_err();
+        assert!(matches!(err, StorageError::Forbidden { .. }), "{err:?}");
+        AppointmentRepo::mark_paid(&tx, c.scope, a.id, PaymentMethod::Pix, c.provider).await.unwrap();
+        tx.commit().await.unwrap();
+        let entries = |t: &agenda_testkit::TestDb| {
+            let scope = c.scope;
+            let provider = c.provider.id;
+            let db = t.db.clone();
+            async move { LedgerRepo::entries(db.conn(), scope, provider, &EntriesQuery::default()).await.unwrap().items }
+        };
+        assert!(entries(&t).await.is_empty(), "paid but not completed: nothing yet");
+        for to in [AppointmentStatus::Confirmed, AppointmentStatus::InProgress, AppointmentStatus::Completed] {
+            c.transition(&t.db, a.id, to, c.provider).await.unwrap();
+        }
+        let written = entries(&t).await;
+        let kinds: Vec<_> = written.iter().map(|e| (e.kind, e.amount_cents)).collect();
+        // 10% platform fee (the default) of 50.00.
+        assert_eq!(kinds, [(TransactionKind::Payment, 5000), (TransactionKind::Commission, -500)]);
+        let balance = LedgerRepo::balance(t.conn(), c.scope, c.provider.id).await.unwrap();
+        assert_eq!(balance.pending_cents, 4500);
+        assert!(LedgerRepo::verify_balance(t.conn(), c.scope, c.provider.id).await.unwrap());
+        // Recording again (idempotent) writes nothing.
+        let tx = t.db.begin().await.unwrap();
+        AppointmentRepo::mark_paid(&tx, c.scope, a.id, PaymentMethod::Pix, c.provider).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(entries(&t).await.len(), 2);
+    }
+}
