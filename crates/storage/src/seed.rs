@@ -609,16 +609,23 @@ const PAYOUT_DELAY_DAYS: i64 = 2;
 const MINIMUM_WITHDRAWAL_CENTS: i64 = 1_000;
 const PROMOTION_BP: i64 = 1000;
 
+/// The fee the ledger would charge: the same rule as `crate::fees`, from the demo's
+/// settings and Carla's override.
 fn platform_fee(provider: usize, amount: i64) -> i64 {
-    let bp = if provider == CARLA {
+    let percentage_bp = if provider == CARLA {
         CARLA_FEE_PERCENTAGE_BP
     } else {
         FEE_PERCENTAGE_BP
     };
-    // Never more than the amount itself.
-    (amount * i64::from(bp) / 10_000)
-        .clamp(FEE_MIN_CENTS, FEE_MAX_CENTS)
-        .min(amount)
+    crate::fees::platform_fee(
+        amount,
+        &crate::fees::FeeRules {
+            percentage_bp,
+            fixed_cents: 0,
+            min_cents: FEE_MIN_CENTS,
+            max_cents: Some(FEE_MAX_CENTS),
+        },
+    )
 }
 
 // ---------------------------------------------------------------------------------
