@@ -9,6 +9,7 @@ mod appointments;
 mod cache;
 mod connection;
 mod errors;
+mod every_repo;
 mod ledger;
 mod repos;
 mod resources;
