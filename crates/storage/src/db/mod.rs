@@ -12,6 +12,7 @@ mod url;
 
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sea_orm::{
@@ -38,6 +39,8 @@ pub struct Db {
 struct Inner {
     pool: RawPool,
     summary: SettingsSummary,
+    /// Statements run through this pool (and its transactions) since it opened.
+    statements: Arc<AtomicU64>,
 }
 
 /// The driver's pool, kept for statistics and shutdown.
@@ -155,9 +158,11 @@ impl Db {
                 )
             }
         };
+        let statements = Arc::new(AtomicU64::new(0));
         let observer = QueryObserver {
             echo: settings.echo,
             slow: settings.slow_query,
+            statements: statements.clone(),
         };
         conn.set_metric_callback(move |info| observer.observe(info));
         if let Some(note) = settings.url.normalization() {
@@ -167,6 +172,7 @@ impl Db {
             conn,
             inner: Arc::new(Inner {
                 pool,
+                statements,
                 summary: SettingsSummary::from(settings),
             }),
         })
@@ -202,6 +208,12 @@ impl Db {
     /// Opens a transaction for reads: one consistent snapshot, no write lock on SQLite.
     pub async fn begin_read(&self) -> Result<DatabaseTransaction, StorageError> {
         Ok(self.conn.begin().await?)
+    }
+
+    /// How many statements this pool (and transactions begun from it) has run: for
+    /// metrics, and for tests that prove a code path runs a fixed number of queries.
+    pub fn statements_executed(&self) -> u64 {
+        self.inner.statements.load(Ordering::Relaxed)
     }
 
     /// Connection counts right now.
@@ -399,14 +411,16 @@ fn is_permanent(err: &sqlx::Error) -> bool {
 /// Logs statements: all of them at INFO when `DB_ECHO` is on (target `agenda::sql`),
 /// slow ones at WARN. Only the SQL text is logged, never the bound values, which may
 /// hold personal data or secrets.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct QueryObserver {
     echo: bool,
     slow: Duration,
+    statements: Arc<AtomicU64>,
 }
 
 impl QueryObserver {
     fn observe(&self, info: &sea_orm::metric::Info<'_>) {
+        self.statements.fetch_add(1, Ordering::Relaxed);
         let elapsed_ms = info.elapsed.as_secs_f64() * 1000.0;
         if !self.slow.is_zero() && info.elapsed >= self.slow {
             tracing::warn!(

@@ -403,3 +403,31 @@ both_engines! {
         assert_eq!(entries(&t).await.len(), 2);
     }
 }
+
+both_engines! {
+    async fn free_slots_take_a_fixed_number_of_queries(t: TestDb) {
+        let c = Calendar::new(&t.db).await;
+        for start in [at(10, 0), at(14, 0)] {
+            c.book(&t.db, c.client, start).await.unwrap();
+        }
+        let mut counts = Vec::new();
+        for days in [0, 6, 59] {
+            let before = t.db.statements_executed();
+            let slots = AppointmentRepo::free_slots(
+                t.conn(),
+                c.scope,
+                Offering::Service(c.service),
+                day(),
+                day() + chrono::Duration::days(days),
+                now(),
+            )
+            .await
+            .unwrap();
+            assert!(!slots.is_empty());
+            counts.push(t.db.statements_executed() - before);
+        }
+        assert_eq!(counts[0], counts[1], "{counts:?}");
+        assert_eq!(counts[0], counts[2], "one day or sixty: {counts:?}");
+        assert!((5..=8).contains(&counts[0]), "{counts:?}");
+    }
+}
