@@ -4,8 +4,12 @@
 
 pub mod analytics;
 pub mod appointments;
+pub mod audit;
+pub mod idempotency;
 pub mod ledger;
+pub mod notifications;
 pub mod organizations;
 pub mod resource;
 pub mod search;
+pub mod sessions;
 pub mod users;

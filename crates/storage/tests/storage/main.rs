@@ -12,6 +12,7 @@ mod connection;
 mod errors;
 mod every_repo;
 mod ledger;
+mod platform;
 mod repos;
 mod resources;
 mod schema;

@@ -1,0 +1,363 @@
+//! Bearer-token sessions and password-reset tokens.
+//!
+//! Both tables store only the SHA-256 digest (hex) of a token the client holds; the
+//! token itself never reaches the database. A digest is unique across all tenants
+//! (`uq_user_sessions_token_hash`, `uq_password_reset_tokens_token_hash`).
+//!
+//! Most functions take a [`TenantScope`] like every other repository. Two steps
+//! cannot: when a request arrives with a bearer token, or a reset link is followed,
+//! nobody knows the organization yet — finding it is the point of the lookup. Those
+//! two functions, [`SessionRepo::authenticate`] and [`PasswordResetRepo::consume`],
+//! resolve a digest across tenants, and so does the operator cleanup
+//! [`SessionRepo::delete_expired`]. Each carries an explicit
+//! `#[allow(clippy::disallowed_methods)]` with its reason; everything they return
+//! after the first lookup is read through the scope of the row they found.
+//!
+//! A session is **active** while it is neither revoked nor expired; no function here
+//! returns or extends an inactive one.
+
+use agenda_entity::{organization, password_reset_token, user, user_session};
+use chrono::{DateTime, Utc};
+use sea_orm::ActiveValue::Set;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+};
+use uuid::Uuid;
+
+use crate::error::StorageError;
+use crate::repo::organizations::OrganizationRepo;
+use crate::repo::resource::exists_in_tenant;
+use crate::tenant::{TenantOwned, TenantScope};
+
+impl TenantOwned for user_session::Entity {
+    fn tenant_column() -> user_session::Column {
+        user_session::Column::OrganizationId
+    }
+}
+
+impl TenantOwned for password_reset_token::Entity {
+    fn tenant_column() -> password_reset_token::Column {
+        password_reset_token::Column::OrganizationId
+    }
+}
+
+/// Longest stored `ip_address` and `user_agent` (longer values are cut: they are
+/// informational, shown in "your devices" lists, never used for decisions).
+const MAX_IP_CHARS: usize = 64;
+const MAX_USER_AGENT_CHARS: usize = 255;
+
+/// A bearer token resolved at authentication time: the active session, its user
+/// (active, of the session's organization) and the organization.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Authenticated {
+    pub session: user_session::Model,
+    pub user: user::Model,
+    pub organization: organization::Model,
+}
+
+impl Authenticated {
+    /// The scope the rest of the request runs in. The organization's `status` is left
+    /// to the caller (a suspended organization may deserve its own message).
+    pub fn scope(&self) -> TenantScope {
+        TenantScope::new(self.session.organization_id)
+    }
+}
+
+pub struct SessionRepo;
+
+impl SessionRepo {
+    /// Starts a session for `user_id` (a user of this organization) with the digest
+    /// of a fresh token. `expires_at` must be in the future.
+    pub async fn create(
+        db: &impl ConnectionTrait,
+        scope: TenantScope,
+        user_id: Uuid,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+        ip_address: Option<&str>,
+        user_agent: Option<&str>,
+    ) -> Result<user_session::Model, StorageError> {
+        check_token_hash(token_hash)?;
+        check_expiry(expires_at)?;
+        check_user(db, scope, user_id, "user_sessions").await?;
+        let row = user_session::ActiveModel {
+            organization_id: Set(scope.organization_id()),
+            user_id: Set(user_id),
+            token_hash: Set(token_hash.to_owned()),
+            expires_at: Set(expires_at),
+            ip_address: Set(ip_address.map(|v| cut(v, MAX_IP_CHARS))),
+            user_agent: Set(user_agent.map(|v| cut(v, MAX_USER_AGENT_CHARS))),
+            ..Default::default()
+        };
+        Ok(row.insert(db).await?)
+    }
+
+    /// The active session with this digest in this organization, if any.
+    pub async fn find_active(
+        db: &impl ConnectionTrait,
+        scope: TenantScope,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<user_session::Model>, StorageError> {
+        use user_session::Column as C;
+        Ok(user_session::Entity::find_in(scope)
+            .filter(C::TokenHash.eq(token_hash))
+            .filter(C::RevokedAt.is_null())
+            .filter(C::ExpiresAt.gt(now))
+            .one(db)
+            .await?)
+    }
+
+    /// Resolves a bearer token's digest to its active session, user and organization,
+    /// **across tenants**: this is how the authentication layer learns which tenant a
+    /// request belongs to, so no scope can exist yet.
+    ///
+    /// Why the unscoped lookup is safe: the digest is of a 256-bit random secret that
+    /// only its holder knows, and it is unique across all organizations
+    /// (`uq_user_sessions_token_hash`), so it identifies exactly one row and cannot
+    /// be guessed or enumerated. Everything after that lookup is read through the
+    /// session's own organization (`find_in`), so a user row of another organization
+    /// can never be returned with it. `None` when the token is unknown, revoked or
+    /// expired, or its user is deactivated — one answer for all, so a caller cannot
+    /// tell them apart.
+    #[allow(clippy::disallowed_methods)] // the tenant is what this lookup finds out; see above
+    pub async fn authenticate(
+        db: &impl ConnectionTrait,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Authenticated>, StorageError> {
+        use user_session::Column as C;
+        let Some(session) = user_session::Entity::find()
+            .filter(C::TokenHash.eq(token_hash))
+            .filter(C::RevokedAt.is_null())
+            .filter(C::ExpiresAt.gt(now))
+            .one(db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let scope = TenantScope::new(session.organization_id);
+        let Some(user) = user::Entity::find_in(scope)
+            .filter(user::Column::Id.eq(session.user_id))
+            .filter(user::Column::IsActive.eq(true))
+            .one(db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let organization = OrganizationRepo::get(db, session.organization_id).await?;
+        Ok(Some(Authenticated {
+            session,
+            user,
+            organization,
+        }))
+    }
+
+    /// Records the last use of an active session. Revoked, expired and other
+    /// organizations' sessions are "not found" (they are never extended).
+    pub async fn touch(
+        db: &impl ConnectionTrait,
+        scope: TenantScope,
+        session_id: Uuid,
+        last_used_at: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        use user_session::Column as C;
+        let result = user_session::Entity::update_in(scope)
+            .col_expr(C::LastUsedAt, Expr::value(last_used_at))
+            .col_expr(C::UpdatedAt, Expr::value(agenda_entity::now()))
+            .filter(C::Id.eq(session_id))
+            .filter(C::RevokedAt.is_null())
+            .filter(C::ExpiresAt.gt(last_used_at))
+            .exec(db)
+            .await?;
+        if result.rows_affected == 0 {
+            return Err(StorageError::not_found("session"));
+        }
+        Ok(())
+    }
+
+    /// Revokes one session (logout). Revoking an already revoked session is a no-op
+    /// that keeps the first `revoked_at`; another organization's session is "not found".
+    pub async fn revoke(
+        db: &impl ConnectionTrait,
+        scope: TenantScope,
+        session_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        use user_session::Column as C;
+        let result = user_session::Entity::update_in(scope)
+            .col_expr(C::RevokedAt, Expr::value(now))
+            .col_expr(C::UpdatedAt, Expr::value(agenda_entity::now()))
+            .filter(C::Id.eq(session_id))
+            .filter(C::RevokedAt.is_null())
+            .exec(db)
+            .await?;
+        if result.rows_affected == 0 {
+            let exists = user_session::Entity::find_in(scope)
+                .filter(C::Id.eq(session_id))
+                .one(db)
+                .await?
+                .is_some();
+            if !exists {
+                return Err(StorageError::not_found("session"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Revokes every session of a user that is not revoked yet (logout everywhere,
+    /// password change, deactivation), in one `UPDATE`. Returns how many it revoked.
+    pub async fn revoke_all_for_user(
+        db: &impl ConnectionTrait,
+        scope: TenantScope,
+        user_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StorageError> {
+        use user_session::Column as C;
+        let result = user_session::Entity::update_in(scope)
+            .col_expr(C::RevokedAt, Expr::value(now))
+            .col_expr(C::UpdatedAt, Expr::value(agenda_entity::now()))
+            .filter(C::UserId.eq(user_id))
+            .filter(C::RevokedAt.is_null())
+            .exec(db)
+            .await?;
+        Ok(result.rows_affected)
+    }
+
+    /// Operator cleanup: deletes the sessions of **every** organization that expired
+    /// at or before `now` (revoked ones included: a revoked session is deleted once
+    /// it would have expired anyway). Returns how many were deleted.
+    #[allow(clippy::disallowed_methods)] // operator housekeeping over all tenants; rows are only deleted, never read
+    pub async fn delete_expired(
+        db: &impl ConnectionTrait,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StorageError> {
+        let result = user_session::Entity::delete_many()
+            .filter(user_session::Column::ExpiresAt.lte(now))
+            .exec(db)
+            .await?;
+        Ok(result.rows_affected)
+    }
+}
+
+pub struct PasswordResetRepo;
+
+impl PasswordResetRepo {
+    /// Stores the digest of a reset token sent to `user_id` (a user of this
+    /// organization). `expires_at` must be in the future.
+    pub async fn create(
+        db: &impl ConnectionTrait,
+        scope: TenantScope,
+        user_id: Uuid,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<password_reset_token::Model, StorageError> {
+        check_token_hash(token_hash)?;
+        check_expiry(expires_at)?;
+        check_user(db, scope, user_id, "password_reset_tokens").await?;
+        let row = password_reset_token::ActiveModel {
+            organization_id: Set(scope.organization_id()),
+            user_id: Set(user_id),
+            token_hash: Set(token_hash.to_owned()),
+            expires_at: Set(expires_at),
+            ..Default::default()
+        };
+        Ok(row.insert(db).await?)
+    }
+
+    /// Uses a reset token once and returns its user, **resolving the digest across
+    /// tenants** (the person following the link is not signed in, so there is no
+    /// scope yet; the tenant is the user's, `TenantScope::new(user.organization_id)`).
+    ///
+    /// Single use: one conditional `UPDATE … SET used_at = now WHERE token_hash = ?
+    /// AND used_at IS NULL AND expires_at > now`. Of two concurrent consumes exactly
+    /// one changes the row: PostgreSQL makes the second wait for the first's row lock
+    /// and re-checks `used_at IS NULL` afterwards; SQLite runs writers one at a time.
+    /// The loser sees 0 rows affected. An unknown, used or expired token is the same
+    /// "not found", so the answer reveals nothing about which it was.
+    ///
+    /// It takes the transaction so the caller sets the new password (and revokes the
+    /// user's sessions) in the same unit of work: if that fails, the token is unused.
+    ///
+    /// Why the unscoped statements are safe: the digest is of a 256-bit random secret
+    /// mailed to the user, unique across organizations
+    /// (`uq_password_reset_tokens_token_hash`); the user is then read through the
+    /// token's own organization.
+    #[allow(clippy::disallowed_methods)] // the tenant is what this lookup finds out; see above
+    pub async fn consume(
+        tx: &DatabaseTransaction,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<user::Model, StorageError> {
+        use password_reset_token::Column as C;
+        let gone = || StorageError::not_found("password reset token");
+        let result = password_reset_token::Entity::update_many()
+            .col_expr(C::UsedAt, Expr::value(now))
+            .col_expr(C::UpdatedAt, Expr::value(agenda_entity::now()))
+            .filter(C::TokenHash.eq(token_hash))
+            .filter(C::UsedAt.is_null())
+            .filter(C::ExpiresAt.gt(now))
+            .exec(tx)
+            .await?;
+        if result.rows_affected != 1 {
+            return Err(gone());
+        }
+        let token = password_reset_token::Entity::find()
+            .filter(C::TokenHash.eq(token_hash))
+            .one(tx)
+            .await?
+            .ok_or_else(gone)?;
+        user::Entity::find_in(TenantScope::new(token.organization_id))
+            .filter(user::Column::Id.eq(token.user_id))
+            .one(tx)
+            .await?
+            .ok_or_else(gone)
+    }
+}
+
+/// Digests are SHA-256 in hex: 64 hex digits. Anything else is a caller bug (a raw
+/// token about to be stored, say) and is refused before it reaches the table.
+fn check_token_hash(token_hash: &str) -> Result<(), StorageError> {
+    if token_hash.len() == 64 && token_hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(StorageError::Validation {
+            field: "token_hash",
+            message: "must be a SHA-256 digest in hex (64 digits)".into(),
+        })
+    }
+}
+
+fn check_expiry(expires_at: DateTime<Utc>) -> Result<(), StorageError> {
+    if expires_at > agenda_entity::now() {
+        Ok(())
+    } else {
+        Err(StorageError::Validation {
+            field: "expires_at",
+            message: "must be in the future".into(),
+        })
+    }
+}
+
+/// The user must be of this organization: the foreign key alone would accept a user
+/// of any organization.
+async fn check_user(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    user_id: Uuid,
+    table: &str,
+) -> Result<(), StorageError> {
+    if exists_in_tenant(db, scope, "users", user_id).await? {
+        Ok(())
+    } else {
+        Err(StorageError::InvalidReference {
+            constraint: Some(format!("fk_{table}_user_id_users")),
+        })
+    }
+}
+
+/// The first `max` characters of `value`.
+fn cut(value: &str, max: usize) -> String {
+    value.chars().take(max).collect()
+}
