@@ -10,6 +10,7 @@
 //! | `HEALTH_TIMEOUT`           | `2s`                          |
 //! | `SHUTDOWN_TIMEOUT`         | `20s`                         |
 //! | `CACHE_TTL`                | `60s` (`0` turns caching off) |
+//! | `SESSION_TTL`              | `7d`                          |
 //! | `CACHE_MAX_ENTRIES`        | `10000`                       |
 //! | `LOG_FORMAT`               | `pretty` (or `json`)          |
 //! | `RUST_LOG`                 | `info`                        |
@@ -41,6 +42,8 @@ pub struct Settings {
     /// `CACHE_TTL`, `CACHE_MAX_ENTRIES`: the in-process read cache
     /// (see `agenda_storage::cache`).
     pub cache: CacheConfig,
+    /// `SESSION_TTL`: how long a bearer token from `POST /auth/login` is valid.
+    pub session_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +76,7 @@ impl Settings {
             http: HttpSettings::from_env(env)?,
             auto_migrate: env.flag("AUTO_MIGRATE", true)?,
             log: LogSettings::from_env(env)?,
+            session_ttl: env.duration("SESSION_TTL", Duration::from_secs(7 * 24 * 3600))?,
             cache: CacheConfig {
                 ttl: env.duration("CACHE_TTL", CacheConfig::default().ttl)?,
                 max_entries: env.parsed(

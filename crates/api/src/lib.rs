@@ -5,9 +5,11 @@
 //! - [`routes`]: one module per area;
 //! - [`uow`]: the per-request unit of work (transaction);
 //! - [`error`] and [`extract`]: one error shape for every failure;
+//! - [`auth`]: bearer-token authentication and roles;
 //! - [`cli`]: the `agenda` command line.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;

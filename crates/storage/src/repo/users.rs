@@ -100,4 +100,82 @@ impl UserRepo {
         }
         Ok(())
     }
+
+    /// Counts a failed sign-in; at `max_attempts` consecutive failures the account is
+    /// locked until `now + lock_for`. One atomic increment, so concurrent failures
+    /// all count.
+    pub async fn record_failed_login(
+        db: &impl ConnectionTrait,
+        scope: TenantScope,
+        id: Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+        max_attempts: i32,
+        lock_for: chrono::Duration,
+    ) -> Result<(), StorageError> {
+        use sea_orm::sea_query::{Expr, ExprTrait};
+        Users::update_in(scope)
+            .col_expr(user::Column::UpdatedAt, Expr::value(agenda_entity::now()))
+            .col_expr(
+                user::Column::FailedLoginAttempts,
+                Expr::col(user::Column::FailedLoginAttempts).add(1),
+            )
+            .filter(user::Column::Id.eq(id))
+            .exec(db)
+            .await?;
+        Users::update_in(scope)
+            .col_expr(user::Column::LockedUntil, Expr::value(now + lock_for))
+            .col_expr(user::Column::FailedLoginAttempts, Expr::value(0))
+            .filter(user::Column::Id.eq(id))
+            .filter(user::Column::FailedLoginAttempts.gte(max_attempts))
+            .exec(db)
+            .await?;
+        Ok(())
+    }
+
+    /// A successful sign-in: clears the failure count and the lock, stamps the time.
+    pub async fn record_login(
+        db: &impl ConnectionTrait,
+        scope: TenantScope,
+        id: Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StorageError> {
+        use sea_orm::sea_query::Expr;
+        Users::update_in(scope)
+            .col_expr(user::Column::FailedLoginAttempts, Expr::value(0))
+            .col_expr(
+                user::Column::LockedUntil,
+                Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+            )
+            .col_expr(user::Column::LastLoginAt, Expr::value(now))
+            .col_expr(user::Column::UpdatedAt, Expr::value(agenda_entity::now()))
+            .filter(user::Column::Id.eq(id))
+            .exec(db)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets a new password hash.
+    pub async fn set_password_hash(
+        db: &impl ConnectionTrait,
+        scope: TenantScope,
+        id: Uuid,
+        password_hash: String,
+    ) -> Result<(), StorageError> {
+        use sea_orm::sea_query::Expr;
+        let result = Users::update_in(scope)
+            .col_expr(user::Column::PasswordHash, Expr::value(password_hash))
+            .col_expr(user::Column::UpdatedAt, Expr::value(agenda_entity::now()))
+            .col_expr(user::Column::FailedLoginAttempts, Expr::value(0))
+            .col_expr(
+                user::Column::LockedUntil,
+                Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+            )
+            .filter(user::Column::Id.eq(id))
+            .exec(db)
+            .await?;
+        if result.rows_affected == 0 {
+            return Err(StorageError::not_found("user"));
+        }
+        Ok(())
+    }
 }

@@ -1,0 +1,305 @@
+//! Sign-up, sign-in and sessions.
+//!
+//! - `POST /api/v1/auth/register` → 201: a client or provider account in the named
+//!   organization (admins and support are created by admins).
+//! - `POST /api/v1/auth/login` → 200 `{token, expires_at, user}`; 401 with the same
+//!   message whether the email is unknown or the password wrong (and the same work:
+//!   an unknown email is checked against a dummy hash). After
+//!   [`MAX_FAILED_LOGINS`] consecutive failures the account is locked for
+//!   [`LOCK_MINUTES`] minutes; while locked, sign-in fails with the same 401.
+//! - `POST /api/v1/auth/logout` → 204: revokes the session of the token used.
+//! - `GET /api/v1/auth/me` → 200: the signed-in user.
+//! - `POST /api/v1/auth/password-reset` → 202 whether or not the account exists; when
+//!   it does, a single-use token valid for [`RESET_MINUTES`] minutes is created.
+//! - `POST /api/v1/auth/password-reset/confirm` → 204: sets the new password, uses the
+//!   token up and revokes every session of the user, in one transaction.
+
+use agenda_entity::enums::UserRole;
+use agenda_entity::user::{self, CreateUser};
+use agenda_storage::TenantScope;
+use agenda_storage::repo::organizations::OrganizationRepo;
+use agenda_storage::repo::sessions::{PasswordResetRepo, SessionRepo};
+use agenda_storage::repo::users::UserRepo;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use validator::{Validate, ValidationErrors};
+
+use crate::app::AppState;
+use crate::auth::{Auth, new_token, token_digest};
+use crate::error::ApiError;
+use crate::extract::ValidJson;
+use crate::password;
+use crate::uow::UnitOfWork;
+
+/// Consecutive failed sign-ins that lock an account.
+pub const MAX_FAILED_LOGINS: i32 = 5;
+/// How long a locked account stays locked.
+pub const LOCK_MINUTES: i64 = 15;
+/// How long a password-reset token is valid.
+pub const RESET_MINUTES: i64 = 30;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/register", post(register))
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route("/auth/me", get(me))
+        .route("/auth/password-reset", post(request_reset))
+        .route("/auth/password-reset/confirm", post(confirm_reset))
+}
+
+/// A user as the API shows it (never the password hash).
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    pub id: Uuid,
+    pub organization_id: Uuid,
+    pub email: String,
+    pub full_name: String,
+    pub phone: Option<String>,
+    pub role: UserRole,
+    pub is_active: bool,
+    pub is_verified: bool,
+    pub last_login_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<user::Model> for UserView {
+    fn from(u: user::Model) -> Self {
+        UserView {
+            id: u.id,
+            organization_id: u.organization_id,
+            email: u.email,
+            full_name: u.full_name,
+            phone: u.phone,
+            role: u.role,
+            is_active: u.is_active,
+            is_verified: u.is_verified,
+            last_login_at: u.last_login_at,
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// Sign-up: the organization's slug and the account.
+#[derive(Debug, Deserialize)]
+pub struct Register {
+    pub organization: String,
+    #[serde(flatten)]
+    pub account: CreateUser,
+}
+
+impl Validate for Register {
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errors = match self.account.validate() {
+            Ok(()) => ValidationErrors::new(),
+            Err(e) => e,
+        };
+        if !matches!(self.account.role, UserRole::Client | UserRole::Provider) {
+            errors.add(
+                "role",
+                validator::ValidationError::new("role")
+                    .with_message("must be client or provider; admins create other roles".into()),
+            );
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    #[validate(length(min = 1, max = 63))]
+    pub organization: String,
+    #[validate(length(min = 1, max = 254))]
+    pub email: String,
+    #[validate(length(min = 1, max = 128))]
+    pub password: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SignedIn {
+    pub token: String,
+    pub token_type: &'static str,
+    pub expires_at: DateTime<Utc>,
+    pub user: UserView,
+}
+
+#[derive(Debug, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequest {
+    #[validate(length(min = 1, max = 63))]
+    pub organization: String,
+    #[validate(length(min = 1, max = 254))]
+    pub email: String,
+}
+
+#[derive(Debug, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct ResetConfirm {
+    #[validate(length(equal = 64))]
+    pub token: String,
+    #[validate(length(min = 10, max = 128))]
+    pub new_password: String,
+}
+
+fn bad_credentials() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+        "invalid email or password",
+    )
+}
+
+async fn organization_scope(state: &AppState, slug: &str) -> Result<Option<TenantScope>, ApiError> {
+    Ok(OrganizationRepo::find_by_slug(state.db.conn(), slug.trim())
+        .await?
+        .map(|o| TenantScope::new(o.id)))
+}
+
+async fn register(
+    State(state): State<AppState>,
+    uow: UnitOfWork,
+    ValidJson(input): ValidJson<Register>,
+) -> Result<impl IntoResponse, ApiError> {
+    let scope = organization_scope(&state, &input.organization)
+        .await?
+        .ok_or_else(|| {
+            ApiError::invalid_field("organization", "unknown", "no such organization")
+        })?;
+    let hash = hash_password(input.account.password.clone()).await?;
+    let created = UserRepo::create(uow.tx().await?, scope, input.account, hash).await?;
+    Ok((StatusCode::CREATED, Json(UserView::from(created))))
+}
+
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ValidJson(input): ValidJson<Login>,
+) -> Result<Json<SignedIn>, ApiError> {
+    let now = Utc::now();
+    let scope = organization_scope(&state, &input.organization).await?;
+    let found = match scope {
+        Some(scope) => UserRepo::find_by_email(state.db.conn(), scope, &input.email)
+            .await?
+            .map(|u| (scope, u)),
+        None => None,
+    };
+    let Some((scope, user)) = found else {
+        // Same work as a wrong password, so timing does not reveal the account.
+        verify_password(input.password, password::dummy_hash().to_owned()).await?;
+        return Err(bad_credentials());
+    };
+    let locked = user.locked_until.is_some_and(|until| until > now);
+    let matches = verify_password(input.password, user.password_hash.clone()).await?;
+    if locked || !matches || !user.is_active {
+        if !locked && !matches {
+            UserRepo::record_failed_login(
+                state.db.conn(),
+                scope,
+                user.id,
+                now,
+                MAX_FAILED_LOGINS,
+                Duration::minutes(LOCK_MINUTES),
+            )
+            .await?;
+        }
+        return Err(bad_credentials());
+    }
+    let token = new_token();
+    let expires_at =
+        now + chrono::Duration::from_std(state.settings.session_ttl).unwrap_or(Duration::days(7));
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    SessionRepo::create(
+        state.db.conn(),
+        scope,
+        user.id,
+        &token_digest(&token),
+        expires_at,
+        None,
+        agent,
+    )
+    .await?;
+    UserRepo::record_login(state.db.conn(), scope, user.id, now).await?;
+    let user = UserRepo::get(state.db.conn(), scope, user.id).await?;
+    Ok(Json(SignedIn {
+        token,
+        token_type: "Bearer",
+        expires_at,
+        user: user.into(),
+    }))
+}
+
+async fn logout(State(state): State<AppState>, auth: Auth) -> Result<StatusCode, ApiError> {
+    SessionRepo::revoke(state.db.conn(), auth.scope, auth.session_id, Utc::now()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn me(auth: Auth) -> Json<UserView> {
+    Json(auth.user.into())
+}
+
+async fn request_reset(
+    State(state): State<AppState>,
+    ValidJson(input): ValidJson<ResetRequest>,
+) -> Result<StatusCode, ApiError> {
+    if let Some(scope) = organization_scope(&state, &input.organization).await?
+        && let Some(user) = UserRepo::find_by_email(state.db.conn(), scope, &input.email).await?
+        && user.is_active
+    {
+        let token = new_token();
+        let expires = Utc::now() + Duration::minutes(RESET_MINUTES);
+        PasswordResetRepo::create(
+            state.db.conn(),
+            scope,
+            user.id,
+            &token_digest(&token),
+            expires,
+        )
+        .await?;
+        // Delivery (e-mail) is not part of this service yet; the token is never logged.
+        tracing::info!(user_id = %user.id, "password reset requested");
+    }
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn confirm_reset(
+    uow: UnitOfWork,
+    ValidJson(input): ValidJson<ResetConfirm>,
+) -> Result<StatusCode, ApiError> {
+    let tx = uow.tx().await?;
+    let now = Utc::now();
+    let user = PasswordResetRepo::consume(tx, &token_digest(input.token.trim()), now)
+        .await
+        .map_err(|_| ApiError::invalid_field("token", "invalid", "is unknown, used or expired"))?;
+    let scope = TenantScope::new(user.organization_id);
+    let hash = hash_password(input.new_password).await?;
+    UserRepo::set_password_hash(tx, scope, user.id, hash).await?;
+    SessionRepo::revoke_all_for_user(tx, scope, user.id, now).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Argon2 is deliberately slow: run it off the async workers.
+async fn hash_password(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || password::hash(&password))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+async fn verify_password(password: String, hash: String) -> Result<bool, ApiError> {
+    tokio::task::spawn_blocking(move || password::verify(&password, &hash))
+        .await
+        .map_err(ApiError::internal)
+}
