@@ -28,6 +28,8 @@ use crate::routes;
 pub struct AppState {
     pub db: Db,
     pub settings: Arc<Settings>,
+    /// The OpenAPI document, generated once from the routes.
+    pub openapi: Arc<utoipa::openapi::OpenApi>,
 }
 
 /// Why the server could not start.
@@ -81,6 +83,7 @@ impl Application {
         let state = AppState {
             db,
             settings: Arc::new(settings),
+            openapi: crate::routes::openapi(),
         };
         let router = router(state.clone(), extra);
         Ok(Application {

@@ -21,7 +21,7 @@ use serde::Serialize;
 use validator::{ValidationErrors, ValidationErrorsKind};
 
 /// One invalid input field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// Dotted path of the field in the request (`slug`, `address.city`, `items[2].qty`).
     pub field: String,
@@ -421,4 +421,20 @@ mod tests {
             ("end_time", "time_order")
         );
     }
+}
+
+/// The error body every failing request returns (for the OpenAPI document).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorResponse {
+    pub error: ErrorDetail,
+}
+
+/// `code` is machine-readable (`validation_failed`, `not_found`, `conflict`,
+/// `unauthorized`, `forbidden`, `unavailable`, ...); `fields` names the offending
+/// fields of a 422.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+    pub fields: Option<Vec<FieldError>>,
 }

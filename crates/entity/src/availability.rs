@@ -41,16 +41,20 @@ crate::stamped_active_model!();
 /// organization, owners taken from the signed-in user, counters) are not part of it;
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 #[validate(schema(function = "create_rules"))]
 pub struct CreateAvailability {
     pub kind: AvailabilityKind,
     #[validate(range(min = 1, max = 7))]
     pub weekday: Option<i32>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
     pub date: Option<Date>,
     #[serde(default, with = "crate::local_time::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "09:00"))]
     pub start_time: Option<Time>,
     #[serde(default, with = "crate::local_time::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "09:00"))]
     pub end_time: Option<Time>,
     pub is_available: Option<bool>,
     #[validate(range(min = 5, max = 240))]
@@ -78,16 +82,20 @@ impl CreateAvailability {
 /// Partial update of a row of `availability`: absent fields stay as they are; for
 /// optional columns `null` clears the value.
 #[derive(Debug, Clone, Default, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAvailability {
     #[validate(range(min = 1, max = 7))]
     #[serde(default, deserialize_with = "crate::patch::present")]
     pub weekday: Option<Option<i32>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
     pub date: Option<Option<Date>>,
     #[serde(default, deserialize_with = "crate::local_time::option::present")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "09:00"))]
     pub start_time: Option<Option<Time>>,
     #[serde(default, deserialize_with = "crate::local_time::option::present")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "09:00"))]
     pub end_time: Option<Option<Time>>,
     pub is_available: Option<bool>,
     #[validate(range(min = 5, max = 240))]

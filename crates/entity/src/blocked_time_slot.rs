@@ -55,6 +55,7 @@ crate::stamped_active_model!();
 /// organization, owners taken from the signed-in user, counters) are not part of it;
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 #[validate(schema(function = "create_rules"))]
 pub struct CreateBlockedTimeSlot {
@@ -62,12 +63,18 @@ pub struct CreateBlockedTimeSlot {
     #[validate(range(min = 1, max = 7))]
     pub weekday: Option<i32>,
     #[serde(default, with = "crate::local_time::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "09:00"))]
     pub start_time: Option<Time>,
     #[serde(default, with = "crate::local_time::option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "09:00"))]
     pub end_time: Option<Time>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
     pub starts_on: Option<Date>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
     pub ends_on: Option<Date>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub start_at: Option<DateTimeUtc>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub end_at: Option<DateTimeUtc>,
     pub source: Option<BlockSource>,
     #[validate(length(max = 500))]
@@ -98,22 +105,29 @@ impl CreateBlockedTimeSlot {
 /// Partial update of a row of `blocked_time_slots`: absent fields stay as they are; for
 /// optional columns `null` clears the value.
 #[derive(Debug, Clone, Default, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateBlockedTimeSlot {
     #[validate(range(min = 1, max = 7))]
     #[serde(default, deserialize_with = "crate::patch::present")]
     pub weekday: Option<Option<i32>>,
     #[serde(default, deserialize_with = "crate::local_time::option::present")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "09:00"))]
     pub start_time: Option<Option<Time>>,
     #[serde(default, deserialize_with = "crate::local_time::option::present")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "09:00"))]
     pub end_time: Option<Option<Time>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
     pub starts_on: Option<Option<Date>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
     pub ends_on: Option<Option<Date>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub start_at: Option<Option<DateTimeUtc>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub end_at: Option<Option<DateTimeUtc>>,
     #[validate(length(max = 500))]
     #[serde(default, deserialize_with = "crate::patch::present")]

@@ -36,6 +36,7 @@ impl crate::rules::Rules for Model {}
 /// organization, owners taken from the signed-in user, counters) are not part of it;
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateClientPaymentPreference {
     pub preferred_method: Option<PaymentMethod>,
@@ -64,6 +65,7 @@ impl CreateClientPaymentPreference {
 /// Partial update of a row of `client_payment_preferences`: absent fields stay as they are; for
 /// optional columns `null` clears the value.
 #[derive(Debug, Clone, Default, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateClientPaymentPreference {
     #[serde(default, deserialize_with = "crate::patch::present")]

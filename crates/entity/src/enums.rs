@@ -12,6 +12,7 @@ macro_rules! vocabulary {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $value:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
         #[serde(rename_all = "snake_case")]
         pub enum $name {
@@ -186,6 +187,7 @@ vocabulary! {
 
 /// The payment methods a provider accepts, stored as a JSON array.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, FromJsonQueryResult)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PaymentMethods(pub Vec<PaymentMethod>);
 
 #[cfg(test)]

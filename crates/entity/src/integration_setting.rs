@@ -34,11 +34,13 @@ impl crate::rules::Rules for Model {}
 /// organization, owners taken from the signed-in user, counters) are not part of it;
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateIntegrationSetting {
     #[validate(custom(function = "crate::validate::key"))]
     pub integration: String,
     pub is_enabled: Option<bool>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub config: Json,
     #[validate(custom(function = "crate::validate::secret_ref"))]
     pub secret_ref: Option<String>,
@@ -62,9 +64,11 @@ impl CreateIntegrationSetting {
 /// Partial update of a row of `integrations_settings`: absent fields stay as they are; for
 /// optional columns `null` clears the value.
 #[derive(Debug, Clone, Default, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateIntegrationSetting {
     pub is_enabled: Option<bool>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub config: Option<Json>,
     #[validate(custom(function = "crate::validate::secret_ref"))]
     #[serde(default, deserialize_with = "crate::patch::present")]

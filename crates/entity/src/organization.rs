@@ -33,6 +33,7 @@ impl crate::rules::Rules for Model {}
 
 /// Input for creating an organization.
 #[derive(Debug, Clone, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrganization {
     #[validate(custom(function = "crate::validate::slug"))]
@@ -67,6 +68,7 @@ impl CreateOrganization {
 /// Partial update of an organization: absent fields are left as they are. The slug
 /// and currency are fixed once created (links and amounts depend on them).
 #[derive(Debug, Clone, Default, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateOrganization {
     #[validate(

@@ -52,6 +52,7 @@ crate::stamped_active_model!();
 /// organization, owners taken from the signed-in user, counters) are not part of it;
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 #[validate(schema(function = "create_rules"))]
 pub struct CreatePromotion {
@@ -72,7 +73,9 @@ pub struct CreatePromotion {
     pub provider_id: Option<Uuid>,
     pub category_id: Option<Uuid>,
     pub niche_id: Option<Uuid>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub valid_from: DateTimeUtc,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub valid_until: Option<DateTimeUtc>,
     #[validate(range(min = 1))]
     pub max_redemptions: Option<i32>,
@@ -113,6 +116,7 @@ impl CreatePromotion {
 /// Partial update of a row of `promotions`: absent fields stay as they are; for
 /// optional columns `null` clears the value.
 #[derive(Debug, Clone, Default, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePromotion {
     #[validate(custom(function = "crate::validate::coupon_code"))]
@@ -138,8 +142,10 @@ pub struct UpdatePromotion {
     pub category_id: Option<Option<Uuid>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
     pub niche_id: Option<Option<Uuid>>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub valid_from: Option<DateTimeUtc>,
     #[serde(default, deserialize_with = "crate::patch::present")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub valid_until: Option<Option<DateTimeUtc>>,
     #[validate(range(min = 1))]
     #[serde(default, deserialize_with = "crate::patch::present")]

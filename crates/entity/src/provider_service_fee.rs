@@ -33,6 +33,7 @@ crate::stamped_active_model!();
 /// organization, owners taken from the signed-in user, counters) are not part of it;
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 #[validate(schema(function = "create_rules"))]
 pub struct CreateProviderServiceFee {
@@ -67,6 +68,7 @@ impl CreateProviderServiceFee {
 /// Partial update of a row of `provider_service_fees`: absent fields stay as they are; for
 /// optional columns `null` clears the value.
 #[derive(Debug, Clone, Default, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProviderServiceFee {
     #[validate(range(min = 0, max = 10000))]

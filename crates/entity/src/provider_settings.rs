@@ -60,6 +60,7 @@ impl crate::rules::Rules for Model {}
 /// organization, owners taken from the signed-in user, counters) are not part of it;
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateProviderSettings {
     #[validate(
@@ -144,6 +145,7 @@ impl CreateProviderSettings {
 /// Partial update of a row of `provider_settings`: absent fields stay as they are; for
 /// optional columns `null` clears the value.
 #[derive(Debug, Clone, Default, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProviderSettings {
     #[validate(

@@ -40,6 +40,7 @@ impl crate::rules::Rules for Model {}
 /// organization, owners taken from the signed-in user, counters) are not part of it;
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateStaffMember {
     pub user_id: Option<Uuid>,
@@ -86,6 +87,7 @@ impl CreateStaffMember {
 /// Partial update of a row of `staff_members`: absent fields stay as they are; for
 /// optional columns `null` clears the value.
 #[derive(Debug, Clone, Default, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateStaffMember {
     #[serde(default, deserialize_with = "crate::patch::present")]

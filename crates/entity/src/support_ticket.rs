@@ -48,6 +48,7 @@ impl crate::rules::Rules for Model {}
 /// organization, owners taken from the signed-in user, counters) are not part of it;
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateSupportTicket {
     pub appointment_id: Option<Uuid>,
@@ -78,6 +79,7 @@ impl CreateSupportTicket {
 /// Partial update of a row of `support_tickets`: absent fields stay as they are; for
 /// optional columns `null` clears the value.
 #[derive(Debug, Clone, Default, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSupportTicket {
     #[serde(default, deserialize_with = "crate::patch::present")]

@@ -34,10 +34,12 @@ impl crate::rules::Rules for Model {}
 /// organization, owners taken from the signed-in user, counters) are not part of it;
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateSystemSetting {
     #[validate(custom(function = "crate::validate::key"))]
     pub key: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub value: Json,
     #[validate(length(max = 500))]
     pub description: Option<String>,
@@ -58,8 +60,10 @@ impl CreateSystemSetting {
 /// Partial update of a row of `system_settings`: absent fields stay as they are; for
 /// optional columns `null` clears the value.
 #[derive(Debug, Clone, Default, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSystemSetting {
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub value: Option<Json>,
     #[validate(length(max = 500))]
     #[serde(default, deserialize_with = "crate::patch::present")]

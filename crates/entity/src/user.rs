@@ -43,6 +43,7 @@ impl crate::rules::Rules for Model {}
 /// Input for creating a user. The organization comes from the caller's scope, never
 /// from the body; the password is hashed by the caller before [`Self::into_active_model`].
 #[derive(Debug, Clone, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     #[validate(email, length(max = 254))]
@@ -89,6 +90,7 @@ impl CreateUser {
 
 /// Partial update of a user's profile.
 #[derive(Debug, Clone, Default, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
     #[validate(

@@ -35,6 +35,7 @@ impl crate::rules::Rules for Model {}
 /// organization, owners taken from the signed-in user, counters) are not part of it;
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserOnboardingProgress {
     pub step_id: Uuid,
@@ -58,6 +59,7 @@ impl CreateUserOnboardingProgress {
 /// Partial update of a row of `user_onboarding_progress`: absent fields stay as they are; for
 /// optional columns `null` clears the value.
 #[derive(Debug, Clone, Default, Deserialize, Validate)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserOnboardingProgress {
     pub status: Option<OnboardingStatus>,

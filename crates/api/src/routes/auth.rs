@@ -20,19 +20,20 @@ use agenda_storage::TenantScope;
 use agenda_storage::repo::organizations::OrganizationRepo;
 use agenda_storage::repo::sessions::{PasswordResetRepo, SessionRepo};
 use agenda_storage::repo::users::UserRepo;
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 use validator::{Validate, ValidationErrors};
 
 use crate::app::AppState;
 use crate::auth::{Auth, new_token, token_digest};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponse};
 use crate::extract::ValidJson;
 use crate::password;
 use crate::uow::UnitOfWork;
@@ -44,18 +45,18 @@ pub const LOCK_MINUTES: i64 = 15;
 /// How long a password-reset token is valid.
 pub const RESET_MINUTES: i64 = 30;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth/register", post(register))
-        .route("/auth/login", post(login))
-        .route("/auth/logout", post(logout))
-        .route("/auth/me", get(me))
-        .route("/auth/password-reset", post(request_reset))
-        .route("/auth/password-reset/confirm", post(confirm_reset))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(request_reset))
+        .routes(routes!(confirm_reset))
 }
 
 /// A user as the API shows it (never the password hash).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: Uuid,
     pub organization_id: Uuid,
@@ -87,7 +88,7 @@ impl From<user::Model> for UserView {
 }
 
 /// Sign-up: the organization's slug and the account.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Register {
     pub organization: String,
     #[serde(flatten)]
@@ -115,7 +116,7 @@ impl Validate for Register {
     }
 }
 
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     #[validate(length(min = 1, max = 63))]
@@ -126,7 +127,7 @@ pub struct Login {
     pub password: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SignedIn {
     pub token: String,
     pub token_type: &'static str,
@@ -134,7 +135,7 @@ pub struct SignedIn {
     pub user: UserView,
 }
 
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetRequest {
     #[validate(length(min = 1, max = 63))]
@@ -143,7 +144,7 @@ pub struct ResetRequest {
     pub email: String,
 }
 
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetConfirm {
     #[validate(length(equal = 64))]
@@ -166,6 +167,14 @@ async fn organization_scope(state: &AppState, slug: &str) -> Result<Option<Tenan
         .map(|o| TenantScope::new(o.id)))
 }
 
+/// Creates a client or provider account in the named organization.
+#[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = Register,
+    responses(
+        (status = 201, description = "The new user", body = UserView),
+        (status = 400, description = "Malformed JSON or wrong content type", body = ErrorResponse),
+        (status = 422, description = "Invalid fields", body = ErrorResponse),
+        (status = 409, description = "The email is taken in this organization", body = ErrorResponse),
+    ))]
 async fn register(
     State(state): State<AppState>,
     uow: UnitOfWork,
@@ -181,6 +190,14 @@ async fn register(
     Ok((StatusCode::CREATED, Json(UserView::from(created))))
 }
 
+/// Signs in; returns a bearer token.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = Login,
+    responses(
+        (status = 200, description = "Signed in", body = SignedIn),
+        (status = 400, description = "Malformed JSON or wrong content type", body = ErrorResponse),
+        (status = 422, description = "Invalid fields", body = ErrorResponse),
+        (status = 401, description = "Invalid email or password (or the account is locked)", body = ErrorResponse),
+    ))]
 async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -241,15 +258,34 @@ async fn login(
     }))
 }
 
+/// Revokes the session of the token used.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+    ))]
 async fn logout(State(state): State<AppState>, auth: Auth) -> Result<StatusCode, ApiError> {
     SessionRepo::revoke(state.db.conn(), auth.scope, auth.session_id, Utc::now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The signed-in user.
+#[utoipa::path(get, path = "/auth/me", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The signed-in user", body = UserView),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+    ))]
 async fn me(auth: Auth) -> Json<UserView> {
     Json(auth.user.into())
 }
 
+/// Asks for a password reset; the answer is the same whether or not the account exists.
+#[utoipa::path(post, path = "/auth/password-reset", tag = "auth", request_body = ResetRequest,
+    responses(
+        (status = 202, description = "Accepted"),
+        (status = 400, description = "Malformed JSON or wrong content type", body = ErrorResponse),
+        (status = 422, description = "Invalid fields", body = ErrorResponse),
+    ))]
 async fn request_reset(
     State(state): State<AppState>,
     ValidJson(input): ValidJson<ResetRequest>,
@@ -274,6 +310,13 @@ async fn request_reset(
     Ok(StatusCode::ACCEPTED)
 }
 
+/// Sets a new password with a reset token; revokes every session of the user.
+#[utoipa::path(post, path = "/auth/password-reset/confirm", tag = "auth", request_body = ResetConfirm,
+    responses(
+        (status = 204, description = "Password changed"),
+        (status = 400, description = "Malformed JSON or wrong content type", body = ErrorResponse),
+        (status = 422, description = "Invalid fields", body = ErrorResponse),
+    ))]
 async fn confirm_reset(
     uow: UnitOfWork,
     ValidJson(input): ValidJson<ResetConfirm>,

@@ -1,7 +1,17 @@
 //! HTTP routes. Each area module exposes `router()`; this module only merges them.
 //! Handlers are thin: parse and validate, call storage, shape the response.
+//!
+//! Every `/api/v1` route is registered through `utoipa_axum`'s `OpenApiRouter`
+//! (`routes!(handler)` next to the handler's `#[utoipa::path]`), so the OpenAPI
+//! document served at `/api/v1/openapi.json` is generated from the same code that
+//! mounts the routes: a route cannot be mounted without being documented.
 
-use axum::Router;
+use std::sync::Arc;
+
+use axum::{Json, Router};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
 use crate::uow::unit_of_work;
@@ -10,13 +20,69 @@ mod auth;
 mod health;
 mod organizations;
 
+/// The document's fixed parts; paths and schemas come from the routers.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Agenda API",
+        description = "Appointment scheduling and services marketplace. Errors always have the shape {\"error\": {\"code\", \"message\", \"fields\"?}}.",
+        version = "1"
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Sign-up, sign-in, sessions, password reset"),
+        (name = "organizations", description = "Tenants"),
+        (name = "meta", description = "This document")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Every `/api/v1` route, documented.
+fn v1() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(auth::router())
+        .merge(organizations::router())
+}
+
+/// The routes and the OpenAPI document generated from them.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", v1())
+        .routes(utoipa_axum::routes!(openapi_json))
+        .split_for_parts()
+}
+
+/// The OpenAPI 3.1 document of this API.
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+async fn openapi_json(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> Json<utoipa::openapi::OpenApi> {
+    Json(state.openapi.as_ref().clone())
+}
+
 /// Every route of the service.
 pub fn router(state: AppState) -> Router {
-    let v1 = Router::new()
-        .merge(auth::router())
-        .merge(organizations::router());
+    let (api, _) = api();
     Router::new()
         .merge(health::router())
-        .nest("/api/v1", v1.layer(axum::middleware::from_fn(unit_of_work)))
+        .merge(api.layer(axum::middleware::from_fn(unit_of_work)))
         .with_state(state)
+}
+
+/// The document, built once for the application state.
+pub fn openapi() -> Arc<utoipa::openapi::OpenApi> {
+    Arc::new(api().1)
 }

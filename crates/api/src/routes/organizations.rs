@@ -7,28 +7,29 @@
 
 use agenda_entity::organization::{self, CreateOrganization, OrganizationStatus};
 use agenda_storage::repo::organizations::OrganizationRepo;
+use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::app::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{ValidJson, ValidPath};
 use crate::uow::UnitOfWork;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/organizations", post(create))
-        .route("/organizations/{id}", get(show))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(show))
 }
 
 /// An organization as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct OrganizationView {
     pub id: Uuid,
     pub slug: String,
@@ -55,6 +56,16 @@ impl From<organization::Model> for OrganizationView {
     }
 }
 
+/// Creates an organization (a tenant).
+#[utoipa::path(post, path = "/organizations", tag = "organizations",
+    request_body = CreateOrganization,
+    responses(
+        (status = 201, description = "Created", body = OrganizationView),
+        (status = 400, description = "Malformed JSON or wrong content type", body = ErrorResponse),
+        (status = 409, description = "The slug is taken", body = ErrorResponse),
+        (status = 422, description = "Invalid fields", body = ErrorResponse),
+        (status = 503, description = "Database unavailable; retry after Retry-After", body = ErrorResponse),
+    ))]
 async fn create(
     uow: UnitOfWork,
     ValidJson(input): ValidJson<CreateOrganization>,
@@ -68,6 +79,14 @@ async fn create(
     ))
 }
 
+/// One organization.
+#[utoipa::path(get, path = "/organizations/{id}", tag = "organizations",
+    params(("id" = Uuid, Path, description = "Organization id")),
+    responses(
+        (status = 200, description = "The organization", body = OrganizationView),
+        (status = 400, description = "The id is not a UUID", body = ErrorResponse),
+        (status = 404, description = "No such organization", body = ErrorResponse),
+    ))]
 async fn show(
     State(state): State<AppState>,
     ValidPath(id): ValidPath<Uuid>,

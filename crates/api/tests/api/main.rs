@@ -7,6 +7,7 @@
 
 mod auth;
 mod foundation;
+mod openapi;
 mod organizations;
 mod seed;
 mod support;

@@ -1,0 +1,92 @@
+//! The OpenAPI document: generated from the routes, so every mounted `/api/v1` route
+//! is in it, and everything in it is mounted.
+
+use agenda_testkit::TestDb;
+use serde_json::{Value, json};
+
+use crate::support::TestApp;
+
+#[tokio::test]
+async fn the_document_covers_every_route_and_only_mounted_ones() {
+    let app = TestApp::spawn(TestDb::sqlite().await).await;
+    let (status, doc) = app.get("/api/v1/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    assert!(doc["components"]["schemas"]["ErrorResponse"].is_object());
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+
+    let paths = doc["paths"].as_object().unwrap();
+    let mut operations = Vec::new();
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().unwrap() {
+            assert!(
+                operation["responses"]
+                    .as_object()
+                    .is_some_and(|r| !r.is_empty()),
+                "{method} {path}: responses"
+            );
+            operations.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    // The routes this build mounts under /api/v1 (kept in step with the code: a new
+    // route must appear here and in the document).
+    let mut expected: Vec<(String, String)> = [
+        ("POST", "/api/v1/auth/register"),
+        ("POST", "/api/v1/auth/login"),
+        ("POST", "/api/v1/auth/logout"),
+        ("GET", "/api/v1/auth/me"),
+        ("POST", "/api/v1/auth/password-reset"),
+        ("POST", "/api/v1/auth/password-reset/confirm"),
+        ("POST", "/api/v1/organizations"),
+        ("GET", "/api/v1/organizations/{id}"),
+        ("GET", "/api/v1/openapi.json"),
+    ]
+    .iter()
+    .map(|(m, p)| (m.to_string(), p.to_string()))
+    .collect();
+    expected.sort();
+    operations.sort();
+    assert_eq!(operations, expected);
+
+    // Everything documented is mounted: no "no such route" and no 405.
+    for (method, path) in &operations {
+        let url = app.url(&path.replace("{id}", "00000000-0000-7000-8000-000000000000"));
+        let request = match method.as_str() {
+            "GET" => app.client.get(url),
+            "POST" => app.client.post(url).json(&json!({})),
+            other => panic!("unexpected method {other}"),
+        };
+        let (status, body): (u16, Value) =
+            crate::support::read(request.send().await.unwrap()).await;
+        assert_ne!(status, 405, "{method} {path}");
+        let message = body["error"]["message"].as_str().unwrap_or("");
+        assert!(
+            !(status == 404 && message.contains("route")),
+            "{method} {path} is not mounted: {body}"
+        );
+    }
+    app.stop().await;
+}
+
+/// Routes are registered only through `OpenApiRouter` (`routes!`), never with plain
+/// `Router::route`, except the operational endpoints outside `/api/v1`.
+#[test]
+fn no_route_is_mounted_around_the_document() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/routes");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "health.rs" {
+            continue;
+        }
+        let source = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !source.contains(".route("),
+            "{name} mounts a route with .route(); use .routes(routes!(handler))"
+        );
+    }
+}
