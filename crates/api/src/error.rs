@@ -193,6 +193,16 @@ pub const CONSTRAINTS: &[(&str, &str, &str)] = &[
         "email",
         "a user with this email already exists",
     ),
+    (
+        "ex_appointments_provider_id_period",
+        "start_at",
+        "this time is no longer available; pick another slot",
+    ),
+    (
+        "uq_reviews_appointment_id",
+        "appointment_id",
+        "this appointment already has a review",
+    ),
 ];
 
 fn constraint_message(constraint: Option<&str>) -> Option<(&'static str, &'static str)> {

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod password;
 pub mod routes;
 pub mod telemetry;

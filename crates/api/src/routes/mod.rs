@@ -16,6 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::app::AppState;
 use crate::uow::unit_of_work;
 
+mod appointments;
 mod auth;
 mod health;
 mod organizations;
@@ -32,6 +33,7 @@ mod organizations;
     tags(
         (name = "auth", description = "Sign-up, sign-in, sessions, password reset"),
         (name = "organizations", description = "Tenants"),
+        (name = "appointments", description = "Free slots, booking, status, rescheduling, payment"),
         (name = "meta", description = "This document")
     )
 )]
@@ -52,6 +54,7 @@ impl utoipa::Modify for BearerAuth {
 /// Every `/api/v1` route, documented.
 fn v1() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .merge(appointments::router())
         .merge(auth::router())
         .merge(organizations::router())
 }

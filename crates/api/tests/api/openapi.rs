@@ -44,6 +44,18 @@ async fn the_document_covers_every_route_and_only_mounted_ones() {
         ("POST", "/api/v1/organizations"),
         ("GET", "/api/v1/organizations/{id}"),
         ("GET", "/api/v1/openapi.json"),
+        ("GET", "/api/v1/providers/{provider_id}/slots"),
+        ("POST", "/api/v1/appointments"),
+        ("GET", "/api/v1/appointments"),
+        ("GET", "/api/v1/appointments/{id}"),
+        ("GET", "/api/v1/appointments/{id}/history"),
+        ("POST", "/api/v1/appointments/{id}/confirm"),
+        ("POST", "/api/v1/appointments/{id}/start"),
+        ("POST", "/api/v1/appointments/{id}/complete"),
+        ("POST", "/api/v1/appointments/{id}/cancel"),
+        ("POST", "/api/v1/appointments/{id}/no-show"),
+        ("POST", "/api/v1/appointments/{id}/reschedule"),
+        ("POST", "/api/v1/appointments/{id}/payment"),
     ]
     .iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))
@@ -54,7 +66,11 @@ async fn the_document_covers_every_route_and_only_mounted_ones() {
 
     // Everything documented is mounted: no "no such route" and no 405.
     for (method, path) in &operations {
-        let url = app.url(&path.replace("{id}", "00000000-0000-7000-8000-000000000000"));
+        let url = app.url(
+            &path
+                .replace("{id}", "00000000-0000-7000-8000-000000000000")
+                .replace("{provider_id}", "00000000-0000-7000-8000-000000000000"),
+        );
         let request = match method.as_str() {
             "GET" => app.client.get(url),
             "POST" => app.client.post(url).json(&json!({})),

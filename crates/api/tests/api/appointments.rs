@@ -1,0 +1,211 @@
+//! The booking journey over HTTP: slots, booking with Idempotency-Key, the role
+//! rules, status changes, payment, and the ledger it feeds.
+
+use agenda_entity::{availability, provider_settings, service};
+use agenda_storage::TenantScope;
+use agenda_storage::repo::ledger::LedgerRepo;
+use agenda_storage::repo::resource::Repo;
+use agenda_testkit::both_engines;
+use chrono::{Datelike, Duration, Utc};
+use sea_orm::Set;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::support::{TestApp, code, fields, read};
+
+const PASSWORD: &str = "correct horse battery";
+
+struct People {
+    scope: TenantScope,
+    provider: (Uuid, String),
+    client: (Uuid, String),
+    other_client: (Uuid, String),
+    service: Uuid,
+}
+
+async fn sign_up(app: &TestApp, email: &str, role: &str) -> (Uuid, String) {
+    let (status, user) = app
+        .post("/api/v1/auth/register", &json!({"organization": "acme", "email": email, "password": PASSWORD, "full_name": "Someone", "role": role}))
+        .await;
+    assert_eq!(status, 201, "{user}");
+    let (_, signed_in) = app
+        .post(
+            "/api/v1/auth/login",
+            &json!({"organization": "acme", "email": email, "password": PASSWORD}),
+        )
+        .await;
+    (
+        user["id"].as_str().unwrap().parse().unwrap(),
+        signed_in["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn setup(app: &TestApp) -> People {
+    let (_, org) = app
+        .post(
+            "/api/v1/organizations",
+            &json!({"slug": "acme", "name": "Acme", "time_zone": "UTC", "currency": "BRL"}),
+        )
+        .await;
+    let scope = TenantScope::new(org["id"].as_str().unwrap().parse().unwrap());
+    let provider = sign_up(app, "provider@example.com", "provider").await;
+    let client = sign_up(app, "client@example.com", "client").await;
+    let other_client = sign_up(app, "other@example.com", "client").await;
+    // Hours and the service are set through the storage layer here (their routes
+    // belong to the catalogue and scheduling-rules areas).
+    let conn = app.t.conn();
+    let provider_id = provider.0;
+    Repo::<provider_settings::Entity>::create(
+        conn,
+        scope,
+        serde_json::from_value(json!({"business_name": "Studio", "accepted_payment_methods": ["pix"], "slot_step_minutes": 60, "min_lead_minutes": 0})).unwrap(),
+        |r| r.provider_id = Set(provider_id),
+    )
+    .await
+    .unwrap();
+    for weekday in 1..=7 {
+        Repo::<availability::Entity>::create(
+            conn,
+            scope,
+            serde_json::from_value(json!({"kind": "weekly", "weekday": weekday, "start_time": "09:00", "end_time": "12:00"})).unwrap(),
+            |r| r.provider_id = Set(provider_id),
+        )
+        .await
+        .unwrap();
+    }
+    let service = Repo::<service::Entity>::create(
+        conn,
+        scope,
+        serde_json::from_value(
+            json!({"name": "Haircut", "duration_minutes": 60, "price_cents": 5000}),
+        )
+        .unwrap(),
+        |r| r.provider_id = Set(provider_id),
+    )
+    .await
+    .unwrap()
+    .id;
+    People {
+        scope,
+        provider,
+        client,
+        other_client,
+        service,
+    }
+}
+
+async fn call(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+    key: Option<&str>,
+) -> (u16, Value) {
+    let url = app.url(path);
+    let mut request = match method {
+        "GET" => app.client.get(url),
+        _ => app.client.post(url),
+    }
+    .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    read(request.send().await.unwrap()).await
+}
+
+both_engines! {
+    async fn the_booking_journey(t: TestDb) {
+        let app = TestApp::spawn(t).await;
+        let p = setup(&app).await;
+        let day = (Utc::now() + Duration::days(2)).date_naive();
+        let path = format!("/api/v1/providers/{}/slots?service_id={}&from={day}&to={day}", p.provider.0, p.service);
+        let (status, slots) = call(&app, "GET", &path, &p.client.1, None, None).await;
+        assert_eq!(status, 200, "{slots}");
+        let starts: Vec<&str> = slots.as_array().unwrap().iter().map(|s| s["start"].as_str().unwrap()).collect();
+        assert_eq!(starts.len(), 3, "09:00, 10:00, 11:00 UTC: {slots}");
+        assert_eq!(day.day(), chrono::DateTime::parse_from_rfc3339(starts[0]).unwrap().day());
+
+        // Booking, retried with the same key: one appointment, the same answer.
+        let book = json!({"service_id": p.service, "start_at": starts[0], "notes": "first visit"});
+        let (status, first) = call(&app, "POST", "/api/v1/appointments", &p.client.1, Some(book.clone()), Some("key-1")).await;
+        assert_eq!(status, 201, "{first}");
+        assert_eq!((first["status"].as_str(), first["price_cents"].as_i64(), first["currency"].as_str()), (Some("pending"), Some(5000), Some("BRL")));
+        let (status, again) = call(&app, "POST", "/api/v1/appointments", &p.client.1, Some(book.clone()), Some("key-1")).await;
+        assert_eq!((status, &again), (201, &first), "the retry returns the first response");
+        let (status, body) = call(&app, "POST", "/api/v1/appointments", &p.client.1, Some(json!({"service_id": p.service, "start_at": starts[1]})), Some("key-1")).await;
+        assert_eq!(status, 422, "same key, different request: {body}");
+        let (_, page) = call(&app, "GET", "/api/v1/appointments", &p.client.1, None, None).await;
+        assert_eq!(page["items"].as_array().unwrap().len(), 1, "nothing new was created");
+
+        // The slot is taken now.
+        let (status, body) = call(&app, "POST", "/api/v1/appointments", &p.other_client.1, Some(book.clone()), None).await;
+        assert_eq!((status, code(&body)), (409, "conflict"), "{body}");
+        assert_eq!(fields(&body), ["start_at"]);
+        let (status, _) = call(&app, "POST", "/api/v1/appointments", &p.provider.1, Some(book.clone()), None).await;
+        assert_eq!(status, 403, "providers do not book");
+
+        // Who sees and changes what.
+        let id = first["id"].as_str().unwrap();
+        let (status, _) = call(&app, "GET", &format!("/api/v1/appointments/{id}"), &p.other_client.1, None, None).await;
+        assert_eq!(status, 404, "another client's appointment does not exist for them");
+        let (status, body) = call(&app, "POST", &format!("/api/v1/appointments/{id}/confirm"), &p.client.1, None, None).await;
+        assert_eq!((status, code(&body)), (403, "forbidden_transition"));
+        let (status, body) = call(&app, "POST", &format!("/api/v1/appointments/{id}/complete"), &p.provider.1, None, None).await;
+        assert_eq!((status, code(&body)), (409, "illegal_transition"));
+        for step in ["confirm", "start"] {
+            let (status, body) = call(&app, "POST", &format!("/api/v1/appointments/{id}/{step}"), &p.provider.1, None, None).await;
+            assert_eq!(status, 200, "{step}: {body}");
+        }
+        let (status, body) = call(&app, "POST", &format!("/api/v1/appointments/{id}/payment"), &p.client.1, Some(json!({"method": "pix"})), None).await;
+        assert_eq!(status, 403, "clients do not record payments: {body}");
+        let (status, paid) = call(&app, "POST", &format!("/api/v1/appointments/{id}/payment"), &p.provider.1, Some(json!({"method": "pix"})), Some("pay-1")).await;
+        assert_eq!((status, paid["payment_status"].as_str()), (200, Some("paid")));
+        let (status, done) = call(&app, "POST", &format!("/api/v1/appointments/{id}/complete"), &p.provider.1, Some(json!({"reason": "all good"})), None).await;
+        assert_eq!((status, done["status"].as_str()), (200, Some("completed")), "{done}");
+
+        // The ledger: 50.00 paid, 10% platform fee, 45.00 pending for the provider.
+        let balance = LedgerRepo::balance(app.t.conn(), p.scope, p.provider.0).await.unwrap();
+        assert_eq!(balance.pending_cents, 4500);
+
+        let (_, history) = call(&app, "GET", &format!("/api/v1/appointments/{id}/history"), &p.client.1, None, None).await;
+        let steps: Vec<&str> = history.as_array().unwrap().iter().map(|h| h["to_status"].as_str().unwrap()).collect();
+        assert_eq!(steps, ["pending", "confirmed", "in_progress", "completed"]);
+
+        // Lists are scoped by role.
+        let (_, other) = call(&app, "GET", "/api/v1/appointments", &p.other_client.1, None, None).await;
+        assert!(other["items"].as_array().unwrap().is_empty());
+        let (_, provider_page) = call(&app, "GET", &format!("/api/v1/appointments?client_id={}", p.other_client.0), &p.provider.1, None, None).await;
+        assert!(provider_page["items"].as_array().unwrap().is_empty());
+        let (status, _) = call(&app, "GET", "/api/v1/appointments?limit=1000", &p.client.1, None, None).await;
+        assert_eq!(status, 422, "page size is capped");
+        let _ = p.client.0;
+        app.stop().await;
+    }
+
+    async fn cancel_and_reschedule(t: TestDb) {
+        let app = TestApp::spawn(t).await;
+        let p = setup(&app).await;
+        let day = (Utc::now() + Duration::days(3)).date_naive();
+        let at = |h: u32| day.and_hms_opt(h, 0, 0).unwrap().and_utc().to_rfc3339();
+        let (status, a) = call(&app, "POST", "/api/v1/appointments", &p.client.1, Some(json!({"service_id": p.service, "start_at": at(9)})), None).await;
+        assert_eq!(status, 201, "{a}");
+        let id = a["id"].as_str().unwrap();
+        let (status, moved) = call(&app, "POST", &format!("/api/v1/appointments/{id}/reschedule"), &p.client.1, Some(json!({"start_at": at(11)})), None).await;
+        assert_eq!(status, 200, "{moved}");
+        assert_eq!(chrono::DateTime::parse_from_rfc3339(moved["start_at"].as_str().unwrap()).unwrap().to_rfc3339(), chrono::DateTime::parse_from_rfc3339(&at(11)).unwrap().to_rfc3339());
+        let (status, body) = call(&app, "POST", &format!("/api/v1/appointments/{id}/reschedule"), &p.client.1, Some(json!({"start_at": at(15)})), None).await;
+        assert_eq!((status, fields(&body)), (422, vec!["start_at".to_owned()]), "outside hours");
+        let (status, canceled) = call(&app, "POST", &format!("/api/v1/appointments/{id}/cancel"), &p.client.1, Some(json!({"reason": "sick"})), None).await;
+        assert_eq!((status, canceled["cancellation_reason"].as_str()), (200, Some("sick")));
+        // The freed slot can be booked by someone else.
+        let (status, _) = call(&app, "POST", "/api/v1/appointments", &p.other_client.1, Some(json!({"service_id": p.service, "start_at": at(11)})), None).await;
+        assert_eq!(status, 201);
+        let (status, body) = call(&app, "POST", &format!("/api/v1/appointments/{id}/cancel"), &p.client.1, None, None).await;
+        assert_eq!((status, code(&body)), (409, "illegal_transition"), "already canceled");
+        app.stop().await;
+    }
+}
