@@ -418,7 +418,7 @@ fn optional_reason(body: &[u8]) -> Result<Option<String>, ApiError> {
         return Ok(None);
     }
     let parsed: ReasonBody = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))?;
+        .map_err(|e| ApiError::bad_request("malformed_json", format!("invalid JSON body: {e}")))?;
     parsed.validate()?;
     Ok(parsed.reason)
 }
