@@ -18,8 +18,10 @@ use crate::uow::unit_of_work;
 
 mod appointments;
 mod auth;
+mod catalogue;
 mod health;
 mod organizations;
+mod resources;
 
 /// The document's fixed parts; paths and schemas come from the routers.
 #[derive(OpenApi)]
@@ -34,6 +36,8 @@ mod organizations;
         (name = "auth", description = "Sign-up, sign-in, sessions, password reset"),
         (name = "organizations", description = "Tenants"),
         (name = "appointments", description = "Free slots, booking, status, rescheduling, payment"),
+        (name = "catalogue", description = "Niches, categories, service templates, services"),
+        (name = "scheduling rules", description = "A provider's working hours, breaks and blocked slots"),
         (name = "meta", description = "This document")
     )
 )]
@@ -56,6 +60,7 @@ fn v1() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(appointments::router())
         .merge(auth::router())
+        .merge(catalogue::router())
         .merge(organizations::router())
 }
 

@@ -7,6 +7,7 @@
 
 mod appointments;
 mod auth;
+mod catalogue;
 mod foundation;
 mod openapi;
 mod organizations;

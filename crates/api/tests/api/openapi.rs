@@ -60,6 +60,28 @@ async fn the_document_covers_every_route_and_only_mounted_ones() {
     .iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))
     .collect();
+    for collection in [
+        "niches",
+        "categories",
+        "service-templates",
+        "services",
+        "provider-services",
+        "availability",
+        "breaks",
+        "blocked-slots",
+    ] {
+        let list = format!("/api/v1/{collection}");
+        let item = format!("{list}/{{id}}");
+        for (method, path) in [
+            ("GET", &list),
+            ("POST", &list),
+            ("GET", &item),
+            ("PATCH", &item),
+            ("DELETE", &item),
+        ] {
+            expected.push((method.to_owned(), path.clone()));
+        }
+    }
     expected.sort();
     operations.sort();
     assert_eq!(operations, expected);
@@ -74,6 +96,8 @@ async fn the_document_covers_every_route_and_only_mounted_ones() {
         let request = match method.as_str() {
             "GET" => app.client.get(url),
             "POST" => app.client.post(url).json(&json!({})),
+            "PATCH" => app.client.patch(url).json(&json!({})),
+            "DELETE" => app.client.delete(url),
             other => panic!("unexpected method {other}"),
         };
         let (status, body): (u16, Value) =

@@ -1,0 +1,218 @@
+//! The catalogue and a provider's scheduling rules, served by the generic handlers in
+//! [`super::resources`] (see there for the read and write rules of each resource).
+
+use std::collections::HashMap;
+
+use agenda_entity::{
+    availability, blocked_time_slot, category, niche, provider_break, provider_service, service,
+    service_template,
+};
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::resources::{self, Policy, RowPage};
+use crate::app::AppState;
+use crate::auth::Auth;
+use crate::error::{ApiError, ErrorResponse};
+use crate::extract::{ValidJson, ValidPath};
+use crate::uow::UnitOfWork;
+
+macro_rules! resource {
+    ($name:ident, $entity:ty, $create:ty, $update:ty, $policy:expr, $tag:literal, $list:literal, $item:literal) => {
+        pub mod $name {
+            use super::*;
+
+            pub fn router() -> OpenApiRouter<AppState> {
+                OpenApiRouter::new()
+                    .routes(routes!(list, create))
+                    .routes(routes!(show, update, delete))
+            }
+
+            /// A page of rows of this organization; filter with allow-listed fields.
+            #[utoipa::path(get, path = $list, tag = $tag, security(("bearer" = [])),
+                params(
+                    ("limit" = Option<u64>, Query, description = "Page size, 1 to 100 (default 20)"),
+                    ("after" = Option<String>, Query, description = "The `next` of the previous page"),
+                    ("order" = Option<String>, Query, description = "`oldest` (default) or `newest`"),
+                ),
+                responses(
+                    (status = 200, description = "A page", body = RowPage),
+                    (status = 401, description = "Not signed in", body = ErrorResponse),
+                    (status = 422, description = "Unknown filter or bad value", body = ErrorResponse),
+                ))]
+            async fn list(
+                State(state): State<AppState>,
+                auth: Auth,
+                Query(params): Query<HashMap<String, String>>,
+            ) -> Result<Json<RowPage>, ApiError> {
+                resources::list::<$entity>(&state, &auth, params).await
+            }
+
+            /// Creates a row.
+            #[utoipa::path(post, path = $list, tag = $tag, security(("bearer" = [])),
+                request_body = $create,
+                responses(
+                    (status = 201, description = "Created", body = Object),
+                    (status = 403, description = "Your role may not write this", body = ErrorResponse),
+                    (status = 409, description = "Conflicts with an existing row or a missing reference", body = ErrorResponse),
+                    (status = 422, description = "Invalid fields", body = ErrorResponse),
+                ))]
+            async fn create(
+                uow: UnitOfWork,
+                auth: Auth,
+                ValidJson(input): ValidJson<$create>,
+            ) -> Result<(StatusCode, Json<Value>), ApiError> {
+                resources::create::<$entity>(uow.tx().await?, &auth, $policy, input).await
+            }
+
+            /// One row.
+            #[utoipa::path(get, path = $item, tag = $tag, security(("bearer" = [])),
+                params(("id" = Uuid, Path)),
+                responses(
+                    (status = 200, description = "The row", body = Object),
+                    (status = 404, description = "Not found", body = ErrorResponse),
+                ))]
+            async fn show(
+                State(state): State<AppState>,
+                auth: Auth,
+                ValidPath(id): ValidPath<Uuid>,
+            ) -> Result<Json<Value>, ApiError> {
+                resources::show::<$entity>(&state, &auth, id).await
+            }
+
+            /// Changes the fields present in the body (`null` clears an optional one).
+            #[utoipa::path(patch, path = $item, tag = $tag, security(("bearer" = [])),
+                params(("id" = Uuid, Path)), request_body = $update,
+                responses(
+                    (status = 200, description = "The updated row", body = Object),
+                    (status = 403, description = "Your role may not write this", body = ErrorResponse),
+                    (status = 404, description = "Not found (or not yours)", body = ErrorResponse),
+                    (status = 422, description = "Invalid fields", body = ErrorResponse),
+                ))]
+            async fn update(
+                uow: UnitOfWork,
+                auth: Auth,
+                ValidPath(id): ValidPath<Uuid>,
+                ValidJson(input): ValidJson<$update>,
+            ) -> Result<Json<Value>, ApiError> {
+                resources::update::<$entity>(uow.tx().await?, &auth, $policy, id, input).await
+            }
+
+            /// Deletes a row.
+            #[utoipa::path(delete, path = $item, tag = $tag, security(("bearer" = [])),
+                params(("id" = Uuid, Path)),
+                responses(
+                    (status = 204, description = "Deleted"),
+                    (status = 403, description = "Your role may not write this", body = ErrorResponse),
+                    (status = 404, description = "Not found (or not yours)", body = ErrorResponse),
+                    (status = 409, description = "Still referenced", body = ErrorResponse),
+                ))]
+            async fn delete(
+                uow: UnitOfWork,
+                auth: Auth,
+                ValidPath(id): ValidPath<Uuid>,
+            ) -> Result<StatusCode, ApiError> {
+                resources::delete::<$entity>(uow.tx().await?, &auth, $policy, id).await
+            }
+        }
+    };
+}
+
+resource!(
+    niches,
+    niche::Entity,
+    niche::CreateNiche,
+    niche::UpdateNiche,
+    Policy::AdminWrites,
+    "catalogue",
+    "/niches",
+    "/niches/{id}"
+);
+resource!(
+    categories,
+    category::Entity,
+    category::CreateCategory,
+    category::UpdateCategory,
+    Policy::AdminWrites,
+    "catalogue",
+    "/categories",
+    "/categories/{id}"
+);
+resource!(
+    service_templates,
+    service_template::Entity,
+    service_template::CreateServiceTemplate,
+    service_template::UpdateServiceTemplate,
+    Policy::AdminWrites,
+    "catalogue",
+    "/service-templates",
+    "/service-templates/{id}"
+);
+resource!(
+    services,
+    service::Entity,
+    service::CreateService,
+    service::UpdateService,
+    Policy::ProviderOwns,
+    "catalogue",
+    "/services",
+    "/services/{id}"
+);
+resource!(
+    provider_services,
+    provider_service::Entity,
+    provider_service::CreateProviderService,
+    provider_service::UpdateProviderService,
+    Policy::ProviderOwns,
+    "catalogue",
+    "/provider-services",
+    "/provider-services/{id}"
+);
+resource!(
+    availability_rules,
+    availability::Entity,
+    availability::CreateAvailability,
+    availability::UpdateAvailability,
+    Policy::ProviderOwns,
+    "scheduling rules",
+    "/availability",
+    "/availability/{id}"
+);
+resource!(
+    breaks,
+    provider_break::Entity,
+    provider_break::CreateProviderBreak,
+    provider_break::UpdateProviderBreak,
+    Policy::ProviderOwns,
+    "scheduling rules",
+    "/breaks",
+    "/breaks/{id}"
+);
+resource!(
+    blocked_slots,
+    blocked_time_slot::Entity,
+    blocked_time_slot::CreateBlockedTimeSlot,
+    blocked_time_slot::UpdateBlockedTimeSlot,
+    Policy::ProviderOwns,
+    "scheduling rules",
+    "/blocked-slots",
+    "/blocked-slots/{id}"
+);
+
+/// Every resource router.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(niches::router())
+        .merge(categories::router())
+        .merge(service_templates::router())
+        .merge(services::router())
+        .merge(provider_services::router())
+        .merge(availability_rules::router())
+        .merge(breaks::router())
+        .merge(blocked_slots::router())
+}

@@ -1,0 +1,236 @@
+//! Catalogue and scheduling-rule resources over the generic repository: one set of
+//! handlers serves every table whose create / read / update / delete logic is the same.
+//!
+//! | resource | read | write |
+//! |---|---|---|
+//! | `niches`, `categories`, `service-templates` | any signed-in user (cached) | admin |
+//! | `services`, `provider-services`, `availability`, `breaks`, `blocked-slots` | any signed-in user | the provider who owns the row, or an admin |
+//!
+//! A provider creates rows for themself (`provider_id` is theirs, never taken from the
+//! body) and can update or delete only their own; another provider's row answers 404.
+//! Lists accept `limit` (≤ 100), `after` (the `next` of the previous page), `order`
+//! (`oldest`, the default, or `newest`) and equality filters on allow-listed fields
+//! (for example `?provider_id=…&is_active=true`); an unknown filter is 422.
+//!
+//! Rows are returned with every column: ids and instants as strings (RFC 3339), local
+//! times as `HH:MM`, dates as `YYYY-MM-DD`.
+
+use std::collections::HashMap;
+
+use agenda_entity::enums::UserRole;
+use agenda_entity::rules::Rules;
+use agenda_storage::repo::resource::{ListQuery, Repo, Resource};
+use axum::Json;
+use axum::http::StatusCode;
+use sea_orm::{
+    ActiveModelBehavior, EntityTrait, IntoActiveModel, Iterable, ModelTrait, TryIntoModel, Value,
+};
+use serde::Serialize;
+use serde_json::Value as Json_;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::auth::Auth;
+use crate::error::ApiError;
+
+/// Who may write a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Admins only (the organization's catalogue).
+    AdminWrites,
+    /// The provider in `provider_id`, or an admin.
+    ProviderOwns,
+}
+
+/// A page of rows.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RowPage {
+    #[schema(value_type = Vec<Object>)]
+    pub items: Vec<Json_>,
+    pub next: Option<String>,
+}
+
+/// Every column of a row as JSON.
+pub fn row_json<M: ModelTrait>(model: &M) -> Json_ {
+    let mut map = serde_json::Map::new();
+    for column in <<M as ModelTrait>::Entity as EntityTrait>::Column::iter() {
+        let name = sea_orm::IdenStatic::as_str(&column).to_owned();
+        map.insert(name, value_json(model.get(column)));
+    }
+    Json_::Object(map)
+}
+
+fn value_json(value: Value) -> Json_ {
+    match value {
+        Value::Uuid(Some(v)) => Json_::String(v.to_string()),
+        Value::ChronoDateTimeUtc(Some(v)) => {
+            Json_::String(v.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        }
+        Value::ChronoDate(Some(v)) => Json_::String(v.format("%Y-%m-%d").to_string()),
+        Value::ChronoTime(Some(v)) => Json_::String(v.format("%H:%M").to_string()),
+        other => sea_orm::sea_query::value::sea_value_to_json_value(&other),
+    }
+}
+
+/// The provider who owns a row (for [`Policy::ProviderOwns`]).
+fn owner<M: ModelTrait>(model: &M) -> Option<Uuid> {
+    let column = <<M as ModelTrait>::Entity as EntityTrait>::Column::iter()
+        .find(|c| sea_orm::IdenStatic::as_str(c) == "provider_id")?;
+    match model.get(column) {
+        Value::Uuid(Some(id)) => Some(id),
+        _ => None,
+    }
+}
+
+/// Providers create their own rows (the row's `provider_id` is the signed-in
+/// provider); admins may change and delete any.
+fn may_create(auth: &Auth, policy: Policy) -> Result<(), ApiError> {
+    match policy {
+        Policy::AdminWrites => auth.require(&[UserRole::Admin]),
+        Policy::ProviderOwns => auth.require(&[UserRole::Provider]),
+    }
+}
+
+fn may_write(auth: &Auth, policy: Policy) -> Result<(), ApiError> {
+    match policy {
+        Policy::AdminWrites => auth.require(&[UserRole::Admin]),
+        Policy::ProviderOwns => auth.require(&[UserRole::Provider, UserRole::Admin]),
+    }
+}
+
+/// For a provider, the row must be theirs (otherwise it "does not exist").
+fn check_owner<M: ModelTrait>(auth: &Auth, policy: Policy, model: &M) -> Result<(), ApiError> {
+    if policy == Policy::ProviderOwns
+        && auth.role() == UserRole::Provider
+        && owner(model) != Some(auth.user.id)
+    {
+        return Err(ApiError::not_found("record"));
+    }
+    Ok(())
+}
+
+pub async fn list<E>(
+    state: &AppState,
+    auth: &Auth,
+    params: HashMap<String, String>,
+) -> Result<Json<RowPage>, ApiError>
+where
+    E: Resource,
+    E::Model: Rules + IntoActiveModel<E::ActiveModel> + Send + Sync,
+    E::ActiveModel: ActiveModelBehavior + TryIntoModel<E::Model> + Send,
+{
+    let mut query = ListQuery::default();
+    for (key, value) in params {
+        match key.as_str() {
+            "limit" => {
+                let limit: u64 = value.parse().map_err(|_| {
+                    ApiError::bad_request("invalid_query", "limit must be a number")
+                })?;
+                if !(1..=100).contains(&limit) {
+                    return Err(ApiError::invalid_field(
+                        "limit",
+                        "range",
+                        "must be 1 to 100",
+                    ));
+                }
+                query.limit = Some(limit);
+            }
+            "after" => query.after = Some(value),
+            "order" => match value.as_str() {
+                "oldest" => query.newest_first = false,
+                "newest" => query.newest_first = true,
+                _ => {
+                    return Err(ApiError::invalid_field(
+                        "order",
+                        "invalid",
+                        "oldest or newest",
+                    ));
+                }
+            },
+            _ => query.filters.push((key, value)),
+        }
+    }
+    let page = Repo::<E>::list(state.db.conn(), auth.scope, &query).await?;
+    Ok(Json(RowPage {
+        items: page.items.iter().map(row_json).collect(),
+        next: page.next,
+    }))
+}
+
+pub async fn show<E>(state: &AppState, auth: &Auth, id: Uuid) -> Result<Json<Json_>, ApiError>
+where
+    E: Resource,
+    E::Model: Rules + IntoActiveModel<E::ActiveModel> + Send + Sync,
+    E::ActiveModel: ActiveModelBehavior + TryIntoModel<E::Model> + Send,
+{
+    Ok(Json(row_json(
+        &Repo::<E>::get(state.db.conn(), auth.scope, id).await?,
+    )))
+}
+
+pub async fn create<E>(
+    tx: &sea_orm::DatabaseTransaction,
+    auth: &Auth,
+    policy: Policy,
+    input: E::Create,
+) -> Result<(StatusCode, Json<Json_>), ApiError>
+where
+    E: Resource,
+    E::Model: Rules + IntoActiveModel<E::ActiveModel> + Send + Sync,
+    E::ActiveModel: ActiveModelBehavior + TryIntoModel<E::Model> + Send,
+{
+    may_create(auth, policy)?;
+    let provider = auth.user.id;
+    let created = Repo::<E>::create(tx, auth.scope, input, |row| {
+        if policy == Policy::ProviderOwns {
+            set_provider(row, provider);
+        }
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(row_json(&created))))
+}
+
+pub async fn update<E>(
+    tx: &sea_orm::DatabaseTransaction,
+    auth: &Auth,
+    policy: Policy,
+    id: Uuid,
+    input: E::Update,
+) -> Result<Json<Json_>, ApiError>
+where
+    E: Resource,
+    E::Model: Rules + IntoActiveModel<E::ActiveModel> + Send + Sync,
+    E::ActiveModel: ActiveModelBehavior + TryIntoModel<E::Model> + Send,
+{
+    may_write(auth, policy)?;
+    check_owner(auth, policy, &Repo::<E>::get(tx, auth.scope, id).await?)?;
+    Ok(Json(row_json(
+        &Repo::<E>::update(tx, auth.scope, id, input).await?,
+    )))
+}
+
+pub async fn delete<E>(
+    tx: &sea_orm::DatabaseTransaction,
+    auth: &Auth,
+    policy: Policy,
+    id: Uuid,
+) -> Result<StatusCode, ApiError>
+where
+    E: Resource,
+    E::Model: Rules + IntoActiveModel<E::ActiveModel> + Send + Sync,
+    E::ActiveModel: ActiveModelBehavior + TryIntoModel<E::Model> + Send,
+{
+    may_write(auth, policy)?;
+    check_owner(auth, policy, &Repo::<E>::get(tx, auth.scope, id).await?)?;
+    Repo::<E>::delete(tx, auth.scope, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets `provider_id` on an active model that has the column.
+fn set_provider<A: sea_orm::ActiveModelTrait>(row: &mut A, provider: Uuid) {
+    if let Some(column) = <A::Entity as EntityTrait>::Column::iter()
+        .find(|c| sea_orm::IdenStatic::as_str(c) == "provider_id")
+    {
+        row.set(column, provider.into());
+    }
+}
