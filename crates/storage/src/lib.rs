@@ -8,11 +8,13 @@
 //! - [`schema`]: the live schema and its drift from the entities;
 //! - [`config`]: typed settings from the environment.
 
+pub mod backup;
 pub mod cache;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod fees;
+pub mod ops;
 pub mod repo;
 pub mod schema;
 pub mod seed;

@@ -7,11 +7,13 @@
 
 mod analytics;
 mod appointments;
+mod backup;
 mod cache;
 mod connection;
 mod errors;
 mod every_repo;
 mod ledger;
+mod ops;
 mod platform;
 mod repos;
 mod resources;
