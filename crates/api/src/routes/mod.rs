@@ -16,12 +16,19 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::app::AppState;
 use crate::uow::unit_of_work;
 
+mod analytics;
 mod appointments;
 mod auth;
 mod catalogue;
 mod health;
+mod marketplace;
+mod notifications;
 mod organizations;
 mod resources;
+mod reviews;
+mod settings;
+mod support;
+mod users;
 
 /// The document's fixed parts; paths and schemas come from the routers.
 #[derive(OpenApi)]
@@ -38,6 +45,13 @@ mod resources;
         (name = "appointments", description = "Free slots, booking, status, rescheduling, payment"),
         (name = "catalogue", description = "Niches, categories, service templates, services"),
         (name = "scheduling rules", description = "A provider's working hours, breaks and blocked slots"),
+        (name = "reviews", description = "Reviews of completed appointments, responses, moderation"),
+        (name = "support", description = "Support tickets and their messages"),
+        (name = "users", description = "Profiles, addresses, the user list for staff"),
+        (name = "settings", description = "Provider settings, payment and system settings, the audit log"),
+        (name = "marketplace", description = "Provider balances, ledger entries, withdrawals, releases"),
+        (name = "notifications", description = "The signed-in user's in-app notifications"),
+        (name = "analytics", description = "Provider and organization dashboards, provider search"),
         (name = "meta", description = "This document")
     )
 )]
@@ -58,10 +72,17 @@ impl utoipa::Modify for BearerAuth {
 /// Every `/api/v1` route, documented.
 fn v1() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .merge(analytics::router())
         .merge(appointments::router())
+        .merge(marketplace::router())
+        .merge(notifications::router())
         .merge(auth::router())
         .merge(catalogue::router())
         .merge(organizations::router())
+        .merge(reviews::router())
+        .merge(support::router())
+        .merge(users::router())
+        .merge(settings::router())
 }
 
 /// The routes and the OpenAPI document generated from them.

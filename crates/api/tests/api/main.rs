@@ -6,9 +6,11 @@
 #![allow(clippy::disallowed_methods)]
 
 mod appointments;
+mod areas;
 mod auth;
 mod catalogue;
 mod foundation;
+mod marketplace;
 mod openapi;
 mod organizations;
 mod seed;

@@ -1,0 +1,352 @@
+//! Reviews of completed appointments, the provider's response, and moderation.
+//!
+//! Who may do what (the tenant is always the signed-in user's organization):
+//!
+//! | route | client | provider | admin | support |
+//! |---|---|---|---|---|
+//! | `POST /reviews` | their own completed appointment, once | no | no | no |
+//! | `GET /reviews` | approved only | approved; all of their own (`provider_id` = themself) | all | all |
+//! | `POST /reviews/{id}/response` | no | reviews of themself | no | no |
+//! | `POST /reviews/{id}/moderate` | no | no | yes | yes |
+//!
+//! A new review is `pending` until an admin or support user approves or rejects it.
+//! Approval adds the rating to the provider's `provider_settings.rating_count` and
+//! `rating_total`; moving an approved review to `rejected` takes it out again, in the
+//! same transaction as the status change. A provider without a `provider_settings`
+//! row gets no row created: the counters are simply not kept for them.
+//! Another user's appointment or review answers 404, like one that does not exist.
+
+use agenda_entity::enums::{AppointmentStatus, ModerationStatus, UserRole};
+use agenda_entity::{provider_settings, review};
+use agenda_storage::repo::appointments::AppointmentRepo;
+use agenda_storage::repo::audit::{AuditEntry, AuditRepo};
+use agenda_storage::repo::resource::{ListQuery, Repo};
+use agenda_storage::{StorageError, TenantOwned};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, IntoActiveModel, QueryFilter, Set};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+use validator::Validate;
+
+use crate::app::AppState;
+use crate::auth::Auth;
+use crate::error::{ApiError, ErrorResponse};
+use crate::extract::{ValidJson, ValidPath, ValidQuery};
+use crate::uow::UnitOfWork;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(respond))
+        .routes(routes!(moderate))
+}
+
+/// A review as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReviewView {
+    pub id: Uuid,
+    pub appointment_id: Uuid,
+    pub client_id: Uuid,
+    pub provider_id: Uuid,
+    pub rating: i32,
+    pub comment: Option<String>,
+    pub provider_response: Option<String>,
+    pub responded_at: Option<DateTime<Utc>>,
+    pub moderation_status: ModerationStatus,
+    pub moderated_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<review::Model> for ReviewView {
+    fn from(r: review::Model) -> Self {
+        ReviewView {
+            id: r.id,
+            appointment_id: r.appointment_id,
+            client_id: r.client_id,
+            provider_id: r.provider_id,
+            rating: r.rating,
+            comment: r.comment,
+            provider_response: r.provider_response,
+            responded_at: r.responded_at,
+            moderation_status: r.moderation_status,
+            moderated_at: r.moderated_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// A page of reviews; pass `next` as `after` to get the following page.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReviewPage {
+    pub items: Vec<ReviewView>,
+    pub next: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateReviewBody {
+    /// A completed appointment of the caller.
+    pub appointment_id: Uuid,
+    /// 1 to 5.
+    #[validate(range(min = 1, max = 5))]
+    pub rating: i32,
+    #[validate(length(max = 2000))]
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Validate, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewQuery {
+    pub provider_id: Option<Uuid>,
+    /// Staff only; clients and providers always get approved reviews (providers: all
+    /// of their own when `provider_id` is themself).
+    pub moderation_status: Option<ModerationStatus>,
+    /// Page size, at most 100 (default 20).
+    #[validate(range(min = 1, max = 100))]
+    pub limit: Option<u64>,
+    /// The `next` of the previous page.
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseBody {
+    #[validate(
+        length(min = 1, max = 2000),
+        custom(function = "agenda_entity::validate::not_blank")
+    )]
+    pub response: String,
+}
+
+#[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModerateBody {
+    /// `approved` or `rejected`.
+    pub status: ModerationStatus,
+}
+
+fn is_staff(auth: &Auth) -> bool {
+    matches!(auth.role(), UserRole::Admin | UserRole::Support)
+}
+
+/// Reviews a completed appointment of the caller (once per appointment).
+#[utoipa::path(post, path = "/reviews", tag = "reviews", security(("bearer" = [])),
+    request_body = CreateReviewBody,
+    responses(
+        (status = 201, description = "Created, pending moderation", body = ReviewView),
+        (status = 400, description = "Malformed JSON", body = ErrorResponse),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Only clients write reviews", body = ErrorResponse),
+        (status = 404, description = "No such appointment of yours", body = ErrorResponse),
+        (status = 409, description = "Not completed, or already reviewed", body = ErrorResponse),
+        (status = 422, description = "Invalid fields", body = ErrorResponse),
+    ))]
+async fn create(
+    uow: UnitOfWork,
+    auth: Auth,
+    ValidJson(input): ValidJson<CreateReviewBody>,
+) -> Result<(StatusCode, Json<ReviewView>), ApiError> {
+    auth.require(&[UserRole::Client])?;
+    let tx = uow.tx().await?;
+    let appointment = AppointmentRepo::get(tx, auth.scope, input.appointment_id).await?;
+    if appointment.client_id != auth.user.id {
+        return Err(ApiError::not_found("appointment"));
+    }
+    if appointment.status != AppointmentStatus::Completed {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_completed",
+            "only a completed appointment can be reviewed",
+        ));
+    }
+    let (client_id, provider_id) = (auth.user.id, appointment.provider_id);
+    let row = review::CreateReview {
+        appointment_id: input.appointment_id,
+        rating: input.rating,
+        comment: input.comment,
+    };
+    let created = Repo::<review::Entity>::create(tx, auth.scope, row, |r| {
+        r.client_id = Set(client_id);
+        r.provider_id = Set(provider_id);
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(created.into())))
+}
+
+/// Reviews, oldest first. Clients see approved reviews only; providers see approved
+/// reviews, and every review of themself when `provider_id` is their own id.
+#[utoipa::path(get, path = "/reviews", tag = "reviews", security(("bearer" = [])),
+    params(ReviewQuery),
+    responses(
+        (status = 200, description = "A page", body = ReviewPage),
+        (status = 400, description = "Bad parameter", body = ErrorResponse),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 422, description = "Invalid page size or cursor", body = ErrorResponse),
+    ))]
+async fn list(
+    State(state): State<AppState>,
+    auth: Auth,
+    ValidQuery(q): ValidQuery<ReviewQuery>,
+) -> Result<Json<ReviewPage>, ApiError> {
+    let mut query = ListQuery {
+        limit: q.limit,
+        after: q.after,
+        ..ListQuery::default()
+    };
+    if let Some(provider) = q.provider_id {
+        query
+            .filters
+            .push(("provider_id".into(), provider.to_string()));
+    }
+    let sees_all = is_staff(&auth)
+        || (auth.role() == UserRole::Provider && q.provider_id == Some(auth.user.id));
+    let status = if sees_all {
+        q.moderation_status
+    } else {
+        Some(ModerationStatus::Approved)
+    };
+    if let Some(status) = status {
+        query
+            .filters
+            .push(("moderation_status".into(), status.as_str().into()));
+    }
+    let page = Repo::<review::Entity>::list(state.db.conn(), auth.scope, &query).await?;
+    Ok(Json(ReviewPage {
+        items: page.items.into_iter().map(Into::into).collect(),
+        next: page.next,
+    }))
+}
+
+/// The reviewed provider answers a review (replaces an earlier answer).
+#[utoipa::path(post, path = "/reviews/{id}/response", tag = "reviews", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = ResponseBody,
+    responses(
+        (status = 200, description = "The review with the response", body = ReviewView),
+        (status = 400, description = "Bad UUID or malformed JSON", body = ErrorResponse),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Only providers respond", body = ErrorResponse),
+        (status = 404, description = "Not found (or not about you)", body = ErrorResponse),
+        (status = 422, description = "Invalid fields", body = ErrorResponse),
+    ))]
+async fn respond(
+    uow: UnitOfWork,
+    auth: Auth,
+    ValidPath(id): ValidPath<Uuid>,
+    ValidJson(input): ValidJson<ResponseBody>,
+) -> Result<Json<ReviewView>, ApiError> {
+    auth.require(&[UserRole::Provider])?;
+    let tx = uow.tx().await?;
+    let found = Repo::<review::Entity>::get(tx, auth.scope, id).await?;
+    if found.provider_id != auth.user.id {
+        return Err(ApiError::not_found("review"));
+    }
+    let mut row = found.into_active_model();
+    row.provider_response = Set(Some(input.response));
+    row.responded_at = Set(Some(Utc::now()));
+    let updated = row.update(tx).await.map_err(StorageError::from)?;
+    Ok(Json(updated.into()))
+}
+
+/// Approves or rejects a review and keeps the provider's rating counters in step.
+#[utoipa::path(post, path = "/reviews/{id}/moderate", tag = "reviews", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = ModerateBody,
+    responses(
+        (status = 200, description = "The moderated review", body = ReviewView),
+        (status = 400, description = "Bad UUID or malformed JSON", body = ErrorResponse),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Admin or support only", body = ErrorResponse),
+        (status = 404, description = "Not found", body = ErrorResponse),
+        (status = 409, description = "Changed concurrently; retry", body = ErrorResponse),
+        (status = 422, description = "Status is not approved or rejected", body = ErrorResponse),
+    ))]
+async fn moderate(
+    uow: UnitOfWork,
+    auth: Auth,
+    ValidPath(id): ValidPath<Uuid>,
+    ValidJson(input): ValidJson<ModerateBody>,
+) -> Result<Json<ReviewView>, ApiError> {
+    auth.require(&[UserRole::Admin, UserRole::Support])?;
+    if input.status == ModerationStatus::Pending {
+        return Err(ApiError::invalid_field(
+            "status",
+            "invalid",
+            "must be approved or rejected",
+        ));
+    }
+    let tx = uow.tx().await?;
+    let before = Repo::<review::Entity>::get(tx, auth.scope, id).await?;
+    let now = Utc::now();
+    // Compare-and-set on the old status: two moderators racing cannot both count
+    // the same rating.
+    let changed = review::Entity::update_in(auth.scope)
+        .filter(review::Column::Id.eq(id))
+        .filter(review::Column::ModerationStatus.eq(before.moderation_status))
+        .col_expr(
+            review::Column::ModerationStatus,
+            Expr::value(input.status.as_str()),
+        )
+        .col_expr(review::Column::ModeratedBy, Expr::value(auth.user.id))
+        .col_expr(review::Column::ModeratedAt, Expr::value(now))
+        .col_expr(review::Column::UpdatedAt, Expr::value(now))
+        .exec(tx)
+        .await
+        .map_err(StorageError::from)?;
+    if changed.rows_affected == 0 {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "the review was moderated concurrently; retry",
+        ));
+    }
+    let was = before.moderation_status == ModerationStatus::Approved;
+    let is = input.status == ModerationStatus::Approved;
+    let (count, total) = match (was, is) {
+        (false, true) => (1, i64::from(before.rating)),
+        (true, false) => (-1, -i64::from(before.rating)),
+        _ => (0, 0),
+    };
+    if count != 0 {
+        // No settings row: nothing to update, and nothing is created.
+        provider_settings::Entity::update_in(auth.scope)
+            .filter(provider_settings::Column::ProviderId.eq(before.provider_id))
+            .col_expr(
+                provider_settings::Column::RatingCount,
+                Expr::col(provider_settings::Column::RatingCount).add(count),
+            )
+            .col_expr(
+                provider_settings::Column::RatingTotal,
+                Expr::col(provider_settings::Column::RatingTotal).add(total),
+            )
+            .col_expr(provider_settings::Column::UpdatedAt, Expr::value(now))
+            .exec(tx)
+            .await
+            .map_err(StorageError::from)?;
+    }
+    AuditRepo::record(
+        tx,
+        auth.scope,
+        AuditEntry {
+            actor_id: Some(auth.user.id),
+            action: "review.moderate".into(),
+            entity_type: "reviews".into(),
+            entity_id: Some(id),
+            details: serde_json::json!({
+                "from": before.moderation_status.as_str(),
+                "to": input.status.as_str(),
+            }),
+            ip_address: None,
+            request_id: None,
+        },
+    )
+    .await?;
+    let after = Repo::<review::Entity>::get(tx, auth.scope, id).await?;
+    Ok(Json(after.into()))
+}
