@@ -30,6 +30,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The OpenAPI document, generated once from the routes.
     pub openapi: Arc<utoipa::openapi::OpenApi>,
+    /// Request counts and latencies for `GET /metrics`.
+    pub http_metrics: Arc<crate::metrics::HttpMetrics>,
 }
 
 /// Why the server could not start.
@@ -84,6 +86,7 @@ impl Application {
             db,
             settings: Arc::new(settings),
             openapi: crate::routes::openapi(),
+            http_metrics: Arc::default(),
         };
         let router = router(state.clone(), extra);
         Ok(Application {
@@ -171,10 +174,14 @@ pub fn router(state: AppState, extra: Router<AppState>) -> Router {
     let extra = extra
         .layer(axum::middleware::from_fn(crate::uow::unit_of_work))
         .with_state(state.clone());
-    routes::router(state)
+    routes::router(state.clone())
         .merge(extra)
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::metrics::track,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {

@@ -123,6 +123,10 @@ impl StorageError {
     }
 }
 
+/// The `reason` of [`StorageError::Unavailable`] when the pool had no free connection
+/// within `DB_POOL_TIMEOUT`.
+pub const POOL_TIMEOUT: &str = "no database connection became free in time";
+
 /// How long clients are told to wait when the pool is exhausted or the server away.
 const RETRY_SOON: Duration = Duration::from_secs(1);
 const RETRY_LATER: Duration = Duration::from_secs(5);
@@ -205,7 +209,7 @@ fn classify_sqlx(err: &sqlx::Error) -> Option<StorageError> {
     };
     match err {
         sqlx::Error::PoolTimedOut => Some(StorageError::Unavailable {
-            reason: "no database connection became free in time",
+            reason: POOL_TIMEOUT,
             retry_after: RETRY_SOON,
             source: None,
         }),

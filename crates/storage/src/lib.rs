@@ -14,6 +14,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod fees;
+pub mod metrics;
 pub mod ops;
 pub mod repo;
 pub mod schema;

@@ -2,6 +2,7 @@
 //!
 //! - `GET /health/live`: the process is up and serving HTTP. No database work, so an
 //!   orchestrator does not restart healthy processes during a database outage.
+//! - `GET /metrics`: Prometheus text format (see [`crate::metrics`]).
 //! - `GET /health/ready`: a real database round trip within `HEALTH_TIMEOUT`; 200
 //!   with the latency and pool figures, or 503 (with `Retry-After`) so that a load
 //!   balancer stops routing here until the database is back.
@@ -19,6 +20,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
+        .route("/metrics", get(crate::metrics::render))
 }
 
 async fn live() -> Json<serde_json::Value> {

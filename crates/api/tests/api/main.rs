@@ -11,6 +11,7 @@ mod auth;
 mod catalogue;
 mod foundation;
 mod marketplace;
+mod metrics;
 mod openapi;
 mod organizations;
 mod seed;

@@ -41,6 +41,8 @@ struct Inner {
     summary: SettingsSummary,
     /// Statements run through this pool (and its transactions) since it opened.
     statements: Arc<AtomicU64>,
+    /// Query durations, acquire waits and timeouts, for `GET /metrics`.
+    metrics: Arc<crate::metrics::DbMetrics>,
 }
 
 /// The driver's pool, kept for statistics and shutdown.
@@ -159,10 +161,12 @@ impl Db {
             }
         };
         let statements = Arc::new(AtomicU64::new(0));
+        let metrics = Arc::new(crate::metrics::DbMetrics::default());
         let observer = QueryObserver {
             echo: settings.echo,
             slow: settings.slow_query,
             statements: statements.clone(),
+            metrics: metrics.clone(),
         };
         conn.set_metric_callback(move |info| observer.observe(info));
         if let Some(note) = settings.url.normalization() {
@@ -173,6 +177,7 @@ impl Db {
             inner: Arc::new(Inner {
                 pool,
                 statements,
+                metrics,
                 summary: SettingsSummary::from(settings),
             }),
         })
@@ -202,12 +207,39 @@ impl Db {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..Default::default()
         };
-        Ok(self.conn.begin_with_options(options).await?)
+        let started = Instant::now();
+        let result = self.conn.begin_with_options(options).await;
+        self.record_acquire(started, result.as_ref().err());
+        Ok(result?)
+    }
+
+    fn record_acquire(&self, started: Instant, err: Option<&sea_orm::DbErr>) {
+        let metrics = &self.inner.metrics;
+        metrics.acquire_wait.observe(started.elapsed());
+        if let Some(err) = err
+            && matches!(
+                StorageError::from(err.clone()),
+                StorageError::Unavailable {
+                    reason: crate::error::POOL_TIMEOUT,
+                    ..
+                }
+            )
+        {
+            metrics.acquire_timeouts.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Query durations, acquire waits and timeouts of this pool.
+    pub fn metrics(&self) -> &crate::metrics::DbMetrics {
+        &self.inner.metrics
     }
 
     /// Opens a transaction for reads: one consistent snapshot, no write lock on SQLite.
     pub async fn begin_read(&self) -> Result<DatabaseTransaction, StorageError> {
-        Ok(self.conn.begin().await?)
+        let started = Instant::now();
+        let result = self.conn.begin().await;
+        self.record_acquire(started, result.as_ref().err());
+        Ok(result?)
     }
 
     /// How many statements this pool (and transactions begun from it) has run: for
@@ -416,11 +448,16 @@ struct QueryObserver {
     echo: bool,
     slow: Duration,
     statements: Arc<AtomicU64>,
+    metrics: Arc<crate::metrics::DbMetrics>,
 }
 
 impl QueryObserver {
     fn observe(&self, info: &sea_orm::metric::Info<'_>) {
         self.statements.fetch_add(1, Ordering::Relaxed);
+        self.metrics.query_duration.observe(info.elapsed);
+        if info.failed {
+            self.metrics.query_errors.fetch_add(1, Ordering::Relaxed);
+        }
         let elapsed_ms = info.elapsed.as_secs_f64() * 1000.0;
         if !self.slow.is_zero() && info.elapsed >= self.slow {
             tracing::warn!(

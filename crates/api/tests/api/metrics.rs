@@ -1,0 +1,56 @@
+//! `GET /metrics`: Prometheus text with pool, query, HTTP and cache figures.
+
+use agenda_testkit::both_engines;
+
+use crate::support::TestApp;
+
+fn value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(series)
+                .and_then(|rest| rest.trim().parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+}
+
+both_engines! {
+    async fn metrics_report_pool_queries_http_and_cache(t: TestDb) {
+        let app = TestApp::spawn(t).await;
+        for _ in 0..3 {
+            app.get("/health/ready").await;
+        }
+        let (status, _) = app.get("/api/v1/auth/me").await;
+        assert_eq!(status, 401);
+        let (status, _) = app
+            .post("/api/v1/organizations", &serde_json::json!({"slug": "acme", "name": "Acme", "time_zone": "UTC", "currency": "BRL"}))
+            .await;
+        assert_eq!(status, 201);
+        let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+        let text = response.text().await.unwrap();
+
+        assert_eq!(value(&text, "agenda_build_info{version=\"0.1.0\"}"), 1.0);
+        assert!(value(&text, "agenda_db_pool_max") >= 1.0);
+        assert!(text.contains("agenda_db_pool_connections{state=\"idle\"}"));
+        assert_eq!(value(&text, "agenda_http_requests_total{method=\"GET\",route=\"/health/ready\",status=\"200\"}"), 3.0);
+        assert_eq!(value(&text, "agenda_http_requests_total{method=\"GET\",route=\"/api/v1/auth/me\",status=\"401\"}"), 1.0);
+        assert_eq!(value(&text, "agenda_http_request_duration_seconds_count{route=\"/health/ready\"}"), 3.0);
+        // Creating the organization ran statements, each timed in the query histogram;
+        // its transaction waited for a connection once.
+        let statements = value(&text, "agenda_db_statements_total");
+        assert!(statements >= 1.0, "{statements}");
+        assert!(value(&text, "agenda_db_acquire_wait_seconds_count") >= 1.0);
+        assert_eq!(value(&text, "agenda_db_query_duration_seconds_count"), statements);
+        assert_eq!(value(&text, "agenda_db_query_duration_seconds_bucket{le=\"+Inf\"}"), statements);
+        assert!(text.contains("agenda_cache_hits_total"));
+        // Histogram buckets never decrease.
+        let buckets: Vec<f64> = text
+            .lines()
+            .filter(|l| l.starts_with("agenda_db_query_duration_seconds_bucket"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+            .collect();
+        assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+        app.stop().await;
+    }
+}
