@@ -9,6 +9,8 @@
 //! | `AUTO_MIGRATE`             | `true`                        |
 //! | `HEALTH_TIMEOUT`           | `2s`                          |
 //! | `SHUTDOWN_TIMEOUT`         | `20s`                         |
+//! | `REQUEST_TIMEOUT`          | `30s`                         |
+//! | `CORS_ALLOWED_ORIGINS`     | empty (no cross-origin access) |
 //! | `CACHE_TTL`                | `60s` (`0` turns caching off) |
 //! | `SESSION_TTL`              | `7d`                          |
 //! | `CACHE_MAX_ENTRIES`        | `10000`                       |
@@ -54,6 +56,12 @@ pub struct HttpSettings {
     pub health_timeout: Duration,
     /// `SHUTDOWN_TIMEOUT`: how long in-flight requests may run after SIGTERM/SIGINT.
     pub shutdown_timeout: Duration,
+    /// `REQUEST_TIMEOUT`: a request still running after this is answered 503 (with
+    /// `Retry-After`) and its work is dropped (its transaction rolls back).
+    pub request_timeout: Duration,
+    /// `CORS_ALLOWED_ORIGINS`: comma-separated origins (`https://app.example.com`)
+    /// browsers may call the API from; empty allows none.
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +109,24 @@ impl HttpSettings {
             )?,
             health_timeout: env.duration("HEALTH_TIMEOUT", Duration::from_secs(2))?,
             shutdown_timeout: env.duration("SHUTDOWN_TIMEOUT", Duration::from_secs(20))?,
+            request_timeout: env.duration("REQUEST_TIMEOUT", Duration::from_secs(30))?,
+            cors_origins: env.parsed(
+                "CORS_ALLOWED_ORIGINS",
+                Vec::new(),
+                "comma-separated origins such as https://app.example.com",
+                |raw| {
+                    raw.split(',')
+                        .map(str::trim)
+                        .filter(|o| !o.is_empty())
+                        .map(|o| {
+                            let ok = (o.starts_with("https://") || o.starts_with("http://"))
+                                && !o.ends_with('/')
+                                && axum::http::HeaderValue::from_str(o).is_ok();
+                            ok.then(|| o.to_owned())
+                        })
+                        .collect()
+                },
+            )?,
         })
     }
 }

@@ -10,6 +10,7 @@ mod areas;
 mod auth;
 mod catalogue;
 mod foundation;
+mod http_layer;
 mod marketplace;
 mod metrics;
 mod openapi;
