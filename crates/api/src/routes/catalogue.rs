@@ -122,6 +122,7 @@ macro_rules! resource {
         }
     };
 }
+pub(crate) use resource;
 
 resource!(
     niches,

@@ -20,6 +20,7 @@ mod analytics;
 mod appointments;
 mod auth;
 mod catalogue;
+mod extras;
 mod health;
 mod marketplace;
 mod notifications;
@@ -29,6 +30,7 @@ mod reviews;
 mod settings;
 mod support;
 mod users;
+mod webhooks;
 
 /// The document's fixed parts; paths and schemas come from the routers.
 #[derive(OpenApi)]
@@ -52,6 +54,10 @@ mod users;
         (name = "marketplace", description = "Provider balances, ledger entries, withdrawals, releases"),
         (name = "notifications", description = "The signed-in user's in-app notifications"),
         (name = "analytics", description = "Provider and organization dashboards, provider search"),
+        (name = "staff", description = "The organization's staff members"),
+        (name = "promotions", description = "Promotions and coupon validation"),
+        (name = "onboarding", description = "Onboarding steps and each user's progress"),
+        (name = "webhooks", description = "Signed payment events from processors (HMAC, no bearer token)"),
         (name = "meta", description = "This document")
     )
 )]
@@ -83,6 +89,8 @@ fn v1() -> OpenApiRouter<AppState> {
         .merge(support::router())
         .merge(users::router())
         .merge(settings::router())
+        .merge(extras::router())
+        .merge(webhooks::router())
 }
 
 /// The routes and the OpenAPI document generated from them.

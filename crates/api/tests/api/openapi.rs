@@ -95,6 +95,14 @@ async fn the_document_covers_every_route_and_only_mounted_ones() {
         ("GET", "/api/v1/admin/audit-log"),
         ("GET", "/api/v1/admin/settings"),
         ("POST", "/api/v1/admin/settings"),
+        ("POST", "/api/v1/promotions/validate"),
+        ("GET", "/api/v1/providers/me/payment-preferences"),
+        ("PUT", "/api/v1/providers/me/payment-preferences"),
+        ("GET", "/api/v1/clients/me/payment-preferences"),
+        ("PUT", "/api/v1/clients/me/payment-preferences"),
+        ("GET", "/api/v1/onboarding/progress"),
+        ("POST", "/api/v1/onboarding/progress/{step_id}"),
+        ("POST", "/api/v1/webhooks/payments/{processor}"),
     ]
     .iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))
@@ -108,6 +116,10 @@ async fn the_document_covers_every_route_and_only_mounted_ones() {
         "availability",
         "breaks",
         "blocked-slots",
+        "staff",
+        "promotions",
+        "onboarding/steps",
+        "admin/fee-overrides",
     ] {
         let list = format!("/api/v1/{collection}");
         let item = format!("{list}/{{id}}");
@@ -130,7 +142,9 @@ async fn the_document_covers_every_route_and_only_mounted_ones() {
         let url = app.url(
             &path
                 .replace("{id}", "00000000-0000-7000-8000-000000000000")
-                .replace("{provider_id}", "00000000-0000-7000-8000-000000000000"),
+                .replace("{step_id}", "00000000-0000-7000-8000-000000000000")
+                .replace("{provider_id}", "00000000-0000-7000-8000-000000000000")
+                .replace("{processor}", "stripe"),
         );
         let request = match method.as_str() {
             "GET" => app.client.get(url),

@@ -1,0 +1,941 @@
+//! Staff members, promotions and coupon validation, payment preferences, provider fee
+//! overrides, and onboarding.
+//!
+//! Who may do what (the tenant is always the signed-in user's organization; another
+//! organization's row, or another user's own row, answers 404):
+//!
+//! | route | client | provider | admin | support |
+//! |---|---|---|---|---|
+//! | `GET /staff`, `GET /staff/{id}` | yes | yes | yes | yes |
+//! | `POST /staff`, `PATCH/DELETE /staff/{id}` | no | no | yes | no |
+//! | `GET /promotions`, `GET /promotions/{id}` | active ones | active ones | all | all |
+//! | `POST /promotions`, `PATCH/DELETE /promotions/{id}` | no | no | yes | no |
+//! | `POST /promotions/validate` | yes | yes | yes | yes |
+//! | `GET/PUT /providers/me/payment-preferences` | no | their own | no | no |
+//! | `GET/PUT /clients/me/payment-preferences` | their own | no | no | no |
+//! | `/admin/fee-overrides` (list, create, show, change, delete) | no | no | yes | no |
+//! | `GET /onboarding/steps`, `GET /onboarding/steps/{id}` | yes | yes | yes | yes |
+//! | `POST /onboarding/steps`, `PATCH/DELETE /onboarding/steps/{id}` | no | no | yes | no |
+//! | `GET /onboarding/progress`, `POST /onboarding/progress/{step_id}` | their own | their own | their own | their own |
+//!
+//! `PUT …/me/payment-preferences` creates the caller's row (201) or replaces it (200):
+//! optional fields left out are cleared, numbers and flags left out keep their value.
+//! A fee override names a provider of the organization (anyone else is 404, like an
+//! unknown id). Coupon validation answers 200 with `valid: false` and a `reason` for a
+//! code that does not apply; see [`coupon_discount`] for the rules.
+
+use std::collections::HashMap;
+
+use agenda_entity::enums::{DiscountType, OnboardingStatus, PromotionScope, UserRole};
+use agenda_entity::{
+    category, client_payment_preference, onboarding_step, promotion, provider_payment_preference,
+    provider_service_fee, service, staff_member, user_onboarding_progress,
+};
+use agenda_storage::repo::resource::Repo;
+use agenda_storage::repo::users::UserRepo;
+use agenda_storage::{StorageError, TenantOwned, TenantScope};
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+use validator::Validate;
+
+use super::catalogue::resource;
+use super::resources::{self, Policy, RowPage, row_json};
+use crate::app::AppState;
+use crate::auth::Auth;
+use crate::error::{ApiError, ErrorResponse};
+use crate::extract::{ValidJson, ValidPath};
+use crate::uow::UnitOfWork;
+
+resource!(
+    staff,
+    staff_member::Entity,
+    staff_member::CreateStaffMember,
+    staff_member::UpdateStaffMember,
+    Policy::AdminWrites,
+    "staff",
+    "/staff",
+    "/staff/{id}"
+);
+resource!(
+    onboarding_steps,
+    onboarding_step::Entity,
+    onboarding_step::CreateOnboardingStep,
+    onboarding_step::UpdateOnboardingStep,
+    Policy::AdminWrites,
+    "onboarding",
+    "/onboarding/steps",
+    "/onboarding/steps/{id}"
+);
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(staff::router())
+        .merge(onboarding_steps::router())
+        .routes(routes!(promotions_list, promotions_create))
+        .routes(routes!(
+            promotions_show,
+            promotions_update,
+            promotions_delete
+        ))
+        .routes(routes!(promotions_validate))
+        .routes(routes!(provider_preferences_show, provider_preferences_put))
+        .routes(routes!(client_preferences_show, client_preferences_put))
+        .routes(routes!(fee_overrides_list, fee_overrides_create))
+        .routes(routes!(
+            fee_overrides_show,
+            fee_overrides_update,
+            fee_overrides_delete
+        ))
+        .routes(routes!(onboarding_progress))
+        .routes(routes!(onboarding_progress_set))
+}
+
+const STAFF: &[UserRole] = &[UserRole::Admin, UserRole::Support];
+
+async fn find_one<E: TenantOwned>(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    filter: sea_orm::Condition,
+) -> Result<Option<E::Model>, ApiError> {
+    Ok(E::find_in(scope)
+        .filter(filter)
+        .one(db)
+        .await
+        .map_err(StorageError::from)?)
+}
+
+// ---------------------------------------------------------------- promotions
+
+/// Promotions of the organization; admins and support see all, others only active ones.
+#[utoipa::path(get, path = "/promotions", tag = "promotions", security(("bearer" = [])),
+    params(
+        ("limit" = Option<u64>, Query, description = "Page size, 1 to 100 (default 20)"),
+        ("after" = Option<String>, Query, description = "The `next` of the previous page"),
+        ("order" = Option<String>, Query, description = "`oldest` (default) or `newest`"),
+    ),
+    responses(
+        (status = 200, description = "A page", body = RowPage),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 422, description = "Unknown filter or bad value", body = ErrorResponse),
+    ))]
+async fn promotions_list(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(mut params): Query<HashMap<String, String>>,
+) -> Result<Json<RowPage>, ApiError> {
+    if !STAFF.contains(&auth.role()) {
+        params.insert("is_active".into(), "true".into());
+    }
+    resources::list::<promotion::Entity>(&state, &auth, params).await
+}
+
+/// Creates a promotion (admin).
+#[utoipa::path(post, path = "/promotions", tag = "promotions", security(("bearer" = [])),
+    request_body = promotion::CreatePromotion,
+    responses(
+        (status = 201, description = "Created", body = Object),
+        (status = 400, description = "Malformed JSON", body = ErrorResponse),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Admins only", body = ErrorResponse),
+        (status = 409, description = "Taken code or a missing reference", body = ErrorResponse),
+        (status = 422, description = "Invalid fields", body = ErrorResponse),
+    ))]
+async fn promotions_create(
+    uow: UnitOfWork,
+    auth: Auth,
+    ValidJson(input): ValidJson<promotion::CreatePromotion>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    resources::create::<promotion::Entity>(uow.tx().await?, &auth, Policy::AdminWrites, input).await
+}
+
+/// One promotion (an inactive one is 404 except for admins and support).
+#[utoipa::path(get, path = "/promotions/{id}", tag = "promotions", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The promotion", body = Object),
+        (status = 400, description = "Bad id", body = ErrorResponse),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 404, description = "Not found", body = ErrorResponse),
+    ))]
+async fn promotions_show(
+    State(state): State<AppState>,
+    auth: Auth,
+    ValidPath(id): ValidPath<Uuid>,
+) -> Result<Json<Value>, ApiError> {
+    let found = Repo::<promotion::Entity>::get(state.db.conn(), auth.scope, id).await?;
+    if !found.is_active && !STAFF.contains(&auth.role()) {
+        return Err(ApiError::not_found("promotion"));
+    }
+    Ok(Json(row_json(&found)))
+}
+
+/// Changes a promotion (admin).
+#[utoipa::path(patch, path = "/promotions/{id}", tag = "promotions", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = promotion::UpdatePromotion,
+    responses(
+        (status = 200, description = "The updated promotion", body = Object),
+        (status = 400, description = "Malformed JSON or bad id", body = ErrorResponse),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Admins only", body = ErrorResponse),
+        (status = 404, description = "Not found", body = ErrorResponse),
+        (status = 409, description = "Taken code or a missing reference", body = ErrorResponse),
+        (status = 422, description = "Invalid fields", body = ErrorResponse),
+    ))]
+async fn promotions_update(
+    uow: UnitOfWork,
+    auth: Auth,
+    ValidPath(id): ValidPath<Uuid>,
+    ValidJson(input): ValidJson<promotion::UpdatePromotion>,
+) -> Result<Json<Value>, ApiError> {
+    resources::update::<promotion::Entity>(uow.tx().await?, &auth, Policy::AdminWrites, id, input)
+        .await
+}
+
+/// Deletes a promotion (admin).
+#[utoipa::path(delete, path = "/promotions/{id}", tag = "promotions", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Bad id", body = ErrorResponse),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Admins only", body = ErrorResponse),
+        (status = 404, description = "Not found", body = ErrorResponse),
+        (status = 409, description = "Still referenced", body = ErrorResponse),
+    ))]
+async fn promotions_delete(
+    uow: UnitOfWork,
+    auth: Auth,
+    ValidPath(id): ValidPath<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    resources::delete::<promotion::Entity>(uow.tx().await?, &auth, Policy::AdminWrites, id).await
+}
+
+/// A coupon check: the code and what it would apply to.
+#[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateCoupon {
+    #[validate(length(min = 1, max = 40))]
+    pub code: String,
+    /// The order amount the discount applies to.
+    #[validate(range(min = 0))]
+    pub amount_cents: i64,
+    pub service_id: Option<Uuid>,
+    pub provider_id: Option<Uuid>,
+}
+
+/// Whether a coupon applies, and how much it takes off.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CouponVerdict {
+    pub valid: bool,
+    pub discount_cents: i64,
+    /// Why the coupon does not apply: `not_found`, `inactive`, `not_started`,
+    /// `expired`, `exhausted`, `below_minimum` or `out_of_scope`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+}
+
+/// What a coupon is being applied to (resolved from the request).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CouponTarget {
+    pub service_id: Option<Uuid>,
+    pub provider_id: Option<Uuid>,
+    pub category_id: Option<Uuid>,
+    pub niche_id: Option<Uuid>,
+}
+
+/// One basis point is 1/10 000.
+const BASIS_POINTS: i128 = 10_000;
+
+/// The discount `promo` gives on `amount_cents` for `target` at `now`, or why it does
+/// not apply. In order: the promotion must be active, started (`valid_from ≤ now`),
+/// not expired (`now < valid_until`), under `max_redemptions`, the amount at least
+/// `min_order_cents`, and the scope must match (`all`; `service`: the service;
+/// `provider`: the provider, or the service's provider; `category`: the service's
+/// category; `niche`: the niche of the service's category). A percentage (basis
+/// points) is rounded half up on the exact fraction, like the platform fee; a fixed
+/// discount is capped at the amount.
+pub fn coupon_discount(
+    promo: &promotion::Model,
+    amount_cents: i64,
+    target: &CouponTarget,
+    now: DateTime<Utc>,
+) -> Result<i64, &'static str> {
+    if !promo.is_active {
+        return Err("inactive");
+    }
+    if now < promo.valid_from {
+        return Err("not_started");
+    }
+    if promo.valid_until.is_some_and(|until| now >= until) {
+        return Err("expired");
+    }
+    if promo
+        .max_redemptions
+        .is_some_and(|max| promo.redemptions_count >= max)
+    {
+        return Err("exhausted");
+    }
+    if promo.min_order_cents.is_some_and(|min| amount_cents < min) {
+        return Err("below_minimum");
+    }
+    let in_scope = match promo.scope {
+        PromotionScope::All => true,
+        PromotionScope::Service => {
+            promo.service_id.is_some() && promo.service_id == target.service_id
+        }
+        PromotionScope::Provider => {
+            promo.provider_id.is_some() && promo.provider_id == target.provider_id
+        }
+        PromotionScope::Category => {
+            promo.category_id.is_some() && promo.category_id == target.category_id
+        }
+        PromotionScope::Niche => promo.niche_id.is_some() && promo.niche_id == target.niche_id,
+    };
+    if !in_scope {
+        return Err("out_of_scope");
+    }
+    let amount = amount_cents.max(0);
+    let discount = match promo.discount_type {
+        DiscountType::Percentage => {
+            let exact = i128::from(amount) * i128::from(promo.discount_value);
+            let rounded = (exact + BASIS_POINTS / 2) / BASIS_POINTS;
+            i64::try_from(rounded).unwrap_or(i64::MAX)
+        }
+        DiscountType::Fixed => promo.discount_value,
+    };
+    Ok(discount.clamp(0, amount))
+}
+
+/// Checks a coupon code against an amount and, optionally, a service and a provider.
+#[utoipa::path(post, path = "/promotions/validate", tag = "promotions", security(("bearer" = [])),
+    request_body = ValidateCoupon,
+    responses(
+        (status = 200, description = "The verdict (`valid: false` with a reason when the code does not apply)", body = CouponVerdict),
+        (status = 400, description = "Malformed JSON", body = ErrorResponse),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 404, description = "The service or provider is not in your organization", body = ErrorResponse),
+        (status = 422, description = "Invalid fields", body = ErrorResponse),
+    ))]
+async fn promotions_validate(
+    State(state): State<AppState>,
+    auth: Auth,
+    ValidJson(input): ValidJson<ValidateCoupon>,
+) -> Result<Json<CouponVerdict>, ApiError> {
+    let db = state.db.conn();
+    let mut target = CouponTarget {
+        service_id: input.service_id,
+        provider_id: input.provider_id,
+        ..CouponTarget::default()
+    };
+    if let Some(id) = input.service_id {
+        let found = Repo::<service::Entity>::get(db, auth.scope, id).await?;
+        target.provider_id = Some(found.provider_id);
+        target.category_id = found.category_id;
+        if let Some(category_id) = found.category_id {
+            target.niche_id = Some(
+                Repo::<category::Entity>::get(db, auth.scope, category_id)
+                    .await?
+                    .niche_id,
+            );
+        }
+    } else if let Some(id) = input.provider_id {
+        provider_of(db, auth.scope, id).await?;
+    }
+    let code = input.code.trim().to_ascii_uppercase();
+    let promo = find_one::<promotion::Entity>(
+        db,
+        auth.scope,
+        sea_orm::Condition::all().add(promotion::Column::Code.eq(code)),
+    )
+    .await?;
+    let verdict = match promo.map(|p| coupon_discount(&p, input.amount_cents, &target, Utc::now()))
+    {
+        None => Err("not_found"),
+        Some(result) => result,
+    };
+    Ok(Json(match verdict {
+        Ok(discount_cents) => CouponVerdict {
+            valid: true,
+            discount_cents,
+            reason: None,
+        },
+        Err(reason) => CouponVerdict {
+            valid: false,
+            discount_cents: 0,
+            reason: Some(reason),
+        },
+    }))
+}
+
+/// `id` must be a provider of the organization (anyone else is "not found").
+async fn provider_of(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    id: Uuid,
+) -> Result<(), ApiError> {
+    let found = UserRepo::get(db, scope, id).await?;
+    if found.role != UserRole::Provider {
+        return Err(ApiError::not_found("provider"));
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------- payment preferences
+
+/// The signed-in provider's payout preferences.
+#[utoipa::path(get, path = "/providers/me/payment-preferences", tag = "settings", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Your payout preferences", body = Object),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Providers only", body = ErrorResponse),
+        (status = 404, description = "Not set up yet (PUT them first)", body = ErrorResponse),
+    ))]
+async fn provider_preferences_show(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&[UserRole::Provider])?;
+    let found = find_one::<provider_payment_preference::Entity>(
+        state.db.conn(),
+        auth.scope,
+        sea_orm::Condition::all()
+            .add(provider_payment_preference::Column::ProviderId.eq(auth.user.id)),
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found("provider payment preference"))?;
+    Ok(Json(row_json(&found)))
+}
+
+/// Creates (201) or replaces (200) the signed-in provider's payout preferences.
+#[utoipa::path(put, path = "/providers/me/payment-preferences", tag = "settings", security(("bearer" = [])),
+    request_body = provider_payment_preference::CreateProviderPaymentPreference,
+    responses(
+        (status = 200, description = "Replaced", body = Object),
+        (status = 201, description = "Created", body = Object),
+        (status = 400, description = "Malformed JSON", body = ErrorResponse),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Providers only", body = ErrorResponse),
+        (status = 409, description = "Created concurrently; retry", body = ErrorResponse),
+        (status = 422, description = "Invalid fields", body = ErrorResponse),
+    ))]
+async fn provider_preferences_put(
+    uow: UnitOfWork,
+    auth: Auth,
+    ValidJson(input): ValidJson<provider_payment_preference::CreateProviderPaymentPreference>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    auth.require(&[UserRole::Provider])?;
+    let tx = uow.tx().await?;
+    let me = auth.user.id;
+    let existing = find_one::<provider_payment_preference::Entity>(
+        tx,
+        auth.scope,
+        sea_orm::Condition::all().add(provider_payment_preference::Column::ProviderId.eq(me)),
+    )
+    .await?;
+    let Some(existing) = existing else {
+        let created =
+            Repo::<provider_payment_preference::Entity>::create(tx, auth.scope, input, |r| {
+                r.provider_id = Set(me);
+            })
+            .await?;
+        return Ok((StatusCode::CREATED, Json(row_json(&created))));
+    };
+    let replace = provider_payment_preference::UpdateProviderPaymentPreference {
+        payout_method: Some(input.payout_method),
+        pix_key: Some(input.pix_key),
+        bank_code: Some(input.bank_code),
+        bank_branch: Some(input.bank_branch),
+        bank_account: Some(input.bank_account),
+        account_holder_name: Some(input.account_holder_name),
+        account_holder_tax_id: Some(input.account_holder_tax_id),
+        minimum_payout_cents: input.minimum_payout_cents,
+    };
+    let updated =
+        Repo::<provider_payment_preference::Entity>::update(tx, auth.scope, existing.id, replace)
+            .await?;
+    Ok((StatusCode::OK, Json(row_json(&updated))))
+}
+
+/// The signed-in client's payment preferences.
+#[utoipa::path(get, path = "/clients/me/payment-preferences", tag = "settings", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Your payment preferences", body = Object),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Clients only", body = ErrorResponse),
+        (status = 404, description = "Not set up yet (PUT them first)", body = ErrorResponse),
+    ))]
+async fn client_preferences_show(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&[UserRole::Client])?;
+    let found = find_one::<client_payment_preference::Entity>(
+        state.db.conn(),
+        auth.scope,
+        sea_orm::Condition::all().add(client_payment_preference::Column::ClientId.eq(auth.user.id)),
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found("client payment preference"))?;
+    Ok(Json(row_json(&found)))
+}
+
+/// Creates (201) or replaces (200) the signed-in client's payment preferences; the
+/// default payment method must be one of the organization's saved methods.
+#[utoipa::path(put, path = "/clients/me/payment-preferences", tag = "settings", security(("bearer" = [])),
+    request_body = client_payment_preference::CreateClientPaymentPreference,
+    responses(
+        (status = 200, description = "Replaced", body = Object),
+        (status = 201, description = "Created", body = Object),
+        (status = 400, description = "Malformed JSON", body = ErrorResponse),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Clients only", body = ErrorResponse),
+        (status = 404, description = "The default payment method is not yours", body = ErrorResponse),
+        (status = 409, description = "Created concurrently, or a missing reference", body = ErrorResponse),
+        (status = 422, description = "Invalid fields", body = ErrorResponse),
+    ))]
+async fn client_preferences_put(
+    uow: UnitOfWork,
+    auth: Auth,
+    ValidJson(input): ValidJson<client_payment_preference::CreateClientPaymentPreference>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    auth.require(&[UserRole::Client])?;
+    let tx = uow.tx().await?;
+    let me = auth.user.id;
+    if let Some(method) = input.default_payment_method_id {
+        let mine = find_one::<agenda_entity::user_payment_method::Entity>(
+            tx,
+            auth.scope,
+            sea_orm::Condition::all()
+                .add(agenda_entity::user_payment_method::Column::Id.eq(method))
+                .add(agenda_entity::user_payment_method::Column::UserId.eq(me)),
+        )
+        .await?;
+        if mine.is_none() {
+            return Err(ApiError::not_found("payment method"));
+        }
+    }
+    let existing = find_one::<client_payment_preference::Entity>(
+        tx,
+        auth.scope,
+        sea_orm::Condition::all().add(client_payment_preference::Column::ClientId.eq(me)),
+    )
+    .await?;
+    let Some(existing) = existing else {
+        let created =
+            Repo::<client_payment_preference::Entity>::create(tx, auth.scope, input, |r| {
+                r.client_id = Set(me);
+            })
+            .await?;
+        return Ok((StatusCode::CREATED, Json(row_json(&created))));
+    };
+    let replace = client_payment_preference::UpdateClientPaymentPreference {
+        preferred_method: Some(input.preferred_method),
+        default_payment_method_id: Some(input.default_payment_method_id),
+        save_payment_methods: input.save_payment_methods,
+        send_receipts: input.send_receipts,
+    };
+    let updated =
+        Repo::<client_payment_preference::Entity>::update(tx, auth.scope, existing.id, replace)
+            .await?;
+    Ok((StatusCode::OK, Json(row_json(&updated))))
+}
+
+// ------------------------------------------------------------ fee overrides
+
+/// Providers' fee overrides (admin).
+#[utoipa::path(get, path = "/admin/fee-overrides", tag = "settings", security(("bearer" = [])),
+    params(
+        ("limit" = Option<u64>, Query, description = "Page size, 1 to 100 (default 20)"),
+        ("after" = Option<String>, Query, description = "The `next` of the previous page"),
+        ("order" = Option<String>, Query, description = "`oldest` (default) or `newest`"),
+        ("provider_id" = Option<Uuid>, Query, description = "One provider's override"),
+    ),
+    responses(
+        (status = 200, description = "A page", body = RowPage),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Admins only", body = ErrorResponse),
+        (status = 422, description = "Unknown filter or bad value", body = ErrorResponse),
+    ))]
+async fn fee_overrides_list(
+    State(state): State<AppState>,
+    auth: Auth,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<RowPage>, ApiError> {
+    auth.require(&[UserRole::Admin])?;
+    resources::list::<provider_service_fee::Entity>(&state, &auth, params).await
+}
+
+/// Sets a provider's fee override (admin); unset fields inherit the payment settings.
+#[utoipa::path(post, path = "/admin/fee-overrides", tag = "settings", security(("bearer" = [])),
+    request_body = provider_service_fee::CreateProviderServiceFee,
+    responses(
+        (status = 201, description = "Created", body = Object),
+        (status = 400, description = "Malformed JSON", body = ErrorResponse),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Admins only", body = ErrorResponse),
+        (status = 404, description = "Not a provider of your organization", body = ErrorResponse),
+        (status = 409, description = "The provider already has an override", body = ErrorResponse),
+        (status = 422, description = "Invalid fields", body = ErrorResponse),
+    ))]
+async fn fee_overrides_create(
+    uow: UnitOfWork,
+    auth: Auth,
+    ValidJson(input): ValidJson<provider_service_fee::CreateProviderServiceFee>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    auth.require(&[UserRole::Admin])?;
+    let tx = uow.tx().await?;
+    provider_of(tx, auth.scope, input.provider_id).await?;
+    resources::create::<provider_service_fee::Entity>(tx, &auth, Policy::AdminWrites, input).await
+}
+
+/// One fee override (admin).
+#[utoipa::path(get, path = "/admin/fee-overrides/{id}", tag = "settings", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The override", body = Object),
+        (status = 400, description = "Bad id", body = ErrorResponse),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Admins only", body = ErrorResponse),
+        (status = 404, description = "Not found", body = ErrorResponse),
+    ))]
+async fn fee_overrides_show(
+    State(state): State<AppState>,
+    auth: Auth,
+    ValidPath(id): ValidPath<Uuid>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&[UserRole::Admin])?;
+    resources::show::<provider_service_fee::Entity>(&state, &auth, id).await
+}
+
+/// Changes a fee override (admin; `null` clears a field, which then inherits).
+#[utoipa::path(patch, path = "/admin/fee-overrides/{id}", tag = "settings", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = provider_service_fee::UpdateProviderServiceFee,
+    responses(
+        (status = 200, description = "The updated override", body = Object),
+        (status = 400, description = "Malformed JSON or bad id", body = ErrorResponse),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Admins only", body = ErrorResponse),
+        (status = 404, description = "Not found", body = ErrorResponse),
+        (status = 422, description = "Invalid fields", body = ErrorResponse),
+    ))]
+async fn fee_overrides_update(
+    uow: UnitOfWork,
+    auth: Auth,
+    ValidPath(id): ValidPath<Uuid>,
+    ValidJson(input): ValidJson<provider_service_fee::UpdateProviderServiceFee>,
+) -> Result<Json<Value>, ApiError> {
+    resources::update::<provider_service_fee::Entity>(
+        uow.tx().await?,
+        &auth,
+        Policy::AdminWrites,
+        id,
+        input,
+    )
+    .await
+}
+
+/// Deletes a fee override (admin); the provider then pays the organization's fee.
+#[utoipa::path(delete, path = "/admin/fee-overrides/{id}", tag = "settings", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Bad id", body = ErrorResponse),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 403, description = "Admins only", body = ErrorResponse),
+        (status = 404, description = "Not found", body = ErrorResponse),
+    ))]
+async fn fee_overrides_delete(
+    uow: UnitOfWork,
+    auth: Auth,
+    ValidPath(id): ValidPath<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    resources::delete::<provider_service_fee::Entity>(
+        uow.tx().await?,
+        &auth,
+        Policy::AdminWrites,
+        id,
+    )
+    .await
+}
+
+// --------------------------------------------------------------- onboarding
+
+/// An onboarding step with the caller's status on it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StepProgress {
+    pub step_id: Uuid,
+    pub key: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub sort_order: i32,
+    pub is_required: bool,
+    pub status: OnboardingStatus,
+    /// RFC 3339, microseconds, like every instant of the API.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub completed_at: Option<String>,
+}
+
+/// A new status for one step.
+#[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetProgress {
+    pub status: OnboardingStatus,
+}
+
+/// Every active step for the caller's role, in order, with the caller's status
+/// (`pending` where there is no progress yet).
+#[utoipa::path(get, path = "/onboarding/progress", tag = "onboarding", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Your checklist", body = Vec<StepProgress>),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+    ))]
+async fn onboarding_progress(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> Result<Json<Vec<StepProgress>>, ApiError> {
+    let db = state.db.conn();
+    let steps = onboarding_step::Entity::find_in(auth.scope)
+        .filter(onboarding_step::Column::Role.eq(auth.role()))
+        .filter(onboarding_step::Column::IsActive.eq(true))
+        .order_by_asc(onboarding_step::Column::SortOrder)
+        .order_by_asc(onboarding_step::Column::Id)
+        .all(db)
+        .await
+        .map_err(StorageError::from)?;
+    let progress: HashMap<Uuid, user_onboarding_progress::Model> =
+        user_onboarding_progress::Entity::find_in(auth.scope)
+            .filter(user_onboarding_progress::Column::UserId.eq(auth.user.id))
+            .all(db)
+            .await
+            .map_err(StorageError::from)?
+            .into_iter()
+            .map(|p| (p.step_id, p))
+            .collect();
+    Ok(Json(
+        steps
+            .into_iter()
+            .map(|step| {
+                let mine = progress.get(&step.id);
+                StepProgress {
+                    step_id: step.id,
+                    key: step.key,
+                    title: step.title,
+                    description: step.description,
+                    sort_order: step.sort_order,
+                    is_required: step.is_required,
+                    status: mine.map_or(OnboardingStatus::Pending, |p| p.status),
+                    completed_at: mine
+                        .and_then(|p| p.completed_at)
+                        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+                }
+            })
+            .collect(),
+    ))
+}
+
+/// Sets the caller's status on a step of their role; `completed` records when.
+#[utoipa::path(post, path = "/onboarding/progress/{step_id}", tag = "onboarding", security(("bearer" = [])),
+    params(("step_id" = Uuid, Path)), request_body = SetProgress,
+    responses(
+        (status = 200, description = "Updated", body = Object),
+        (status = 201, description = "First progress on this step", body = Object),
+        (status = 400, description = "Malformed JSON or bad id", body = ErrorResponse),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 404, description = "No active step of your role with this id", body = ErrorResponse),
+        (status = 409, description = "Created concurrently; retry", body = ErrorResponse),
+        (status = 422, description = "Invalid fields", body = ErrorResponse),
+    ))]
+async fn onboarding_progress_set(
+    uow: UnitOfWork,
+    auth: Auth,
+    ValidPath(step_id): ValidPath<Uuid>,
+    ValidJson(input): ValidJson<SetProgress>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let tx = uow.tx().await?;
+    let step = Repo::<onboarding_step::Entity>::get(tx, auth.scope, step_id).await?;
+    if step.role != auth.role() || !step.is_active {
+        return Err(ApiError::not_found("onboarding step"));
+    }
+    let me = auth.user.id;
+    let completed_at = (input.status == OnboardingStatus::Completed).then(Utc::now);
+    let existing = find_one::<user_onboarding_progress::Entity>(
+        tx,
+        auth.scope,
+        sea_orm::Condition::all()
+            .add(user_onboarding_progress::Column::UserId.eq(me))
+            .add(user_onboarding_progress::Column::StepId.eq(step_id)),
+    )
+    .await?;
+    let Some(existing) = existing else {
+        let create = user_onboarding_progress::CreateUserOnboardingProgress {
+            step_id,
+            status: Some(input.status),
+        };
+        let created =
+            Repo::<user_onboarding_progress::Entity>::create(tx, auth.scope, create, |r| {
+                r.user_id = Set(me);
+                r.completed_at = Set(completed_at);
+            })
+            .await?;
+        return Ok((StatusCode::CREATED, Json(row_json(&created))));
+    };
+    // Completing twice keeps the first instant.
+    let completed_at = match (existing.completed_at, completed_at) {
+        (Some(first), Some(_)) => Some(first),
+        (_, now) => now,
+    };
+    let mut row = existing.into_active_model();
+    row.status = Set(input.status);
+    row.completed_at = Set(completed_at);
+    let updated = row.update(tx).await.map_err(StorageError::from)?;
+    Ok((StatusCode::OK, Json(row_json(&updated))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn promo(kind: DiscountType, value: i64) -> promotion::Model {
+        let now = Utc::now();
+        promotion::Model {
+            id: Uuid::now_v7(),
+            organization_id: Uuid::now_v7(),
+            code: Some("SAVE".into()),
+            name: "Save".into(),
+            description: None,
+            discount_type: kind,
+            discount_value: value,
+            scope: PromotionScope::All,
+            service_id: None,
+            provider_id: None,
+            category_id: None,
+            niche_id: None,
+            valid_from: now - Duration::days(1),
+            valid_until: Some(now + Duration::days(1)),
+            max_redemptions: None,
+            redemptions_count: 0,
+            min_order_cents: None,
+            is_active: true,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// Sets a promotion's scope target.
+    type SetTarget = fn(&mut promotion::Model, Uuid);
+
+    fn apply(p: &promotion::Model, amount: i64, target: CouponTarget) -> Result<i64, &'static str> {
+        coupon_discount(p, amount, &target, Utc::now())
+    }
+
+    #[test]
+    fn percentages_round_half_up_and_fixed_is_capped() {
+        let ten = promo(DiscountType::Percentage, 1_000);
+        assert_eq!(apply(&ten, 1_005, CouponTarget::default()), Ok(101));
+        assert_eq!(apply(&ten, 1_004, CouponTarget::default()), Ok(100));
+        assert_eq!(apply(&ten, 0, CouponTarget::default()), Ok(0));
+        let all = promo(DiscountType::Percentage, 10_000);
+        assert_eq!(apply(&all, 999, CouponTarget::default()), Ok(999));
+        let fixed = promo(DiscountType::Fixed, 2_000);
+        assert_eq!(apply(&fixed, 5_000, CouponTarget::default()), Ok(2_000));
+        assert_eq!(apply(&fixed, 1_500, CouponTarget::default()), Ok(1_500));
+        let huge = promo(DiscountType::Percentage, 10_000);
+        assert_eq!(
+            apply(&huge, i64::MAX, CouponTarget::default()),
+            Ok(i64::MAX)
+        );
+    }
+
+    #[test]
+    fn conditions_give_reasons() {
+        let base = promo(DiscountType::Fixed, 100);
+        let t = CouponTarget::default();
+        let mut p = base.clone();
+        p.is_active = false;
+        assert_eq!(apply(&p, 1_000, t), Err("inactive"));
+        let mut p = base.clone();
+        p.valid_from = Utc::now() + Duration::hours(1);
+        assert_eq!(apply(&p, 1_000, t), Err("not_started"));
+        let mut p = base.clone();
+        p.valid_until = Some(Utc::now() - Duration::hours(1));
+        assert_eq!(apply(&p, 1_000, t), Err("expired"));
+        let mut p = base.clone();
+        p.max_redemptions = Some(3);
+        p.redemptions_count = 3;
+        assert_eq!(apply(&p, 1_000, t), Err("exhausted"));
+        p.redemptions_count = 2;
+        assert_eq!(apply(&p, 1_000, t), Ok(100));
+        let mut p = base.clone();
+        p.min_order_cents = Some(1_000);
+        assert_eq!(apply(&p, 999, t), Err("below_minimum"));
+        assert_eq!(apply(&p, 1_000, t), Ok(100));
+        let mut p = base;
+        p.valid_until = None;
+        assert_eq!(apply(&p, 1_000, t), Ok(100));
+    }
+
+    #[test]
+    fn scopes_match_their_target() {
+        let (service, provider, category, niche) = (
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+            Uuid::now_v7(),
+        );
+        let full = CouponTarget {
+            service_id: Some(service),
+            provider_id: Some(provider),
+            category_id: Some(category),
+            niche_id: Some(niche),
+        };
+        let other = CouponTarget {
+            service_id: Some(Uuid::now_v7()),
+            provider_id: Some(Uuid::now_v7()),
+            category_id: Some(Uuid::now_v7()),
+            niche_id: Some(Uuid::now_v7()),
+        };
+        let base = promo(DiscountType::Fixed, 100);
+        let cases: [(PromotionScope, SetTarget, Uuid); 4] = [
+            (
+                PromotionScope::Service,
+                |p, id| p.service_id = Some(id),
+                service,
+            ),
+            (
+                PromotionScope::Provider,
+                |p, id| p.provider_id = Some(id),
+                provider,
+            ),
+            (
+                PromotionScope::Category,
+                |p, id| p.category_id = Some(id),
+                category,
+            ),
+            (PromotionScope::Niche, |p, id| p.niche_id = Some(id), niche),
+        ];
+        for (scope, set, id) in cases {
+            let mut p = base.clone();
+            p.scope = scope;
+            set(&mut p, id);
+            assert_eq!(apply(&p, 1_000, full), Ok(100), "{scope}");
+            assert_eq!(apply(&p, 1_000, other), Err("out_of_scope"), "{scope}");
+            assert_eq!(
+                apply(&p, 1_000, CouponTarget::default()),
+                Err("out_of_scope"),
+                "{scope}"
+            );
+        }
+        assert_eq!(apply(&base, 1_000, CouponTarget::default()), Ok(100));
+    }
+}

@@ -1,0 +1,517 @@
+//! Payment processor webhooks: `POST /api/v1/webhooks/payments/{processor}`.
+//!
+//! **No bearer token.** A webhook carries no signed-in user, so the request is
+//! authenticated by an HMAC-SHA256 signature made with the organization's webhook
+//! secret for that processor:
+//!
+//! - `X-Agenda-Organization: <slug>` names the tenant. The header alone proves
+//!   nothing: the organization's `integrations_settings` row with
+//!   `integration = <processor>` must exist and be enabled, and its `secret_ref`
+//!   (`env:NAME`) names the environment variable holding **that tenant's** secret
+//!   (read at request time; the database never holds it). The signature is checked
+//!   with that secret, so a forged header naming another tenant fails the signature
+//!   and never reaches that tenant's data. An unknown organization or processor, a
+//!   disabled integration or a secret that is not configured are the same `404 no such
+//!   webhook`, revealing nothing more.
+//! - `X-Agenda-Signature: t=<unix seconds>,v1=<hex>` where the MAC is
+//!   `HMAC-SHA256(secret, "<t>.<raw body>")`. Several `v1=` entries may be sent (a
+//!   secret rotation); one must match. The comparison is constant-time; a missing,
+//!   malformed or wrong signature is `401`, and so is a `t` more than
+//!   [`TOLERANCE_SECONDS`] away from the server's clock (replay window). Neither the
+//!   secret nor the signature is ever logged.
+//!
+//! **Events.** `payment.succeeded` marks the appointment paid (its amount and currency
+//! must equal `price − discount` and the appointment's currency, else `422` and nothing
+//! changes) and, if it is completed, settles it in the ledger — one transaction with an
+//! audit-log entry (no actor: the processor). `payment.failed` sets
+//! `payment_status = failed` unless it is already paid. Any other type (including
+//! `payment.refunded`, not handled yet) is answered `200 ignored`, so processors stop
+//! retrying events we do not use.
+//!
+//! **Replays.** A processed event is remembered in `idempotency_keys` under the key
+//! `webhook:<processor>:<event id>`, owned by the appointment's client (the table needs
+//! a user of the organization) and kept [`EVENT_TTL_DAYS`] days. The claim is made in
+//! the same transaction as the change, by `INSERT … ON CONFLICT DO NOTHING`: of two
+//! concurrent deliveries of one event exactly one applies it; the other (on PostgreSQL
+//! it waits for the first to commit) answers the first one's stored response. A
+//! delivery that fails (`4xx`/`5xx`) rolls its claim back, so a retry is evaluated
+//! afresh. The same event id with different payment fields is `422`.
+
+use agenda_entity::appointment;
+use agenda_entity::enums::{PaymentMethod, PaymentStatus, UserRole};
+use agenda_entity::integration_setting;
+use agenda_storage::TenantOwned;
+use agenda_storage::TenantScope;
+use agenda_storage::repo::appointments::{ActingUser, AppointmentRepo};
+use agenda_storage::repo::audit::{AuditEntry, AuditRepo};
+use agenda_storage::repo::idempotency::{IdempotencyRepo, IdempotencyState, IdempotentRequest};
+use agenda_storage::repo::organizations::OrganizationRepo;
+use agenda_storage::repo::resource::{ListQuery, Repo};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hmac::{Hmac, Mac};
+use sea_orm::ActiveValue::Set;
+use sea_orm::{ColumnTrait, DatabaseTransaction, QueryFilter};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::error::{ApiError, ErrorResponse};
+use crate::extract::{ValidPath, parse_json};
+use crate::uow::UnitOfWork;
+
+/// The header naming the organization (its slug).
+pub const ORGANIZATION_HEADER: &str = "x-agenda-organization";
+/// The header carrying `t=<unix seconds>,v1=<hex hmac>`.
+pub const SIGNATURE_HEADER: &str = "x-agenda-signature";
+/// How far the signed timestamp may be from the server's clock, in seconds.
+pub const TOLERANCE_SECONDS: i64 = 300;
+/// How long a processed event id is remembered.
+pub const EVENT_TTL_DAYS: i64 = 30;
+/// Longest accepted event id, in characters.
+const MAX_EVENT_ID_CHARS: usize = 128;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(payment_webhook))
+}
+
+/// A payment event from a processor. Fields other than these are ignored.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct PaymentEvent {
+    /// The processor's event id (the replay key).
+    pub id: String,
+    /// `payment.succeeded`, `payment.failed`; other types are ignored.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub appointment_id: Option<Uuid>,
+    pub amount_cents: Option<i64>,
+    /// ISO 4217, e.g. `BRL`.
+    pub currency: Option<String>,
+    pub method: Option<PaymentMethod>,
+}
+
+/// Only the envelope: enough to decide whether the type is one we handle.
+#[derive(Deserialize)]
+struct Envelope {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+/// What became of an event.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct WebhookOutcome {
+    pub event_id: String,
+    /// `processed`, `unchanged` (a failure reported for a paid appointment) or `ignored`.
+    pub outcome: String,
+    pub appointment_id: Option<Uuid>,
+    pub payment_status: Option<PaymentStatus>,
+}
+
+/// The payment fields of a handled event; its digest binds the event id.
+#[derive(Serialize)]
+struct Handled {
+    kind: &'static str,
+    appointment_id: Uuid,
+    amount_cents: Option<i64>,
+    currency: Option<String>,
+    method: Option<PaymentMethod>,
+}
+
+/// Receives a signed payment event from a processor (no bearer token: see the
+/// "Payment webhooks" section of docs/api.md for the signature).
+#[utoipa::path(post, path = "/webhooks/payments/{processor}", tag = "webhooks",
+    params(
+        ("processor" = String, Path, description = "The integration key, e.g. `stripe`"),
+        ("X-Agenda-Organization" = String, Header, description = "The organization's slug"),
+        ("X-Agenda-Signature" = String, Header, description = "`t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<raw body>\")>`"),
+    ),
+    request_body = PaymentEvent,
+    responses(
+        (status = 200, description = "Processed, ignored (unknown type), or a replay of an event already processed (same answer)", body = WebhookOutcome),
+        (status = 400, description = "Missing organization header, or a body that is not JSON", body = ErrorResponse),
+        (status = 401, description = "Missing, malformed or wrong signature, or a timestamp outside the 5-minute window", body = ErrorResponse),
+        (status = 404, description = "No such webhook (organization, processor, enabled integration or secret), or no such appointment in that organization", body = ErrorResponse),
+        (status = 409, description = "The appointment is canceled or a no-show, or the same event is still being processed", body = ErrorResponse),
+        (status = 422, description = "Amount or currency do not match the appointment, a missing field, or an event id reused with other payment fields", body = ErrorResponse),
+    ))]
+async fn payment_webhook(
+    State(state): State<AppState>,
+    uow: UnitOfWork,
+    headers: HeaderMap,
+    ValidPath(processor): ValidPath<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let slug = headers
+        .get(ORGANIZATION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "missing_organization",
+                "send the organization's slug in X-Agenda-Organization",
+            )
+        })?;
+    // Resolve the tenant and its secret on the pool: nothing is written (and no write
+    // transaction opened) before the signature is verified.
+    let (scope, secret) = webhook_secret(&state, slug, &processor).await?;
+    verify_signature(&headers, &body, &secret, chrono::Utc::now().timestamp())?;
+    drop(secret);
+
+    let envelope: Envelope = parse_json(&body)?;
+    check_event_id(&envelope.id)?;
+    let kind = match envelope.kind.as_str() {
+        "payment.succeeded" => "payment.succeeded",
+        "payment.failed" => "payment.failed",
+        _ => {
+            tracing::info!(processor = %processor, event_id = %envelope.id, kind = %envelope.kind, "payment webhook ignored");
+            return Ok(Json(WebhookOutcome {
+                event_id: envelope.id,
+                outcome: "ignored".into(),
+                appointment_id: None,
+                payment_status: None,
+            })
+            .into_response());
+        }
+    };
+    let event: PaymentEvent = parse_json(&body)?;
+    let appointment_id = event
+        .appointment_id
+        .ok_or_else(|| ApiError::invalid_field("appointment_id", "required", "is required"))?;
+
+    let tx = uow.tx().await?;
+    // Another organization's appointment is "not found", like one that does not exist.
+    let current = AppointmentRepo::get(tx, scope, appointment_id).await?;
+    let handled = Handled {
+        kind,
+        appointment_id,
+        amount_cents: event.amount_cents,
+        currency: event.currency.clone(),
+        method: event.method,
+    };
+    let canonical = serde_json::to_vec(&handled).map_err(ApiError::internal)?;
+    let key = format!("webhook:{processor}:{}", event.id);
+    let path = format!("/api/v1/webhooks/payments/{processor}");
+    let hash = hex(&Sha256::digest(&canonical));
+    let request = IdempotentRequest {
+        user_id: current.client_id,
+        key: &key,
+        method: "POST",
+        path: &path,
+        request_hash: &hash,
+    };
+    let now = chrono::Utc::now();
+    let claim = match IdempotencyRepo::begin(
+        tx,
+        scope,
+        &request,
+        now,
+        chrono::Duration::days(EVENT_TTL_DAYS),
+    )
+    .await?
+    {
+        IdempotencyState::New { id } => id,
+        IdempotencyState::Replay { status, body } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let mut response = match body {
+                Some(body) => (status, Json(body)).into_response(),
+                None => status.into_response(),
+            };
+            response
+                .headers_mut()
+                .insert("idempotent-replay", HeaderValue::from_static("true"));
+            return Ok(response);
+        }
+        IdempotencyState::InProgress => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "request_in_progress",
+                "this event is still being processed; retry shortly",
+            ));
+        }
+    };
+
+    let before = current.payment_status;
+    let (outcome, after) = match kind {
+        "payment.succeeded" => {
+            let method = event
+                .method
+                .ok_or_else(|| ApiError::invalid_field("method", "required", "is required"))?;
+            let expected = current.price_cents - current.discount_cents;
+            if event.amount_cents != Some(expected) {
+                return Err(ApiError::invalid_field(
+                    "amount_cents",
+                    "amount_mismatch",
+                    "does not match the appointment's amount due",
+                ));
+            }
+            if event.currency.as_deref() != Some(current.currency.as_str()) {
+                return Err(ApiError::invalid_field(
+                    "currency",
+                    "currency_mismatch",
+                    "does not match the appointment's currency",
+                ));
+            }
+            // The processor acts with an administrator's rights; no user is recorded
+            // (`mark_paid` writes no history row, and the audit entry has no actor).
+            let processor_acts = ActingUser {
+                id: Uuid::nil(),
+                role: UserRole::Admin,
+            };
+            let paid =
+                AppointmentRepo::mark_paid(tx, scope, appointment_id, method, processor_acts)
+                    .await?;
+            ("processed", paid.payment_status)
+        }
+        _ => {
+            if mark_failed(tx, scope, appointment_id).await? {
+                ("processed", PaymentStatus::Failed)
+            } else {
+                ("unchanged", before)
+            }
+        }
+    };
+    AuditRepo::record(
+        tx,
+        scope,
+        AuditEntry {
+            actor_id: None,
+            action: format!("webhook.{kind}"),
+            entity_type: "appointment".into(),
+            entity_id: Some(appointment_id),
+            details: json!({
+                "processor": processor,
+                "event_id": event.id,
+                "type": event.kind,
+                "outcome": outcome,
+                "amount_cents": event.amount_cents,
+                "currency": event.currency,
+                "method": event.method,
+                "payment_status": {"before": before, "after": after},
+            }),
+            ip_address: None,
+            request_id: None,
+        },
+    )
+    .await?;
+    let view = WebhookOutcome {
+        event_id: event.id,
+        outcome: outcome.into(),
+        appointment_id: Some(appointment_id),
+        payment_status: Some(after),
+    };
+    let stored = serde_json::to_value(&view).map_err(ApiError::internal)?;
+    IdempotencyRepo::complete(tx, scope, claim, StatusCode::OK.as_u16(), Some(stored)).await?;
+    tracing::info!(processor = %processor, event_id = %view.event_id, kind, outcome, "payment webhook processed");
+    Ok(Json(view).into_response())
+}
+
+/// The tenant and the webhook secret of (`slug`, `processor`), or `404 no such
+/// webhook` whatever is missing.
+async fn webhook_secret(
+    state: &AppState,
+    slug: &str,
+    processor: &str,
+) -> Result<(TenantScope, Secret), ApiError> {
+    let no_such = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such webhook");
+    if agenda_entity::validate::key(processor).is_err() {
+        return Err(no_such());
+    }
+    let db = state.db.conn();
+    let organization = OrganizationRepo::find_by_slug(db, slug)
+        .await?
+        .ok_or_else(no_such)?;
+    let scope = TenantScope::new(organization.id);
+    let query = ListQuery {
+        filters: vec![("integration".into(), processor.into())],
+        limit: Some(1),
+        ..ListQuery::default()
+    };
+    let setting = Repo::<integration_setting::Entity>::list(db, scope, &query)
+        .await?
+        .items
+        .into_iter()
+        .next()
+        .filter(|s| s.is_enabled)
+        .ok_or_else(no_such)?;
+    let Some(name) = setting
+        .secret_ref
+        .as_deref()
+        .and_then(|r| r.strip_prefix("env:"))
+    else {
+        tracing::warn!(organization = %slug, processor, "payment webhook has no secret_ref");
+        return Err(no_such());
+    };
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => Ok((scope, Secret(value.into_bytes()))),
+        _ => {
+            // The variable's name is configuration, not a secret.
+            tracing::warn!(organization = %slug, processor, variable = name, "payment webhook secret variable is not set");
+            Err(no_such())
+        }
+    }
+}
+
+/// A webhook secret: no `Debug`, so it cannot end up in a log line.
+struct Secret(Vec<u8>);
+
+fn unauthorized(code: &'static str, message: &'static str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+}
+
+/// Checks `X-Agenda-Signature` against `HMAC-SHA256(secret, "<t>.<body>")` and the
+/// replay window around `now` (unix seconds).
+fn verify_signature(
+    headers: &HeaderMap,
+    body: &[u8],
+    secret: &Secret,
+    now: i64,
+) -> Result<(), ApiError> {
+    let invalid = || {
+        unauthorized(
+            "invalid_signature",
+            "the X-Agenda-Signature header is missing, malformed or does not match",
+        )
+    };
+    let header = headers
+        .get(SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(invalid)?;
+    let mut timestamp = None;
+    let mut signatures = Vec::new();
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", t)) => timestamp = Some(t.parse::<i64>().map_err(|_| invalid())?),
+            Some(("v1", v)) => signatures.push(unhex(v).ok_or_else(invalid)?),
+            _ => {}
+        }
+    }
+    let timestamp = timestamp.ok_or_else(invalid)?;
+    if signatures.is_empty() {
+        return Err(invalid());
+    }
+    if now.abs_diff(timestamp) > TOLERANCE_SECONDS.unsigned_abs() {
+        return Err(unauthorized(
+            "stale_signature",
+            "the signature's timestamp is outside the 5-minute window",
+        ));
+    }
+    let mut mac = Hmac::<Sha256>::new_from_slice(&secret.0).map_err(|_| invalid())?;
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let ok = signatures
+        .iter()
+        // `verify_slice` compares in constant time.
+        .any(|s| mac.clone().verify_slice(s).is_ok());
+    if ok { Ok(()) } else { Err(invalid()) }
+}
+
+fn check_event_id(id: &str) -> Result<(), ApiError> {
+    let chars = id.chars().count();
+    if chars == 0 || chars > MAX_EVENT_ID_CHARS {
+        return Err(ApiError::invalid_field(
+            "id",
+            "length",
+            format!("must have 1 to {MAX_EVENT_ID_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// `payment_status = failed` unless the appointment is already paid; whether it changed.
+/// One conditional UPDATE, so a concurrent success is never overwritten.
+async fn mark_failed(
+    tx: &DatabaseTransaction,
+    scope: TenantScope,
+    id: Uuid,
+) -> Result<bool, ApiError> {
+    use appointment::Column as C;
+    let changes = appointment::ActiveModel {
+        payment_status: Set(PaymentStatus::Failed),
+        updated_at: Set(agenda_entity::now()),
+        ..Default::default()
+    };
+    let result = appointment::Entity::update_in(scope)
+        .set(changes)
+        .filter(C::Id.eq(id))
+        .filter(C::PaymentStatus.ne(PaymentStatus::Paid))
+        .exec(tx)
+        .await
+        .map_err(agenda_storage::StorageError::from)?;
+    Ok(result.rows_affected > 0)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim();
+    if !text.len().is_multiple_of(2) || text.is_empty() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sign(secret: &[u8], t: i64, body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
+        mac.update(format!("{t}.").as_bytes());
+        mac.update(body);
+        format!("t={t},v1={}", hex(&mac.finalize().into_bytes()))
+    }
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(SIGNATURE_HEADER, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn signatures() {
+        let secret = Secret(b"whsec".to_vec());
+        let body = br#"{"id":"e1"}"#;
+        let now = 1_800_000_000;
+        let good = sign(b"whsec", now, body);
+        assert!(verify_signature(&headers(&good), body, &secret, now).is_ok());
+        assert!(verify_signature(&headers(&good), body, &secret, now + 300).is_ok());
+        let stale = verify_signature(&headers(&good), body, &secret, now + 301).unwrap_err();
+        assert_eq!(
+            (stale.status.as_u16(), stale.code),
+            (401, "stale_signature")
+        );
+        let other = sign(b"other", now, body);
+        assert_eq!(
+            verify_signature(&headers(&other), body, &secret, now)
+                .unwrap_err()
+                .code,
+            "invalid_signature"
+        );
+        assert!(verify_signature(&headers(&good), b"{}", &secret, now).is_err());
+        for bad in ["", "t=1", "v1=00", "t=x,v1=00", "t=1,v1=zz"] {
+            assert!(
+                verify_signature(&headers(bad), body, &secret, now).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(verify_signature(&HeaderMap::new(), body, &secret, now).is_err());
+        // A rotation: the old and the new signature; one matching is enough.
+        let both = format!("{other},{}", good.split(',').nth(1).unwrap());
+        assert!(verify_signature(&headers(&both), body, &secret, now).is_ok());
+    }
+}
