@@ -184,3 +184,48 @@ fn no_route_is_mounted_around_the_document() {
         );
     }
 }
+
+/// Every operation the document marks as needing a bearer token refuses a caller
+/// without one (401), and one with a token that is not a session (401): the forbidden
+/// caller of every protected route, checked from the document itself.
+#[tokio::test]
+async fn every_protected_route_refuses_anonymous_callers() {
+    let app = TestApp::spawn(TestDb::sqlite().await).await;
+    let (_, doc) = app.get("/api/v1/openapi.json").await;
+    let nil = "00000000-0000-7000-8000-000000000000";
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let protected = operation["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+            if !protected {
+                continue;
+            }
+            let concrete = path
+                .replace("{id}", nil)
+                .replace("{provider_id}", nil)
+                .replace("{step_id}", nil);
+            for token in [None, Some("f".repeat(64))] {
+                let url = app.url(&concrete);
+                let mut request = match method.as_str() {
+                    "get" => app.client.get(url),
+                    "post" => app.client.post(url).json(&json!({})),
+                    "put" => app.client.put(url).json(&json!({})),
+                    "patch" => app.client.patch(url).json(&json!({})),
+                    "delete" => app.client.delete(url),
+                    other => panic!("unexpected method {other}"),
+                };
+                if let Some(token) = &token {
+                    request = request.bearer_auth(token);
+                }
+                let (status, body): (u16, Value) =
+                    crate::support::read(request.send().await.unwrap()).await;
+                assert_eq!(status, 401, "{method} {path} with {token:?}: {body}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 90, "only {checked} protected operations found");
+    app.stop().await;
+}
