@@ -119,3 +119,65 @@ both_engines! {
         app.stop().await;
     }
 }
+
+/// Ids of rows created so far, by collection.
+type Ids = std::collections::HashMap<&'static str, String>;
+/// Builds a create body from the ids of earlier rows.
+type Body = Box<dyn Fn(&Ids) -> Value>;
+
+both_engines! {
+    /// Every catalogue and scheduling-rule route with its allowed caller (create, list,
+    /// get, update, delete) and a forbidden one (a client writing).
+    async fn every_resource_route_by_its_allowed_and_forbidden_caller(t: TestDb) {
+        let app = TestApp::spawn(t).await;
+        let (_, org) = app.post("/api/v1/organizations", &json!({"slug": "acme", "name": "Acme", "time_zone": "UTC", "currency": "BRL"})).await;
+        let scope = TenantScope::new(org["id"].as_str().unwrap().parse().unwrap());
+        let (_, admin) = user(&app, scope, "admin@example.com", UserRole::Admin).await;
+        let (_, provider) = user(&app, scope, "ana@example.com", UserRole::Provider).await;
+        let (_, client) = user(&app, scope, "client@example.com", UserRole::Client).await;
+
+        // (collection, writer, create body, update body); ids of earlier rows feed later bodies.
+        let mut ids = Ids::new();
+        let start = (Utc::now() + Duration::days(1)).to_rfc3339();
+        let end = (Utc::now() + Duration::days(1) + Duration::hours(1)).to_rfc3339();
+        let cases: Vec<(&str, &str, Body, Value)> = vec![
+            ("niches", "admin", Box::new(|_| json!({"name": "Beauty", "slug": "beauty"})), json!({"name": "Beauty & care"})),
+            ("categories", "admin", Box::new(|ids| json!({"niche_id": ids["niches"], "name": "Hair", "slug": "hair"})), json!({"sort_order": 2})),
+            ("service-templates", "admin", Box::new(|ids| json!({"category_id": ids["categories"], "name": "Cut", "default_duration_minutes": 30})), json!({"default_price_cents": 3000})),
+            ("services", "provider", Box::new(|_| json!({"name": "Shave", "duration_minutes": 20, "price_cents": 2000})), json!({"price_cents": 2500})),
+            ("provider-services", "provider", Box::new(|ids| json!({"template_id": ids["service-templates"], "price_cents": 3500, "execution_minutes": 30})), json!({"buffer_after_minutes": 10})),
+            ("availability", "provider", Box::new(|_| json!({"kind": "weekly", "weekday": 1, "start_time": "09:00", "end_time": "18:00"})), json!({"end_time": "17:00"})),
+            ("breaks", "provider", Box::new(|_| json!({"kind": "weekly", "weekday": 1, "start_time": "12:00", "end_time": "13:00"})), json!({"label": "lunch"})),
+            ("blocked-slots", "provider", Box::new(move |_| json!({"kind": "one_off", "start_at": start, "end_at": end})), json!({"reason": "dentist"})),
+        ];
+        for (collection, writer, create, update) in &cases {
+            let writer_token = if *writer == "admin" { &admin } else { &provider };
+            let list = format!("/api/v1/{collection}");
+            let body = create(&ids);
+            assert_eq!(call(&app, "POST", &list, &client, Some(body.clone())).await.0, 403, "{collection}: a client writing");
+            let (status, created) = call(&app, "POST", &list, writer_token, Some(body)).await;
+            assert_eq!(status, 201, "{collection}: {created}");
+            let id = created["id"].as_str().unwrap().to_owned();
+            let item = format!("{list}/{id}");
+            let (status, page) = call(&app, "GET", &list, &client, None).await;
+            assert_eq!((status, page["items"].as_array().map(Vec::len)), (200, Some(1)), "{collection}");
+            assert_eq!(call(&app, "GET", &item, &client, None).await.0, 200, "{collection}");
+            assert_eq!(call(&app, "PATCH", &item, &client, Some(update.clone())).await.0, 403, "{collection}");
+            let (status, updated) = call(&app, "PATCH", &item, writer_token, Some(update.clone())).await;
+            assert_eq!(status, 200, "{collection}: {updated}");
+            for (field, value) in update.as_object().unwrap() {
+                assert_eq!(&updated[field], value, "{collection}.{field}");
+            }
+            assert_eq!(call(&app, "DELETE", &item, &client, None).await.0, 403, "{collection}");
+            ids.insert(collection, id);
+        }
+        // Delete in reverse order (children before parents), by the allowed caller.
+        for (collection, writer, _, _) in cases.iter().rev() {
+            let writer_token = if *writer == "admin" { &admin } else { &provider };
+            let item = format!("/api/v1/{collection}/{}", ids[collection]);
+            assert_eq!(call(&app, "DELETE", &item, writer_token, None).await.0, 204, "{collection}");
+            assert_eq!(call(&app, "GET", &item, &client, None).await.0, 404, "{collection}");
+        }
+        app.stop().await;
+    }
+}
