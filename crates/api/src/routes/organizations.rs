@@ -3,7 +3,9 @@
 //! - `POST /api/v1/organizations` → 201 with the organization and its `Location`;
 //!   422 on an invalid slug, time zone or currency; 409 when the slug is taken
 //!   (decided by the unique constraint, not by a prior lookup).
-//! - `GET /api/v1/organizations/{id}` → 200, or 404 for an unknown id.
+//! - `GET /api/v1/organizations/{id}` → 200 for a member of that organization; any other
+//!   id (unknown, or another tenant's) is 404. Creating an organization is public
+//!   (self-service sign-up); reading one is not.
 
 use agenda_entity::organization::{self, CreateOrganization, OrganizationStatus};
 use agenda_storage::repo::organizations::OrganizationRepo;
@@ -18,6 +20,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::app::AppState;
+use crate::auth::Auth;
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{ValidJson, ValidPath};
 use crate::uow::UnitOfWork;
@@ -79,18 +82,24 @@ async fn create(
     ))
 }
 
-/// One organization.
+/// The caller's own organization.
 #[utoipa::path(get, path = "/organizations/{id}", tag = "organizations",
+    security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Organization id")),
     responses(
         (status = 200, description = "The organization", body = OrganizationView),
         (status = 400, description = "The id is not a UUID", body = ErrorResponse),
-        (status = 404, description = "No such organization", body = ErrorResponse),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 404, description = "No such organization (or not yours)", body = ErrorResponse),
     ))]
 async fn show(
     State(state): State<AppState>,
+    auth: Auth,
     ValidPath(id): ValidPath<Uuid>,
 ) -> Result<Json<OrganizationView>, ApiError> {
+    if id != auth.scope.organization_id() {
+        return Err(ApiError::not_found("organization"));
+    }
     let org = OrganizationRepo::get(state.db.conn(), id).await?;
     Ok(Json(org.into()))
 }

@@ -19,7 +19,10 @@ both_engines! {
         assert_eq!(created["slug"], "acme-clinic");
         assert_eq!(created["status"], "active");
         assert_eq!(location, format!("/api/v1/organizations/{}", created["id"].as_str().unwrap()));
-        let (status, fetched) = app.get(&location).await;
+        assert_eq!(app.get(&location).await.0, 401, "reading an organization needs a session");
+        let token = member_token(&app, "acme-clinic").await;
+        let response = app.client.get(app.url(&location)).bearer_auth(&token).send().await.unwrap();
+        let (status, fetched) = crate::support::read(response).await;
         assert_eq!(status, 200);
         assert_eq!(fetched, created);
         chrono::DateTime::parse_from_rfc3339(fetched["created_at"].as_str().unwrap()).expect("RFC 3339 instant");
@@ -82,12 +85,34 @@ both_engines! {
         app.stop().await;
     }
 
-    async fn unknown_and_malformed_ids(t: TestDb) {
+    async fn unknown_malformed_and_other_tenants_ids(t: TestDb) {
         let app = TestApp::spawn(t).await;
-        let (status, body) = app.get(&format!("/api/v1/organizations/{}", uuid::Uuid::now_v7())).await;
+        app.post("/api/v1/organizations", &acme()).await;
+        let (_, other) = app
+            .post("/api/v1/organizations", &json!({"slug": "other-clinic", "name": "Other", "time_zone": "UTC", "currency": "BRL"}))
+            .await;
+        let token = member_token(&app, "acme-clinic").await;
+        let get = |path: String| {
+            let request = app.client.get(app.url(&path)).bearer_auth(&token);
+            async move { crate::support::read(request.send().await.unwrap()).await }
+        };
+        let (status, body) = get(format!("/api/v1/organizations/{}", uuid::Uuid::now_v7())).await;
         assert_eq!((status, code(&body)), (404, "not_found"));
-        let (status, body) = app.get("/api/v1/organizations/not-a-uuid").await;
+        let (status, body) = get(format!("/api/v1/organizations/{}", other["id"].as_str().unwrap())).await;
+        assert_eq!((status, code(&body)), (404, "not_found"), "another tenant's organization");
+        let (status, body) = get("/api/v1/organizations/not-a-uuid".to_owned()).await;
         assert_eq!((status, code(&body)), (400, "invalid_path"));
         app.stop().await;
     }
+}
+
+/// Signs up a client in the organization and returns their bearer token.
+async fn member_token(app: &TestApp, organization: &str) -> String {
+    let account = json!({"organization": organization, "email": "member@example.com", "password": "correct horse battery", "full_name": "Member", "role": "client"});
+    let (status, body) = app.post("/api/v1/auth/register", &account).await;
+    assert_eq!(status, 201, "{body}");
+    let (_, signed_in) = app
+        .post("/api/v1/auth/login", &json!({"organization": organization, "email": "member@example.com", "password": "correct horse battery"}))
+        .await;
+    signed_in["token"].as_str().unwrap().to_owned()
 }
