@@ -16,6 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::app::AppState;
 use crate::uow::unit_of_work;
 
+mod admin;
 mod analytics;
 mod appointments;
 mod auth;
@@ -44,6 +45,7 @@ mod webhooks;
     tags(
         (name = "auth", description = "Sign-up, sign-in, sessions, password reset"),
         (name = "organizations", description = "Tenants"),
+        (name = "admin", description = "Database monitoring for admins"),
         (name = "appointments", description = "Free slots, booking, status, rescheduling, payment"),
         (name = "catalogue", description = "Niches, categories, service templates, services"),
         (name = "scheduling rules", description = "A provider's working hours, breaks and blocked slots"),
@@ -79,6 +81,7 @@ impl utoipa::Modify for BearerAuth {
 fn v1() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(analytics::router())
+        .merge(admin::router())
         .merge(appointments::router())
         .merge(marketplace::router())
         .merge(notifications::router())

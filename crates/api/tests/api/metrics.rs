@@ -54,3 +54,49 @@ both_engines! {
         app.stop().await;
     }
 }
+
+both_engines! {
+    async fn admin_database_monitoring(t: TestDb) {
+        use agenda_entity::enums::UserRole;
+        use agenda_entity::user::CreateUser;
+        use agenda_storage::TenantScope;
+        use agenda_storage::repo::users::UserRepo;
+        use serde_json::json;
+
+        let app = TestApp::spawn(t).await;
+        let (_, org) = app
+            .post("/api/v1/organizations", &json!({"slug": "acme", "name": "Acme", "time_zone": "UTC", "currency": "BRL"}))
+            .await;
+        let scope = TenantScope::new(org["id"].as_str().unwrap().parse().unwrap());
+        let password = "correct horse battery";
+        let hash = agenda_api::password::hash(password).unwrap();
+        let mut tokens = Vec::new();
+        for (email, role) in [("admin@example.com", UserRole::Admin), ("support@example.com", UserRole::Support)] {
+            let input = CreateUser { email: email.into(), password: password.into(), full_name: "X".into(), phone: None, role, tax_id: None };
+            UserRepo::create(app.t.conn(), scope, input, hash.clone()).await.unwrap();
+            let (_, body) = app.post("/api/v1/auth/login", &json!({"organization": "acme", "email": email, "password": password})).await;
+            tokens.push(body["token"].as_str().unwrap().to_owned());
+        }
+        let get = |path: &str, token: &str| {
+            let request = app.client.get(app.url(path)).bearer_auth(token);
+            async move { crate::support::read(request.send().await.unwrap()).await }
+        };
+        let (status, pool) = get("/api/v1/admin/db/pool", &tokens[0]).await;
+        assert_eq!(status, 200, "{pool}");
+        assert!(pool["pool"]["max"].as_u64().unwrap() >= 1);
+        assert!(!pool.to_string().contains("password="), "no secret in {pool}");
+        assert_eq!(get("/api/v1/admin/db/pool", &tokens[1]).await.0, 403, "support is not admin");
+        let (status, body) = get("/api/v1/admin/db/connections", &tokens[0]).await;
+        match app.t.engine() {
+            agenda_storage::Engine::Postgres => {
+                assert_eq!(status, 200, "{body}");
+                let total = body["total"].as_u64().unwrap();
+                let grouped: u64 = body["groups"].as_array().unwrap().iter().map(|g| g["count"].as_u64().unwrap()).sum();
+                assert!(total >= 1 && total == grouped, "{body}");
+            }
+            agenda_storage::Engine::Sqlite => assert_eq!((status, crate::support::code(&body)), (409, "postgres_only")),
+        }
+        assert_eq!(get("/api/v1/admin/db/connections", &tokens[1]).await.0, 403);
+        app.stop().await;
+    }
+}

@@ -44,6 +44,8 @@ async fn the_document_covers_every_route_and_only_mounted_ones() {
         ("POST", "/api/v1/organizations"),
         ("GET", "/api/v1/organizations/{id}"),
         ("GET", "/api/v1/openapi.json"),
+        ("GET", "/api/v1/admin/db/pool"),
+        ("GET", "/api/v1/admin/db/connections"),
         ("GET", "/api/v1/providers/{provider_id}/slots"),
         ("POST", "/api/v1/appointments"),
         ("GET", "/api/v1/appointments"),

@@ -203,3 +203,29 @@ async fn health_answers_within_its_deadline_when_the_server_is_unreachable() {
     assert!(health.error.unwrap().contains("500 ms"));
     drop(silent);
 }
+
+both_engines! {
+    /// The pool keeps `DB_POOL_SIZE` connections, opens more under a burst (up to size
+    /// + overflow) and closes the extra ones after `DB_IDLE_TIMEOUT`.
+    async fn the_pool_grows_under_a_burst_and_shrinks_back(t: TestDb) {
+        let db = t
+            .another_pool(|s| {
+                s.pool_size = 1;
+                s.max_overflow = 4;
+                s.idle_timeout = Duration::from_secs(1);
+            })
+            .await;
+        db.health(Duration::from_secs(5)).await;
+        let held = hold_connections(&db, 5).await;
+        assert_eq!(db.pool_status().size, 5, "grew to size + overflow");
+        drop(held);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while db.pool_status().size > 1 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let status = db.pool_status();
+        assert_eq!(status.size, 1, "shrank back to the minimum: {status:?}");
+        assert_eq!(status.min, 1);
+        db.close().await;
+    }
+}
