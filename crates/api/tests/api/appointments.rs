@@ -11,7 +11,7 @@ use sea_orm::Set;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::{TestApp, code, fields, read};
+use crate::support::{TestApp, code, fields, request};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -102,20 +102,7 @@ async fn call(
     body: Option<Value>,
     key: Option<&str>,
 ) -> (u16, Value) {
-    let url = app.url(path);
-    let mut request = match method {
-        "GET" => app.client.get(url),
-        "PUT" => app.client.put(url),
-        _ => app.client.post(url),
-    }
-    .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    if let Some(key) = key {
-        request = request.header("Idempotency-Key", key);
-    }
-    read(request.send().await.unwrap()).await
+    request(app, method, path, Some(token), body, key).await
 }
 
 both_engines! {

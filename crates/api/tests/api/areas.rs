@@ -4,28 +4,22 @@
 //! only of one's own completed appointments.
 
 use agenda_entity::enums::UserRole;
-use agenda_entity::user::CreateUser;
 use agenda_entity::{availability, provider_settings, service};
 use agenda_storage::TenantScope;
 use agenda_storage::repo::resource::Repo;
-use agenda_storage::repo::users::UserRepo;
 use agenda_testkit::both_engines;
 use chrono::{Duration, Utc};
 use sea_orm::Set;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::{TestApp, code, fields, read};
+use crate::support::{
+    Member as Who, TestApp, code, fields, member as user, organization, read, request,
+};
 
-const PASSWORD: &str = "correct horse battery";
 const NIL: &str = "00000000-0000-7000-8000-000000000000";
 
 #[derive(Clone)]
-struct Who {
-    id: Uuid,
-    token: String,
-}
-
 struct World {
     admin: Who,
     support: Who,
@@ -37,44 +31,6 @@ struct World {
     foreign_client: Who,
     foreign_admin: Who,
     service: Uuid,
-}
-
-async fn organization(app: &TestApp, slug: &str) -> TenantScope {
-    let (status, org) = app
-        .post(
-            "/api/v1/organizations",
-            &json!({"slug": slug, "name": slug, "time_zone": "UTC", "currency": "BRL"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{org}");
-    TenantScope::new(org["id"].as_str().unwrap().parse().unwrap())
-}
-
-async fn user(app: &TestApp, scope: TenantScope, org: &str, email: &str, role: UserRole) -> Who {
-    let hash = agenda_api::password::hash(PASSWORD).unwrap();
-    let input = CreateUser {
-        email: email.into(),
-        password: PASSWORD.into(),
-        full_name: "Someone".into(),
-        phone: None,
-        role,
-        tax_id: None,
-    };
-    let id = UserRepo::create(app.t.conn(), scope, input, hash)
-        .await
-        .unwrap()
-        .id;
-    let (status, body) = app
-        .post(
-            "/api/v1/auth/login",
-            &json!({"organization": org, "email": email, "password": PASSWORD}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    Who {
-        id,
-        token: body["token"].as_str().unwrap().to_owned(),
-    }
 }
 
 async fn world(app: &TestApp) -> World {
@@ -149,20 +105,8 @@ async fn call(
     who: &Who,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let url = app.url(&format!("/api/v1{path}"));
-    let mut request = match method {
-        "GET" => app.client.get(url),
-        "POST" => app.client.post(url),
-        "PATCH" => app.client.patch(url),
-        "PUT" => app.client.put(url),
-        "DELETE" => app.client.delete(url),
-        other => panic!("unexpected method {other}"),
-    }
-    .bearer_auth(&who.token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    read(request.send().await.unwrap()).await
+    let path = format!("/api/v1{path}");
+    request(app, method, &path, Some(&who.token), body, None).await
 }
 
 fn items(page: &Value) -> &Vec<Value> {

@@ -9,7 +9,7 @@ use agenda_testkit::both_engines;
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, code, read};
+use crate::support::{TestApp, code, request};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -48,18 +48,7 @@ async fn call(
     token: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let url = app.url(path);
-    let mut request = match method {
-        "GET" => app.client.get(url),
-        "POST" => app.client.post(url),
-        "PATCH" => app.client.patch(url),
-        _ => app.client.delete(url),
-    }
-    .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    read(request.send().await.unwrap()).await
+    request(app, method, path, Some(token), body, None).await
 }
 
 both_engines! {

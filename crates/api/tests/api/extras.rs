@@ -5,24 +5,15 @@
 
 use agenda_entity::enums::UserRole;
 use agenda_entity::promotion;
-use agenda_entity::user::CreateUser;
 use agenda_storage::TenantScope;
 use agenda_storage::repo::resource::Repo;
-use agenda_storage::repo::users::UserRepo;
 use agenda_testkit::both_engines;
 use chrono::{Duration, Utc};
 use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::{TestApp, code, read};
-
-const PASSWORD: &str = "correct horse battery";
-
-struct Who {
-    id: Uuid,
-    token: String,
-}
+use crate::support::{Member as Who, TestApp, code, member as user, organization, read, request};
 
 struct World {
     acme: TenantScope,
@@ -34,44 +25,6 @@ struct World {
     other_client: Who,
     foreign_admin: Who,
     foreign_client: Who,
-}
-
-async fn organization(app: &TestApp, slug: &str) -> TenantScope {
-    let (status, org) = app
-        .post(
-            "/api/v1/organizations",
-            &json!({"slug": slug, "name": slug, "time_zone": "UTC", "currency": "BRL"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{org}");
-    TenantScope::new(org["id"].as_str().unwrap().parse().unwrap())
-}
-
-async fn user(app: &TestApp, scope: TenantScope, org: &str, email: &str, role: UserRole) -> Who {
-    let hash = agenda_api::password::hash(PASSWORD).unwrap();
-    let input = CreateUser {
-        email: email.into(),
-        password: PASSWORD.into(),
-        full_name: "Someone".into(),
-        phone: None,
-        role,
-        tax_id: None,
-    };
-    let id = UserRepo::create(app.t.conn(), scope, input, hash)
-        .await
-        .unwrap()
-        .id;
-    let (status, body) = app
-        .post(
-            "/api/v1/auth/login",
-            &json!({"organization": org, "email": email, "password": PASSWORD}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    Who {
-        id,
-        token: body["token"].as_str().unwrap().to_owned(),
-    }
 }
 
 async fn world(app: &TestApp) -> World {
@@ -97,20 +50,8 @@ async fn call(
     who: &Who,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let url = app.url(&format!("/api/v1{path}"));
-    let mut request = match method {
-        "GET" => app.client.get(url),
-        "POST" => app.client.post(url),
-        "PATCH" => app.client.patch(url),
-        "PUT" => app.client.put(url),
-        "DELETE" => app.client.delete(url),
-        other => panic!("unexpected method {other}"),
-    }
-    .bearer_auth(&who.token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    read(request.send().await.unwrap()).await
+    let path = format!("/api/v1{path}");
+    request(app, method, &path, Some(&who.token), body, None).await
 }
 
 fn items(page: &Value) -> &Vec<Value> {

@@ -3,28 +3,22 @@
 //! other organizations' ids answering 404, and exact figures.
 
 use agenda_entity::enums::{NotificationKind, UserRole};
-use agenda_entity::user::CreateUser;
 use agenda_entity::{availability, payment_settings, provider_settings, service};
 use agenda_storage::TenantScope;
 use agenda_storage::repo::ledger::LedgerRepo;
 use agenda_storage::repo::notifications::NotificationRepo;
 use agenda_storage::repo::resource::Repo;
-use agenda_storage::repo::users::UserRepo;
 use agenda_testkit::both_engines;
 use chrono::{Duration, NaiveDate, Utc};
 use sea_orm::Set;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::{TestApp, code, fields, read};
+use crate::support::{
+    Member as User, TestApp, code, fields, member as user, organization, read, request as call,
+};
 
-const PASSWORD: &str = "correct horse battery";
 const NOBODY: &str = "00000000-0000-7000-8000-000000000000";
-
-struct User {
-    id: Uuid,
-    token: String,
-}
 
 struct World {
     scope: TenantScope,
@@ -37,44 +31,6 @@ struct World {
     outsider: User,
     service: Uuid,
     day: NaiveDate,
-}
-
-async fn organization(app: &TestApp, slug: &str) -> TenantScope {
-    let (status, org) = app
-        .post(
-            "/api/v1/organizations",
-            &json!({"slug": slug, "name": slug, "time_zone": "UTC", "currency": "BRL"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{org}");
-    TenantScope::new(org["id"].as_str().unwrap().parse().unwrap())
-}
-
-async fn user(app: &TestApp, scope: TenantScope, org: &str, email: &str, role: UserRole) -> User {
-    let hash = agenda_api::password::hash(PASSWORD).unwrap();
-    let input = CreateUser {
-        email: email.into(),
-        password: PASSWORD.into(),
-        full_name: "Someone".into(),
-        phone: None,
-        role,
-        tax_id: None,
-    };
-    let id = UserRepo::create(app.t.conn(), scope, input, hash)
-        .await
-        .unwrap()
-        .id;
-    let (status, body) = app
-        .post(
-            "/api/v1/auth/login",
-            &json!({"organization": org, "email": email, "password": PASSWORD}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    User {
-        id,
-        token: body["token"].as_str().unwrap().to_owned(),
-    }
 }
 
 /// Two organizations; in "acme" a provider (Ana) with hours every day 09:00–12:00
@@ -139,31 +95,6 @@ async fn world(app: &TestApp) -> World {
         service,
         day: (Utc::now() + Duration::days(2)).date_naive(),
     }
-}
-
-async fn call(
-    app: &TestApp,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-    key: Option<&str>,
-) -> (u16, Value) {
-    let url = app.url(path);
-    let mut request = match method {
-        "GET" => app.client.get(url),
-        _ => app.client.post(url),
-    };
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    if let Some(key) = key {
-        request = request.header("Idempotency-Key", key);
-    }
-    read(request.send().await.unwrap()).await
 }
 
 async fn get(app: &TestApp, path: &str, who: &User) -> (u16, Value) {

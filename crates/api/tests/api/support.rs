@@ -126,3 +126,91 @@ pub fn fields(body: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// The password of every user the API tests create.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A signed-in user: their id and bearer token.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub id: uuid::Uuid,
+    pub token: String,
+}
+
+/// Creates an organization through the API.
+pub async fn organization(app: &TestApp, slug: &str) -> agenda_storage::TenantScope {
+    let (status, org) = app
+        .post(
+            "/api/v1/organizations",
+            &serde_json::json!({"slug": slug, "name": slug, "time_zone": "UTC", "currency": "BRL"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{org}");
+    agenda_storage::TenantScope::new(org["id"].as_str().unwrap().parse().unwrap())
+}
+
+/// A user of any role in organization `org` (created through storage, since sign-up
+/// only makes clients and providers), signed in through the API.
+pub async fn member(
+    app: &TestApp,
+    scope: agenda_storage::TenantScope,
+    org: &str,
+    email: &str,
+    role: agenda_entity::enums::UserRole,
+) -> Member {
+    let hash = agenda_api::password::hash(PASSWORD).unwrap();
+    let input = agenda_entity::user::CreateUser {
+        email: email.into(),
+        password: PASSWORD.into(),
+        full_name: "Someone".into(),
+        phone: None,
+        role,
+        tax_id: None,
+    };
+    let id = agenda_storage::repo::users::UserRepo::create(app.t.conn(), scope, input, hash)
+        .await
+        .unwrap()
+        .id;
+    let (status, body) = app
+        .post(
+            "/api/v1/auth/login",
+            &serde_json::json!({"organization": org, "email": email, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    Member {
+        id,
+        token: body["token"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// Any request: `method` on `path`, with an optional bearer token, JSON body and
+/// `Idempotency-Key`.
+pub async fn request(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+    key: Option<&str>,
+) -> (u16, Value) {
+    let url = app.url(path);
+    let mut request = match method {
+        "GET" => app.client.get(url),
+        "POST" => app.client.post(url),
+        "PATCH" => app.client.patch(url),
+        "PUT" => app.client.put(url),
+        "DELETE" => app.client.delete(url),
+        other => panic!("unexpected method {other}"),
+    };
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    read(request.send().await.unwrap()).await
+}

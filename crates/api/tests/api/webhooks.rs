@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use crate::support::{TestApp, code, fields, read};
+use crate::support::{TestApp, code, fields, read, request};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -123,11 +123,7 @@ async fn tenant(app: &TestApp, slug: &'static str, integration_enabled: bool) ->
 }
 
 async fn call(app: &TestApp, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request = app.client.post(app.url(path)).bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    read(request.send().await.unwrap()).await
+    request(app, "POST", path, Some(token), body, None).await
 }
 
 /// A booked appointment, taken to `steps` by the provider (e.g. confirm, start, complete).
