@@ -21,6 +21,9 @@ mod m20261123_000007_create_appointments;
 mod m20261123_000008_create_ledger;
 mod m20261123_000009_create_support_onboarding_notifications;
 mod m20261123_000010_create_platform;
+mod m20261123_000011_row_level_security;
+
+pub use m20261123_000011_row_level_security::TENANT_TABLES;
 
 pub struct Migrator;
 
@@ -38,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000008_create_ledger::Migration),
             Box::new(m20261123_000009_create_support_onboarding_notifications::Migration),
             Box::new(m20261123_000010_create_platform::Migration),
+            Box::new(m20261123_000011_row_level_security::Migration),
         ]
     }
 }

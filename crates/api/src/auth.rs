@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::uow::Slot;
 
 /// The signed-in user of a request.
 #[derive(Debug, Clone)]
@@ -76,10 +77,25 @@ impl FromRequestParts<AppState> for Auth {
             .filter(|t| is_token(t))
             .ok_or_else(unauthorized)?;
         let now = chrono::Utc::now();
-        let found = SessionRepo::authenticate(state.db.conn(), &token_digest(token), now)
+        // The lookup runs in a transaction: on PostgreSQL it enters the session's
+        // tenant first (row-level security), and that transaction then serves the
+        // rest of the request (see `crate::uow`).
+        let tx = state.db.begin_read().await?;
+        let found = SessionRepo::authenticate(&tx, &token_digest(token), now)
             .await?
             .ok_or_else(unauthorized)?;
         let scope = found.scope();
+        match Slot::of(parts) {
+            Some(slot) if crate::uow::keeps_auth_transaction(&state.db) => slot.adopt(tx, scope),
+            slot => {
+                tx.commit()
+                    .await
+                    .map_err(agenda_storage::StorageError::from)?;
+                if let Some(slot) = slot {
+                    slot.set_tenant(scope);
+                }
+            }
+        }
         Ok(Auth {
             user: found.user,
             session_id: found.session.id,

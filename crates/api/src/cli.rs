@@ -51,12 +51,14 @@ pub enum Command {
         #[command(subcommand)]
         action: DbAction,
     },
-    /// Create, list or verify backups (uses DATABASE_URL and BACKUP_DIR; see docs/backup.md).
+    /// Create, list or verify backups (uses MIGRATION_DATABASE_URL when set, else
+    /// DATABASE_URL, and BACKUP_DIR; see docs/backup.md).
     Backup {
         #[command(subcommand)]
         action: BackupAction,
     },
-    /// Restore a backup into an empty, migrated database (uses DATABASE_URL).
+    /// Restore a backup into an empty, migrated database (uses MIGRATION_DATABASE_URL
+    /// when set, else DATABASE_URL).
     Restore {
         /// The archive to restore.
         path: std::path::PathBuf,
@@ -401,7 +403,9 @@ async fn backup_command(env: &Env, action: BackupAction) -> Result<(), Failure> 
             output,
             json,
         } => {
-            let settings = DbSettings::from_env(env, "DATABASE_URL").map_err(Failure::config)?;
+            // The schema owner sees every organization; the application role is
+            // confined by row-level security (enough for one organization's backup).
+            let settings = DbSettings::migrator_from_env(env).map_err(Failure::config)?;
             let scope = organization.map_or(BackupScope::Database, BackupScope::Organization);
             let path = output.unwrap_or_else(|| {
                 backup_dir(env).join(backup::default_file_name(scope, chrono::Utc::now()))
@@ -517,7 +521,7 @@ async fn restore_command(
     yes: bool,
     json: bool,
 ) -> Result<(), Failure> {
-    let settings = DbSettings::from_env(env, "DATABASE_URL").map_err(Failure::config)?;
+    let settings = DbSettings::migrator_from_env(env).map_err(Failure::config)?;
     let target = settings.url.redacted();
     let db = Db::connect(&settings).await.map_err(Failure::runtime)?;
     let started = std::time::Instant::now();
@@ -793,6 +797,13 @@ fn print_db_status(s: &agenda_storage::ops::DbStatus) {
         }
     }
     println!("{:<width$}  {:>10}", "total", s.total_rows);
+    if s.counts_hidden_by_rls {
+        println!(
+            "note: this role is confined by row-level security and has entered no \
+             organization, so tenant tables count 0; run with the schema owner's URL \
+             (MIGRATION_DATABASE_URL as DATABASE_URL) for real counts"
+        );
+    }
 }
 
 fn print_connections(list: &[agenda_storage::ops::ConnectionInfo]) {

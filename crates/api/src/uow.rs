@@ -1,16 +1,32 @@
 //! The per-request unit of work (what `get_db` is to the FastAPI services).
 //!
-//! A handler that writes takes a [`UnitOfWork`]; its first `tx()` call opens a
-//! transaction on the pool, shared by everything else in the request. When the
-//! handler returns, the [`unit_of_work`] middleware commits if the response is a
-//! success (2xx/3xx) and rolls back otherwise. A panic or a client disconnect drops
-//! the transaction, which rolls it back before the connection is reused; a commit
-//! that fails turns the response into the matching error.
+//! Every handler that touches tenant data takes a [`UnitOfWork`]: its first
+//! [`UnitOfWork::tx`] (to write) or [`UnitOfWork::read`] call opens a transaction on
+//! the pool, shared by everything else in the request. When the handler returns, the
+//! [`unit_of_work`] middleware commits if the response is a success (2xx/3xx) and
+//! rolls back otherwise. A panic or a client disconnect drops the transaction, which
+//! rolls it back before the connection is reused; a commit that fails turns the
+//! response into the matching error.
 //!
-//! Handlers that only read take `State<AppState>` and use the pool directly.
+//! **Tenant.** The transaction acts for the request's organization: the [`Auth`]
+//! extractor records it (and [`UnitOfWork::enter`] does for the few public routes
+//! that know their organization another way, such as sign-up and login). On
+//! PostgreSQL the transaction enters that tenant (`set_config('app.tenant', …, true)`)
+//! and row-level security shows it that organization's rows only; a transaction of a
+//! request without a tenant sees no tenant rows at all. On PostgreSQL the [`Auth`]
+//! extractor authenticates inside the request's transaction and leaves it open, so
+//! an authenticated request costs one `BEGIN`/`COMMIT` in all.
+//!
+//! **Read or write.** On SQLite, [`UnitOfWork::tx`] takes the write lock at once
+//! (`BEGIN IMMEDIATE`) so that concurrent writers queue instead of failing, while
+//! [`UnitOfWork::read`] opens a plain read transaction that never blocks anyone. A
+//! handler that writes calls `tx()` first. On PostgreSQL both are the same.
+//!
+//! [`Auth`]: crate::auth::Auth
 
 use std::sync::{Arc, Mutex};
 
+use agenda_storage::{Db, Engine, TenantScope};
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::middleware::Next;
@@ -20,44 +36,101 @@ use sea_orm::DatabaseTransaction;
 use crate::app::AppState;
 use crate::error::ApiError;
 
-/// The request's transaction slot, installed by [`unit_of_work`].
+/// The request's transaction and tenant, installed by [`unit_of_work`].
 #[derive(Clone, Default)]
-struct Slot(Arc<Mutex<Option<Arc<DatabaseTransaction>>>>);
+pub(crate) struct Slot(Arc<Mutex<SlotState>>);
+
+#[derive(Default)]
+struct SlotState {
+    tx: Option<Arc<DatabaseTransaction>>,
+    tenant: Option<TenantScope>,
+}
 
 impl Slot {
+    /// The slot of this request, when the middleware is installed.
+    pub(crate) fn of(parts: &Parts) -> Option<Slot> {
+        parts.extensions.get::<Slot>().cloned()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn take(&self) -> Option<Arc<DatabaseTransaction>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+        self.state().tx.take()
+    }
+
+    /// Records the request's tenant; the transaction, when opened, enters it.
+    pub(crate) fn set_tenant(&self, scope: TenantScope) {
+        self.state().tenant = Some(scope);
+    }
+
+    /// Adopts `tx`, already in `scope`'s tenant, as the request's transaction.
+    pub(crate) fn adopt(&self, tx: DatabaseTransaction, scope: TenantScope) {
+        let mut state = self.state();
+        state.tenant = Some(scope);
+        state.tx = Some(Arc::new(tx));
     }
 }
 
 /// The request's unit of work. Extracting it costs nothing; the transaction is
-/// opened by the first call to [`UnitOfWork::tx`], so a request rejected by
-/// validation never touches the database.
+/// opened by the first call to [`UnitOfWork::tx`] or [`UnitOfWork::read`], so a
+/// request rejected by validation never touches the database.
 pub struct UnitOfWork {
     slot: Slot,
-    db: agenda_storage::Db,
+    db: Db,
     tx: tokio::sync::OnceCell<Arc<DatabaseTransaction>>,
 }
 
+#[derive(Clone, Copy)]
+enum Mode {
+    Write,
+    Read,
+}
+
 impl UnitOfWork {
-    /// The request's transaction, opened on first use and shared by every caller in
-    /// the request. Pass it to repositories.
+    /// The request's transaction for writing, opened on first use and shared by every
+    /// caller in the request. Pass it to repositories.
     pub async fn tx(&self) -> Result<&DatabaseTransaction, ApiError> {
+        self.open(Mode::Write).await
+    }
+
+    /// The request's transaction for a handler that only reads (on SQLite it takes no
+    /// write lock). If the request already has a transaction, that one.
+    pub async fn read(&self) -> Result<&DatabaseTransaction, ApiError> {
+        self.open(Mode::Read).await
+    }
+
+    /// Makes `scope` the request's tenant, for public routes that learn their
+    /// organization without a session (sign-up, login, reset). Call it before the
+    /// transaction opens; if one is already open it enters the tenant at once.
+    pub async fn enter(&self, scope: TenantScope) -> Result<(), ApiError> {
+        self.slot.set_tenant(scope);
+        if let Some(tx) = self.tx.get() {
+            agenda_storage::tenant::enter(tx, scope).await?;
+        }
+        Ok(())
+    }
+
+    async fn open(&self, mode: Mode) -> Result<&DatabaseTransaction, ApiError> {
         let tx = self
             .tx
             .get_or_try_init(|| async {
-                let mut slot = self
-                    .slot
-                    .0
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone();
-                if slot.is_none() {
-                    let opened = Arc::new(self.db.begin().await?);
-                    *self.slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(opened.clone());
-                    slot = Some(opened);
+                let (existing, tenant) = {
+                    let state = self.slot.state();
+                    (state.tx.clone(), state.tenant)
+                };
+                if let Some(tx) = existing {
+                    return Ok::<_, ApiError>(tx);
                 }
-                Ok::<_, ApiError>(slot.expect("set above"))
+                let opened = Arc::new(match (mode, tenant) {
+                    (Mode::Write, Some(scope)) => self.db.begin_in(scope).await?,
+                    (Mode::Write, None) => self.db.begin().await?,
+                    (Mode::Read, Some(scope)) => self.db.read_in(scope).await?,
+                    (Mode::Read, None) => self.db.begin_read().await?,
+                });
+                self.slot.state().tx = Some(opened.clone());
+                Ok(opened)
             })
             .await?;
         Ok(tx)
@@ -68,7 +141,7 @@ impl FromRequestParts<AppState> for UnitOfWork {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let slot = parts.extensions.get::<Slot>().cloned().ok_or_else(|| {
+        let slot = Slot::of(parts).ok_or_else(|| {
             ApiError::internal("the unit-of-work middleware is not installed on this route")
         })?;
         Ok(UnitOfWork {
@@ -77,6 +150,15 @@ impl FromRequestParts<AppState> for UnitOfWork {
             tx: tokio::sync::OnceCell::new(),
         })
     }
+}
+
+/// Whether the [`Auth`](crate::auth::Auth) extractor should keep its transaction as
+/// the request's: on PostgreSQL yes (it has entered the tenant already, and any
+/// transaction may write); on SQLite no, because a read transaction that later
+/// writes could fail to upgrade its lock, so writers must start with `BEGIN
+/// IMMEDIATE`.
+pub(crate) fn keeps_auth_transaction(db: &Db) -> bool {
+    db.engine() == Engine::Postgres
 }
 
 /// Middleware: gives the request a transaction slot and settles the transaction

@@ -267,6 +267,13 @@ fn classify_database(db: &dyn sqlx::error::DatabaseError) -> Option<StorageError
             kind: ConflictKind::Serialization,
             constraint: None,
         }),
+        // insufficient_privilege raised by a row-level security policy: a write of a
+        // row outside the transaction's tenant. The storage layer never issues one
+        // (every write is scoped), so this is a refused cross-tenant write.
+        "42501" if db.message().contains("row-level security") => Some(StorageError::Forbidden {
+            code: "tenant_boundary",
+            message: "the row belongs to another organization than this transaction's".into(),
+        }),
         // query_canceled (statement_timeout), lock_not_available (lock_timeout).
         "57014" | "55P03" => Some(StorageError::Timeout { source: None }),
         // admin_shutdown, crash_shutdown, cannot_connect_now, idle-in-transaction

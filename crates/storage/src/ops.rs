@@ -57,6 +57,10 @@ pub struct DbStatus {
     pub tables: Vec<TableRows>,
     /// Sum of the counts of the tables that exist.
     pub total_rows: i64,
+    /// True when the connection's role is confined by row-level security (the
+    /// application role on PostgreSQL): tenant tables then count as 0 because it has
+    /// entered no tenant. Run as the schema owner for real counts.
+    pub counts_hidden_by_rls: bool,
 }
 
 /// Which migrations the database has and which it still needs.
@@ -138,6 +142,7 @@ pub async fn status(db: &Db, known_migrations: &[&str]) -> Result<DbStatus, Stor
         pool: db.pool_status(),
         tables,
         total_rows,
+        counts_hidden_by_rls: !crate::tenant::sees_every_tenant(conn).await?,
     })
 }
 
@@ -397,6 +402,10 @@ impl fmt::Debug for AppRoleSpec {
     }
 }
 
+/// The `SECURITY DEFINER` functions that resolve a token digest to its organization
+/// under row-level security (see `SessionRepo::authenticate`).
+const TENANT_LOOKUPS: &[&str] = &["agenda_session_tenant", "agenda_reset_token_tenant"];
+
 /// What [`create_app_role`] did. Holds no secret.
 #[derive(Debug, Clone, Serialize)]
 pub struct AppRoleReport {
@@ -424,7 +433,10 @@ pub struct AppRoleReport {
 ///
 /// The role can log in, read and write the rows of every table of the current schema
 /// (the migration ledger read-only, so the server can check for pending
-/// migrations), use its sequences, and the same on tables the owner creates later.
+/// migrations), use its sequences, and the same on tables the owner creates later —
+/// but only the rows row-level security lets it see: those of the tenant its
+/// transaction entered. It may call the two token-lookup functions that find a
+/// token's tenant.
 /// It owns nothing and cannot create, alter, drop or truncate tables, create roles
 /// or databases, bypass row-level security or replicate. It is `NOINHERIT`: its
 /// rights are exactly the grants made here, even if someone later makes it a member
@@ -644,6 +656,23 @@ pub async fn create_app_role(
         ),
     ] {
         run(&mut tx, step, sql).await?;
+    }
+    // Row-level security's token lookups (migration 11): EXECUTE is revoked from
+    // PUBLIC, so only roles granted here may resolve a token digest to its tenant.
+    for function in TENANT_LOOKUPS {
+        let signature = format!("{schema_ident}.{function}(text)");
+        let exists: bool = sqlx::query_scalar("SELECT to_regprocedure($1) IS NOT NULL")
+            .bind(&signature)
+            .fetch_one(&mut *tx)
+            .await?;
+        if exists {
+            run(
+                &mut tx,
+                "grant EXECUTE on a token lookup",
+                format!("GRANT EXECUTE ON FUNCTION {signature} TO {role}"),
+            )
+            .await?;
+        }
     }
 
     let (can_connect, can_use, can_create, tables): (bool, bool, bool, i64) = sqlx::query_as(

@@ -162,7 +162,11 @@ pub async fn demo_on(
     password_hash: &str,
     today: NaiveDate,
 ) -> Result<SeedReport, StorageError> {
-    let txn = db.begin().await?;
+    // Everything the seed writes belongs to the demo organization: entering it lets
+    // the seed run as the application role under row-level security, too.
+    let txn = db
+        .begin_in(crate::TenantScope::new(DEMO_ORGANIZATION_ID))
+        .await?;
     if let Some(report) = already_present(&txn).await? {
         return Ok(report);
     }
@@ -176,7 +180,9 @@ pub async fn demo_on(
             constraint,
         }) if constraint.as_deref() == Some("pk_organizations") => {
             drop(txn);
-            let txn = db.begin_read().await?;
+            let txn = db
+                .read_in(crate::TenantScope::new(DEMO_ORGANIZATION_ID))
+                .await?;
             return already_present(&txn).await?.ok_or(StorageError::Conflict {
                 kind: ConflictKind::Unique,
                 constraint,

@@ -10,9 +10,43 @@
 //! `#[allow(clippy::disallowed_methods)]`. A scope is created only by trusted code — the
 //! authentication layer, from the signed-in user's organization, and operator
 //! tooling — never from a request body or path.
+//!
+//! On PostgreSQL the database enforces the same boundary underneath (row-level
+//! security, migration `m20261123_000011`): a transaction sees and writes only the
+//! rows of the tenant it has entered with [`enter`] — [`crate::Db::begin_in`] and
+//! [`crate::Db::read_in`] do that for you. A query that forgot its scope therefore
+//! still sees one tenant, and a transaction that entered none sees no tenant rows.
 
-use sea_orm::{ColumnTrait, DeleteMany, EntityTrait, QueryFilter, Select, UpdateMany};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DeleteMany, EntityTrait,
+    QueryFilter, Select, Statement, UpdateMany,
+};
 use uuid::Uuid;
+
+use crate::error::StorageError;
+
+/// The setting row-level security policies read (`agenda_current_tenant()`).
+pub const TENANT_SETTING: &str = "app.tenant";
+
+/// Makes `scope` the tenant of this transaction, for PostgreSQL's row-level security:
+/// `set_config('app.tenant', <id>, true)`. The `true` makes it transaction-local: it
+/// ends with the commit or rollback, so it can never leak to the next user of the
+/// pooled connection. Entering another tenant later in the same transaction replaces
+/// it. Nothing to do on SQLite, which has no row-level security.
+pub async fn enter(tx: &DatabaseTransaction, scope: TenantScope) -> Result<(), StorageError> {
+    if tx.get_database_backend() == DbBackend::Postgres {
+        tx.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT set_config($1, $2, true)",
+            [
+                TENANT_SETTING.into(),
+                scope.organization_id().to_string().into(),
+            ],
+        ))
+        .await?;
+    }
+    Ok(())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TenantScope {
@@ -52,4 +86,35 @@ pub trait TenantOwned: EntityTrait {
     fn update_in(scope: TenantScope) -> UpdateMany<Self> {
         Self::update_many().filter(Self::tenant_column().eq(scope.organization_id()))
     }
+}
+
+/// Whether this connection's role reads every organization's rows: true on SQLite,
+/// and on PostgreSQL for a superuser, a `BYPASSRLS` role, the schema owner (which
+/// row-level security's owner policy lets through), or a schema without row-level
+/// security. False for the application role, which row-level security confines to
+/// the tenant its transaction entered. Whole-database operations — backup, restore,
+/// row counts — check it so that they refuse to run half-blind instead of silently
+/// seeing empty tables.
+pub async fn sees_every_tenant(db: &impl ConnectionTrait) -> Result<bool, StorageError> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(true);
+    }
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT r.rolsuper OR r.rolbypassrls OR c.oid IS NULL OR NOT c.relrowsecurity \
+                    OR EXISTS (SELECT 1 FROM pg_policy p \
+                               WHERE p.polrelid = c.oid AND p.polname = 'rls_appointments_owner' \
+                                 AND EXISTS (SELECT 1 FROM unnest(p.polroles) AS member(oid) \
+                                             WHERE pg_has_role(r.oid, member.oid, 'USAGE'))) \
+                    AS sees_all \
+             FROM pg_roles r \
+             LEFT JOIN pg_class c ON c.oid = to_regclass('appointments') \
+             WHERE r.rolname = current_user",
+        ))
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get::<bool>("", "sees_all")?,
+        None => false,
+    })
 }

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use agenda_storage::db::{DatabaseUrl, Db, DbSettings, Engine};
+use agenda_storage::ops::AppRoleSpec;
 use migration::{Migrator, MigratorTrait};
 
 pub use agenda_storage;
@@ -52,6 +53,11 @@ impl Deref for TestDb {
         &self.db
     }
 }
+
+/// The application role tests run the server as on PostgreSQL (see
+/// [`TestDb::app_role_settings`]). Test-only credentials of a throwaway cluster.
+pub const APP_ROLE: &str = "agenda_test_app";
+const APP_ROLE_PASSWORD: &str = "agenda-test-app-only";
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -150,6 +156,47 @@ impl TestDb {
 
     pub fn engine(&self) -> Engine {
         self.db.engine()
+    }
+
+    /// Settings for a pool that connects as the least-privilege application role
+    /// ([`APP_ROLE`], made by `agenda_storage::ops::create_app_role` like `agenda db
+    /// create-app-role`) on PostgreSQL, so that row-level security confines it the way
+    /// it confines the production server. On SQLite, which has no roles, the settings
+    /// of this database unchanged. The test's own pool ([`TestDb::db`]) stays the
+    /// superuser, which row-level security does not restrict: set-up and checks see
+    /// every tenant.
+    pub async fn app_role_settings(&self) -> DbSettings {
+        if self.engine() == Engine::Sqlite {
+            return self.settings.clone();
+        }
+        // The role is cluster-wide: creating or updating it from concurrent tests
+        // would race, so this process does it one test at a time.
+        static ROLE_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let guard = ROLE_LOCK.lock().await;
+        let mut spec = AppRoleSpec::new(APP_ROLE, APP_ROLE_PASSWORD);
+        spec.connection_limit = 500;
+        agenda_storage::ops::create_app_role(&self.db, &spec)
+            .await
+            .unwrap_or_else(|e| panic!("create the application role: {e}"));
+        drop(guard);
+        let mut url = url::Url::parse(self.settings.url.expose()).expect("valid URL");
+        url.set_username(APP_ROLE).expect("URL takes a user");
+        url.set_password(Some(APP_ROLE_PASSWORD))
+            .expect("URL takes a password");
+        let mut settings = self.settings.clone();
+        settings.url = DatabaseUrl::parse(url.as_str()).expect("valid URL");
+        settings
+    }
+
+    /// A pool as the application role ([`TestDb::app_role_settings`]); on SQLite the
+    /// test's own pool.
+    pub async fn app_role_pool(&self) -> Db {
+        if self.engine() == Engine::Sqlite {
+            return self.db.clone();
+        }
+        Db::connect(&self.app_role_settings().await)
+            .await
+            .expect("connect as the application role")
     }
 
     /// A second, independent pool on the same database (for concurrency tests).

@@ -16,7 +16,6 @@ use agenda_storage::repo::analytics::{
 use agenda_storage::repo::search::{ProviderHit, ProviderQuery, ProviderSearch};
 use agenda_storage::repo::users::UserRepo;
 use axum::Json;
-use axum::extract::State;
 use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
@@ -28,6 +27,7 @@ use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::ValidQuery;
+use crate::uow::UnitOfWork;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -169,12 +169,12 @@ pub struct SearchQuery {
         (status = 422, description = "Invalid period, or staff did not name the provider", body = ErrorResponse),
     ))]
 async fn provider_dashboard(
-    State(state): State<AppState>,
+    uow: UnitOfWork,
     auth: Auth,
     ValidQuery(q): ValidQuery<ProviderPeriodQuery>,
 ) -> Result<Json<ProviderDashboardView>, ApiError> {
     auth.require(&[UserRole::Provider, UserRole::Admin, UserRole::Support])?;
-    let db = state.db.conn();
+    let db = uow.read().await?;
     let provider = match (auth.role(), q.provider_id) {
         (UserRole::Provider, None) => auth.user.id,
         (UserRole::Provider, Some(id)) if id == auth.user.id => id,
@@ -210,15 +210,14 @@ async fn provider_dashboard(
         (status = 422, description = "Invalid period", body = ErrorResponse),
     ))]
 async fn organization_summary(
-    State(state): State<AppState>,
+    uow: UnitOfWork,
     auth: Auth,
     ValidQuery(q): ValidQuery<PeriodQuery>,
 ) -> Result<Json<OrganizationSummaryView>, ApiError> {
+    let db = uow.read().await?;
     auth.require(&[UserRole::Admin, UserRole::Support])?;
     let period = DateRange::new(q.from, q.to);
-    let figures =
-        AnalyticsRepo::organization_summary(state.db.conn(), auth.scope, period, Utc::now())
-            .await?;
+    let figures = AnalyticsRepo::organization_summary(db, auth.scope, period, Utc::now()).await?;
     Ok(Json(OrganizationSummaryView(figures)))
 }
 
@@ -233,10 +232,11 @@ async fn organization_summary(
         (status = 422, description = "Text too short or long, bad rating, page size or cursor", body = ErrorResponse),
     ))]
 async fn search(
-    State(state): State<AppState>,
+    uow: UnitOfWork,
     auth: Auth,
     ValidQuery(q): ValidQuery<SearchQuery>,
 ) -> Result<Json<ProviderHitPage>, ApiError> {
+    let db = uow.read().await?;
     let query = ProviderQuery {
         niche_id: q.niche_id,
         category_id: q.category_id,
@@ -246,7 +246,7 @@ async fn search(
         limit: q.limit,
         after: q.after,
     };
-    let page = ProviderSearch::search(state.db.conn(), auth.scope, &query).await?;
+    let page = ProviderSearch::search(db, auth.scope, &query).await?;
     Ok(Json(ProviderHitPage {
         items: page.items.into_iter().map(Into::into).collect(),
         next: page.next,

@@ -21,7 +21,6 @@ use agenda_storage::repo::appointments::{
     ActingUser, AppointmentQuery, AppointmentRepo, Booking, Offering,
 };
 use axum::Json;
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -266,25 +265,19 @@ async fn visible(
         (status = 422, description = "Invalid range or offering", body = ErrorResponse),
     ))]
 async fn slots(
-    State(state): State<AppState>,
+    uow: UnitOfWork,
     auth: Auth,
     ValidPath(provider_id): ValidPath<Uuid>,
     ValidQuery(q): ValidQuery<SlotQuery>,
 ) -> Result<Json<Vec<SlotView>>, ApiError> {
+    let db = uow.read().await?;
     let offering = offering(q.service_id, q.provider_service_id)?;
-    let terms = AppointmentRepo::offering(state.db.conn(), auth.scope, offering).await?;
+    let terms = AppointmentRepo::offering(db, auth.scope, offering).await?;
     if terms.provider_id != provider_id {
         return Err(ApiError::not_found("offering"));
     }
-    let slots = AppointmentRepo::free_slots(
-        state.db.conn(),
-        auth.scope,
-        offering,
-        q.from,
-        q.to,
-        Utc::now(),
-    )
-    .await?;
+    let slots =
+        AppointmentRepo::free_slots(db, auth.scope, offering, q.from, q.to, Utc::now()).await?;
     Ok(Json(slots.into_iter().map(SlotView::from).collect()))
 }
 
@@ -355,10 +348,11 @@ async fn book(
         (status = 401, description = "Not signed in", body = ErrorResponse),
     ))]
 async fn list(
-    State(state): State<AppState>,
+    uow: UnitOfWork,
     auth: Auth,
     ValidQuery(q): ValidQuery<ListQuery>,
 ) -> Result<Json<AppointmentPage>, ApiError> {
+    let db = uow.read().await?;
     let mut query = AppointmentQuery {
         provider_id: q.provider_id,
         client_id: q.client_id,
@@ -373,7 +367,7 @@ async fn list(
         UserRole::Provider => query.provider_id = Some(auth.user.id),
         UserRole::Admin | UserRole::Support => {}
     }
-    let page = AppointmentRepo::list(state.db.conn(), auth.scope, &query).await?;
+    let page = AppointmentRepo::list(db, auth.scope, &query).await?;
     Ok(Json(AppointmentPage {
         items: page.items.into_iter().map(Into::into).collect(),
         next: page.next,
@@ -388,11 +382,12 @@ async fn list(
         (status = 404, description = "Not found (or not yours)", body = ErrorResponse),
     ))]
 async fn show(
-    State(state): State<AppState>,
+    uow: UnitOfWork,
     auth: Auth,
     ValidPath(id): ValidPath<Uuid>,
 ) -> Result<Json<AppointmentView>, ApiError> {
-    Ok(Json(visible(state.db.conn(), &auth, id).await?.into()))
+    let db = uow.read().await?;
+    Ok(Json(visible(db, &auth, id).await?.into()))
 }
 
 /// Status history, oldest first.
@@ -403,12 +398,13 @@ async fn show(
         (status = 404, description = "Not found (or not yours)", body = ErrorResponse),
     ))]
 async fn history(
-    State(state): State<AppState>,
+    uow: UnitOfWork,
     auth: Auth,
     ValidPath(id): ValidPath<Uuid>,
 ) -> Result<Json<Vec<HistoryView>>, ApiError> {
-    visible(state.db.conn(), &auth, id).await?;
-    let rows = AppointmentRepo::history(state.db.conn(), auth.scope, id).await?;
+    let db = uow.read().await?;
+    visible(db, &auth, id).await?;
+    let rows = AppointmentRepo::history(db, auth.scope, id).await?;
     Ok(Json(rows.into_iter().map(Into::into).collect()))
 }
 

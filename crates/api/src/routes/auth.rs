@@ -16,10 +16,10 @@
 
 use agenda_entity::enums::UserRole;
 use agenda_entity::user::{self, CreateUser};
-use agenda_storage::TenantScope;
 use agenda_storage::repo::organizations::OrganizationRepo;
 use agenda_storage::repo::sessions::{PasswordResetRepo, SessionRepo};
 use agenda_storage::repo::users::UserRepo;
+use agenda_storage::{StorageError, TenantScope};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -161,6 +161,8 @@ fn bad_credentials() -> ApiError {
     )
 }
 
+/// The organization a public request names by slug. The organizations table is the
+/// tenant list itself and has no row-level security, so the pool can read it.
 async fn organization_scope(state: &AppState, slug: &str) -> Result<Option<TenantScope>, ApiError> {
     Ok(OrganizationRepo::find_by_slug(state.db.conn(), slug.trim())
         .await?
@@ -186,6 +188,7 @@ async fn register(
             ApiError::invalid_field("organization", "unknown", "no such organization")
         })?;
     let hash = hash_password(input.account.password.clone()).await?;
+    uow.enter(scope).await?;
     let created = UserRepo::create(uow.tx().await?, scope, input.account, hash).await?;
     Ok((StatusCode::CREATED, Json(UserView::from(created))))
 }
@@ -200,15 +203,21 @@ async fn register(
     ))]
 async fn login(
     State(state): State<AppState>,
+    uow: UnitOfWork,
     headers: HeaderMap,
     ValidJson(input): ValidJson<Login>,
 ) -> Result<Json<SignedIn>, ApiError> {
     let now = Utc::now();
     let scope = organization_scope(&state, &input.organization).await?;
+    // A short read of its own: the password check below is slow on purpose and must
+    // not hold a connection (or, on SQLite, the write lock).
     let found = match scope {
-        Some(scope) => UserRepo::find_by_email(state.db.conn(), scope, &input.email)
-            .await?
-            .map(|u| (scope, u)),
+        Some(scope) => {
+            let read = state.db.read_in(scope).await?;
+            let user = UserRepo::find_by_email(&read, scope, &input.email).await?;
+            read.commit().await.map_err(StorageError::from)?;
+            user.map(|u| (scope, u))
+        }
         None => None,
     };
     let Some((scope, user)) = found else {
@@ -220,8 +229,10 @@ async fn login(
     let matches = verify_password(input.password, user.password_hash.clone()).await?;
     if locked || !matches || !user.is_active {
         if !locked && !matches {
+            // Its own transaction: the request's is rolled back with the 401.
+            let tx = state.db.begin_in(scope).await?;
             UserRepo::record_failed_login(
-                state.db.conn(),
+                &tx,
                 scope,
                 user.id,
                 now,
@@ -229,6 +240,7 @@ async fn login(
                 Duration::minutes(LOCK_MINUTES),
             )
             .await?;
+            tx.commit().await.map_err(StorageError::from)?;
         }
         return Err(bad_credentials());
     }
@@ -238,8 +250,10 @@ async fn login(
     let agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
+    uow.enter(scope).await?;
+    let db = uow.tx().await?;
     SessionRepo::create(
-        state.db.conn(),
+        db,
         scope,
         user.id,
         &token_digest(&token),
@@ -248,8 +262,8 @@ async fn login(
         agent,
     )
     .await?;
-    UserRepo::record_login(state.db.conn(), scope, user.id, now).await?;
-    let user = UserRepo::get(state.db.conn(), scope, user.id).await?;
+    UserRepo::record_login(db, scope, user.id, now).await?;
+    let user = UserRepo::get(db, scope, user.id).await?;
     Ok(Json(SignedIn {
         token,
         token_type: "Bearer",
@@ -264,8 +278,9 @@ async fn login(
         (status = 204, description = "Signed out"),
         (status = 401, description = "Not signed in", body = ErrorResponse),
     ))]
-async fn logout(State(state): State<AppState>, auth: Auth) -> Result<StatusCode, ApiError> {
-    SessionRepo::revoke(state.db.conn(), auth.scope, auth.session_id, Utc::now()).await?;
+async fn logout(uow: UnitOfWork, auth: Auth) -> Result<StatusCode, ApiError> {
+    let db = uow.tx().await?;
+    SessionRepo::revoke(db, auth.scope, auth.session_id, Utc::now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -288,22 +303,20 @@ async fn me(auth: Auth) -> Json<UserView> {
     ))]
 async fn request_reset(
     State(state): State<AppState>,
+    uow: UnitOfWork,
     ValidJson(input): ValidJson<ResetRequest>,
 ) -> Result<StatusCode, ApiError> {
-    if let Some(scope) = organization_scope(&state, &input.organization).await?
-        && let Some(user) = UserRepo::find_by_email(state.db.conn(), scope, &input.email).await?
+    let Some(scope) = organization_scope(&state, &input.organization).await? else {
+        return Ok(StatusCode::ACCEPTED);
+    };
+    uow.enter(scope).await?;
+    let db = uow.tx().await?;
+    if let Some(user) = UserRepo::find_by_email(db, scope, &input.email).await?
         && user.is_active
     {
         let token = new_token();
         let expires = Utc::now() + Duration::minutes(RESET_MINUTES);
-        PasswordResetRepo::create(
-            state.db.conn(),
-            scope,
-            user.id,
-            &token_digest(&token),
-            expires,
-        )
-        .await?;
+        PasswordResetRepo::create(db, scope, user.id, &token_digest(&token), expires).await?;
         // Delivery (e-mail) is not part of this service yet; the token is never logged.
         tracing::info!(user_id = %user.id, "password reset requested");
     }
@@ -321,13 +334,15 @@ async fn confirm_reset(
     uow: UnitOfWork,
     ValidJson(input): ValidJson<ResetConfirm>,
 ) -> Result<StatusCode, ApiError> {
+    // Hashed before the transaction opens: the hash is slow on purpose.
+    let hash = hash_password(input.new_password).await?;
     let tx = uow.tx().await?;
     let now = Utc::now();
+    // Finds the token's organization and enters it for the rest of the transaction.
     let user = PasswordResetRepo::consume(tx, &token_digest(input.token.trim()), now)
         .await
         .map_err(|_| ApiError::invalid_field("token", "invalid", "is unknown, used or expired"))?;
     let scope = TenantScope::new(user.organization_id);
-    let hash = hash_password(input.new_password).await?;
     UserRepo::set_password_hash(tx, scope, user.id, hash).await?;
     SessionRepo::revoke_all_for_user(tx, scope, user.id, now).await?;
     Ok(StatusCode::NO_CONTENT)

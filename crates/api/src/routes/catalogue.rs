@@ -8,7 +8,7 @@ use agenda_entity::{
     service_template,
 };
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::http::StatusCode;
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
@@ -46,11 +46,11 @@ macro_rules! resource {
                     (status = 422, description = "Unknown filter or bad value", body = ErrorResponse),
                 ))]
             async fn list(
-                State(state): State<AppState>,
+                uow: UnitOfWork,
                 auth: Auth,
                 Query(params): Query<HashMap<String, String>>,
             ) -> Result<Json<RowPage>, ApiError> {
-                resources::list::<$entity>(&state, &auth, params).await
+                resources::list::<$entity>(uow.read().await?, &auth, params).await
             }
 
             /// Creates a row.
@@ -78,11 +78,11 @@ macro_rules! resource {
                     (status = 404, description = "Not found", body = ErrorResponse),
                 ))]
             async fn show(
-                State(state): State<AppState>,
+                uow: UnitOfWork,
                 auth: Auth,
                 ValidPath(id): ValidPath<Uuid>,
             ) -> Result<Json<Value>, ApiError> {
-                resources::show::<$entity>(&state, &auth, id).await
+                resources::show::<$entity>(uow.read().await?, &auth, id).await
             }
 
             /// Changes the fields present in the body (`null` clears an optional one).

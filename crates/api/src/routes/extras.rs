@@ -35,7 +35,7 @@ use agenda_storage::repo::resource::Repo;
 use agenda_storage::repo::users::UserRepo;
 use agenda_storage::{StorageError, TenantOwned, TenantScope};
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::Query;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -129,14 +129,14 @@ async fn find_one<E: TenantOwned>(
         (status = 422, description = "Unknown filter or bad value", body = ErrorResponse),
     ))]
 async fn promotions_list(
-    State(state): State<AppState>,
+    uow: UnitOfWork,
     auth: Auth,
     Query(mut params): Query<HashMap<String, String>>,
 ) -> Result<Json<RowPage>, ApiError> {
     if !STAFF.contains(&auth.role()) {
         params.insert("is_active".into(), "true".into());
     }
-    resources::list::<promotion::Entity>(&state, &auth, params).await
+    resources::list::<promotion::Entity>(uow.read().await?, &auth, params).await
 }
 
 /// Creates a promotion (admin).
@@ -168,11 +168,12 @@ async fn promotions_create(
         (status = 404, description = "Not found", body = ErrorResponse),
     ))]
 async fn promotions_show(
-    State(state): State<AppState>,
+    uow: UnitOfWork,
     auth: Auth,
     ValidPath(id): ValidPath<Uuid>,
 ) -> Result<Json<Value>, ApiError> {
-    let found = Repo::<promotion::Entity>::get(state.db.conn(), auth.scope, id).await?;
+    let db = uow.read().await?;
+    let found = Repo::<promotion::Entity>::get(db, auth.scope, id).await?;
     if !found.is_active && !STAFF.contains(&auth.role()) {
         return Err(ApiError::not_found("promotion"));
     }
@@ -327,11 +328,11 @@ pub fn coupon_discount(
         (status = 422, description = "Invalid fields", body = ErrorResponse),
     ))]
 async fn promotions_validate(
-    State(state): State<AppState>,
+    uow: UnitOfWork,
     auth: Auth,
     ValidJson(input): ValidJson<ValidateCoupon>,
 ) -> Result<Json<CouponVerdict>, ApiError> {
-    let db = state.db.conn();
+    let db = uow.read().await?;
     let mut target = CouponTarget {
         service_id: input.service_id,
         provider_id: input.provider_id,
@@ -400,13 +401,11 @@ async fn provider_of(
         (status = 403, description = "Providers only", body = ErrorResponse),
         (status = 404, description = "Not set up yet (PUT them first)", body = ErrorResponse),
     ))]
-async fn provider_preferences_show(
-    State(state): State<AppState>,
-    auth: Auth,
-) -> Result<Json<Value>, ApiError> {
+async fn provider_preferences_show(uow: UnitOfWork, auth: Auth) -> Result<Json<Value>, ApiError> {
+    let db = uow.read().await?;
     auth.require(&[UserRole::Provider])?;
     let found = find_one::<provider_payment_preference::Entity>(
-        state.db.conn(),
+        db,
         auth.scope,
         sea_orm::Condition::all()
             .add(provider_payment_preference::Column::ProviderId.eq(auth.user.id)),
@@ -474,13 +473,11 @@ async fn provider_preferences_put(
         (status = 403, description = "Clients only", body = ErrorResponse),
         (status = 404, description = "Not set up yet (PUT them first)", body = ErrorResponse),
     ))]
-async fn client_preferences_show(
-    State(state): State<AppState>,
-    auth: Auth,
-) -> Result<Json<Value>, ApiError> {
+async fn client_preferences_show(uow: UnitOfWork, auth: Auth) -> Result<Json<Value>, ApiError> {
+    let db = uow.read().await?;
     auth.require(&[UserRole::Client])?;
     let found = find_one::<client_payment_preference::Entity>(
-        state.db.conn(),
+        db,
         auth.scope,
         sea_orm::Condition::all().add(client_payment_preference::Column::ClientId.eq(auth.user.id)),
     )
@@ -567,12 +564,12 @@ async fn client_preferences_put(
         (status = 422, description = "Unknown filter or bad value", body = ErrorResponse),
     ))]
 async fn fee_overrides_list(
-    State(state): State<AppState>,
+    uow: UnitOfWork,
     auth: Auth,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<RowPage>, ApiError> {
     auth.require(&[UserRole::Admin])?;
-    resources::list::<provider_service_fee::Entity>(&state, &auth, params).await
+    resources::list::<provider_service_fee::Entity>(uow.read().await?, &auth, params).await
 }
 
 /// Sets a provider's fee override (admin); unset fields inherit the payment settings.
@@ -609,12 +606,12 @@ async fn fee_overrides_create(
         (status = 404, description = "Not found", body = ErrorResponse),
     ))]
 async fn fee_overrides_show(
-    State(state): State<AppState>,
+    uow: UnitOfWork,
     auth: Auth,
     ValidPath(id): ValidPath<Uuid>,
 ) -> Result<Json<Value>, ApiError> {
     auth.require(&[UserRole::Admin])?;
-    resources::show::<provider_service_fee::Entity>(&state, &auth, id).await
+    resources::show::<provider_service_fee::Entity>(uow.read().await?, &auth, id).await
 }
 
 /// Changes a fee override (admin; `null` clears a field, which then inherits).
@@ -700,10 +697,10 @@ pub struct SetProgress {
         (status = 401, description = "Not signed in", body = ErrorResponse),
     ))]
 async fn onboarding_progress(
-    State(state): State<AppState>,
+    uow: UnitOfWork,
     auth: Auth,
 ) -> Result<Json<Vec<StepProgress>>, ApiError> {
-    let db = state.db.conn();
+    let db = uow.read().await?;
     let steps = onboarding_step::Entity::find_in(auth.scope)
         .filter(onboarding_step::Column::Role.eq(auth.role()))
         .filter(onboarding_step::Column::IsActive.eq(true))

@@ -23,7 +23,6 @@ use agenda_storage::repo::ledger::{Balance, EntriesQuery, Entry, LedgerRepo};
 use agenda_storage::repo::organizations::OrganizationRepo;
 use agenda_storage::repo::users::UserRepo;
 use axum::Json;
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -269,12 +268,12 @@ async fn visible_withdrawal(
         (status = 422, description = "Staff did not name the provider", body = ErrorResponse),
     ))]
 async fn balance(
-    State(state): State<AppState>,
+    uow: UnitOfWork,
     auth: Auth,
     ValidQuery(q): ValidQuery<ProviderParam>,
 ) -> Result<Json<BalanceView>, ApiError> {
     auth.require(&[UserRole::Provider, UserRole::Admin, UserRole::Support])?;
-    let db = state.db.conn();
+    let db = uow.read().await?;
     let provider = target_provider(db, &auth, q.provider_id).await?;
     let balance = LedgerRepo::balance(db, auth.scope, provider).await?;
     Ok(Json(balance_view(db, &auth, balance).await?))
@@ -292,12 +291,12 @@ async fn balance(
         (status = 422, description = "Bad page size or cursor, or no provider named", body = ErrorResponse),
     ))]
 async fn transactions(
-    State(state): State<AppState>,
+    uow: UnitOfWork,
     auth: Auth,
     ValidQuery(q): ValidQuery<TransactionQuery>,
 ) -> Result<Json<TransactionPage>, ApiError> {
     auth.require(&[UserRole::Provider, UserRole::Admin, UserRole::Support])?;
-    let db = state.db.conn();
+    let db = uow.read().await?;
     let provider = target_provider(db, &auth, q.provider_id).await?;
     let query = EntriesQuery {
         limit: q.limit,
@@ -368,14 +367,13 @@ async fn request_withdrawal(
         (status = 404, description = "Not found (or not yours)", body = ErrorResponse),
     ))]
 async fn show_withdrawal(
-    State(state): State<AppState>,
+    uow: UnitOfWork,
     auth: Auth,
     ValidPath(id): ValidPath<Uuid>,
 ) -> Result<Json<WithdrawalView>, ApiError> {
+    let db = uow.read().await?;
     auth.require(&[UserRole::Provider, UserRole::Admin, UserRole::Support])?;
-    Ok(Json(
-        visible_withdrawal(state.db.conn(), &auth, id).await?.into(),
-    ))
+    Ok(Json(visible_withdrawal(db, &auth, id).await?.into()))
 }
 
 /// Marks an open withdrawal as paid (admin only). Optional body `{"payout_ref"}`.

@@ -8,7 +8,6 @@ use agenda_entity::enums::NotificationKind;
 use agenda_entity::notification;
 use agenda_storage::repo::notifications::NotificationRepo;
 use axum::Json;
-use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
@@ -97,12 +96,13 @@ pub struct ListQuery {
         (status = 422, description = "Bad page size or cursor", body = ErrorResponse),
     ))]
 async fn list(
-    State(state): State<AppState>,
+    uow: UnitOfWork,
     auth: Auth,
     ValidQuery(q): ValidQuery<ListQuery>,
 ) -> Result<Json<NotificationPage>, ApiError> {
+    let db = uow.read().await?;
     let page = NotificationRepo::list_for_user(
-        state.db.conn(),
+        db,
         auth.scope,
         auth.user.id,
         q.unread.unwrap_or(false),
@@ -153,10 +153,8 @@ async fn mark_all_read(uow: UnitOfWork, auth: Auth) -> Result<Json<UpdatedView>,
         (status = 200, description = "The count", body = UnreadCountView),
         (status = 401, description = "Not signed in", body = ErrorResponse),
     ))]
-async fn unread_count(
-    State(state): State<AppState>,
-    auth: Auth,
-) -> Result<Json<UnreadCountView>, ApiError> {
-    let unread = NotificationRepo::unread_count(state.db.conn(), auth.scope, auth.user.id).await?;
+async fn unread_count(uow: UnitOfWork, auth: Auth) -> Result<Json<UnreadCountView>, ApiError> {
+    let db = uow.read().await?;
+    let unread = NotificationRepo::unread_count(db, auth.scope, auth.user.id).await?;
     Ok(Json(UnreadCountView { unread }))
 }

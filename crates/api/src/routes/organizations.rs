@@ -10,7 +10,6 @@
 use agenda_entity::organization::{self, CreateOrganization, OrganizationStatus};
 use agenda_storage::repo::organizations::OrganizationRepo;
 use axum::Json;
-use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
@@ -93,13 +92,14 @@ async fn create(
         (status = 404, description = "No such organization (or not yours)", body = ErrorResponse),
     ))]
 async fn show(
-    State(state): State<AppState>,
+    uow: UnitOfWork,
     auth: Auth,
     ValidPath(id): ValidPath<Uuid>,
 ) -> Result<Json<OrganizationView>, ApiError> {
+    let db = uow.read().await?;
     if id != auth.scope.organization_id() {
         return Err(ApiError::not_found("organization"));
     }
-    let org = OrganizationRepo::get(state.db.conn(), id).await?;
+    let org = OrganizationRepo::get(db, id).await?;
     Ok(Json(org.into()))
 }

@@ -29,7 +29,6 @@ use serde::Serialize;
 use serde_json::Value as Json_;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::ApiError;
 
@@ -110,7 +109,7 @@ fn check_owner<M: ModelTrait>(auth: &Auth, policy: Policy, model: &M) -> Result<
 }
 
 pub async fn list<E>(
-    state: &AppState,
+    db: &sea_orm::DatabaseTransaction,
     auth: &Auth,
     params: HashMap<String, String>,
 ) -> Result<Json<RowPage>, ApiError>
@@ -150,22 +149,24 @@ where
             _ => query.filters.push((key, value)),
         }
     }
-    let page = Repo::<E>::list(state.db.conn(), auth.scope, &query).await?;
+    let page = Repo::<E>::list(db, auth.scope, &query).await?;
     Ok(Json(RowPage {
         items: page.items.iter().map(row_json).collect(),
         next: page.next,
     }))
 }
 
-pub async fn show<E>(state: &AppState, auth: &Auth, id: Uuid) -> Result<Json<Json_>, ApiError>
+pub async fn show<E>(
+    db: &sea_orm::DatabaseTransaction,
+    auth: &Auth,
+    id: Uuid,
+) -> Result<Json<Json_>, ApiError>
 where
     E: Resource,
     E::Model: Rules + IntoActiveModel<E::ActiveModel> + Send + Sync,
     E::ActiveModel: ActiveModelBehavior + TryIntoModel<E::Model> + Send,
 {
-    Ok(Json(row_json(
-        &Repo::<E>::get(state.db.conn(), auth.scope, id).await?,
-    )))
+    Ok(Json(row_json(&Repo::<E>::get(db, auth.scope, id).await?)))
 }
 
 pub async fn create<E>(

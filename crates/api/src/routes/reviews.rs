@@ -23,7 +23,6 @@ use agenda_storage::repo::audit::{AuditEntry, AuditRepo};
 use agenda_storage::repo::resource::{ListQuery, Repo};
 use agenda_storage::{StorageError, TenantOwned};
 use axum::Json;
-use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -192,10 +191,11 @@ async fn create(
         (status = 422, description = "Invalid page size or cursor", body = ErrorResponse),
     ))]
 async fn list(
-    State(state): State<AppState>,
+    uow: UnitOfWork,
     auth: Auth,
     ValidQuery(q): ValidQuery<ReviewQuery>,
 ) -> Result<Json<ReviewPage>, ApiError> {
+    let db = uow.read().await?;
     let mut query = ListQuery {
         limit: q.limit,
         after: q.after,
@@ -218,7 +218,7 @@ async fn list(
             .filters
             .push(("moderation_status".into(), status.as_str().into()));
     }
-    let page = Repo::<review::Entity>::list(state.db.conn(), auth.scope, &query).await?;
+    let page = Repo::<review::Entity>::list(db, auth.scope, &query).await?;
     Ok(Json(ReviewPage {
         items: page.items.into_iter().map(Into::into).collect(),
         next: page.next,

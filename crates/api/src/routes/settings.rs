@@ -28,7 +28,6 @@ use agenda_storage::repo::audit::{AuditEntry, AuditQuery, AuditRepo};
 use agenda_storage::repo::resource::{ListQuery, Repo};
 use agenda_storage::{StorageError, TenantOwned, TenantScope};
 use axum::Json;
-use axum::extract::State;
 use axum::http::StatusCode;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, IntoActiveModel, QueryFilter, Set};
 use serde::Deserialize;
@@ -123,13 +122,11 @@ async fn audit(
         (status = 403, description = "Providers only", body = ErrorResponse),
         (status = 404, description = "Not set up yet (PUT them first)", body = ErrorResponse),
     ))]
-async fn provider_settings_show(
-    State(state): State<AppState>,
-    auth: Auth,
-) -> Result<Json<Value>, ApiError> {
+async fn provider_settings_show(uow: UnitOfWork, auth: Auth) -> Result<Json<Value>, ApiError> {
+    let db = uow.read().await?;
     auth.require(&[UserRole::Provider])?;
     let found = find_one::<provider_settings::Entity>(
-        state.db.conn(),
+        db,
         auth.scope,
         sea_orm::Condition::all().add(provider_settings::Column::ProviderId.eq(auth.user.id)),
     )
@@ -203,18 +200,12 @@ async fn provider_settings_put(
         (status = 403, description = "Admin only", body = ErrorResponse),
         (status = 404, description = "Not configured yet (PATCH creates them)", body = ErrorResponse),
     ))]
-async fn payment_settings_show(
-    State(state): State<AppState>,
-    auth: Auth,
-) -> Result<Json<Value>, ApiError> {
+async fn payment_settings_show(uow: UnitOfWork, auth: Auth) -> Result<Json<Value>, ApiError> {
+    let db = uow.read().await?;
     auth.require(&[UserRole::Admin])?;
-    let found = find_one::<payment_settings::Entity>(
-        state.db.conn(),
-        auth.scope,
-        sea_orm::Condition::all(),
-    )
-    .await?
-    .ok_or_else(|| ApiError::not_found("payment settings"))?;
+    let found = find_one::<payment_settings::Entity>(db, auth.scope, sea_orm::Condition::all())
+        .await?
+        .ok_or_else(|| ApiError::not_found("payment settings"))?;
     Ok(Json(row_json(&found)))
 }
 
@@ -280,10 +271,11 @@ async fn payment_settings_patch(
         (status = 422, description = "Invalid page size or cursor", body = ErrorResponse),
     ))]
 async fn audit_log(
-    State(state): State<AppState>,
+    uow: UnitOfWork,
     auth: Auth,
     ValidQuery(q): ValidQuery<AuditLogQuery>,
 ) -> Result<Json<RowPage>, ApiError> {
+    let db = uow.read().await?;
     auth.require(&[UserRole::Admin])?;
     let query = AuditQuery {
         actor_id: q.actor_id,
@@ -293,7 +285,7 @@ async fn audit_log(
         limit: q.limit,
         after: q.after,
     };
-    let page = AuditRepo::list(state.db.conn(), auth.scope, &query).await?;
+    let page = AuditRepo::list(db, auth.scope, &query).await?;
     Ok(Json(RowPage {
         items: page.items.iter().map(row_json).collect(),
         next: page.next,
@@ -311,10 +303,11 @@ async fn audit_log(
         (status = 422, description = "Invalid page size or cursor", body = ErrorResponse),
     ))]
 async fn system_settings_list(
-    State(state): State<AppState>,
+    uow: UnitOfWork,
     auth: Auth,
     ValidQuery(q): ValidQuery<SettingsQuery>,
 ) -> Result<Json<RowPage>, ApiError> {
+    let db = uow.read().await?;
     auth.require(&[UserRole::Admin])?;
     let mut query = ListQuery {
         limit: q.limit,
@@ -324,7 +317,7 @@ async fn system_settings_list(
     if let Some(key) = q.key {
         query.filters.push(("key".into(), key));
     }
-    let page = Repo::<system_setting::Entity>::list(state.db.conn(), auth.scope, &query).await?;
+    let page = Repo::<system_setting::Entity>::list(db, auth.scope, &query).await?;
     Ok(Json(RowPage {
         items: page.items.iter().map(row_json).collect(),
         next: page.next,

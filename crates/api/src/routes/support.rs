@@ -22,7 +22,6 @@ use agenda_storage::repo::appointments::AppointmentRepo;
 use agenda_storage::repo::resource::{ListQuery, Repo};
 use agenda_storage::repo::users::UserRepo;
 use axum::Json;
-use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, IntoActiveModel, Set};
@@ -246,10 +245,11 @@ async fn open(
         (status = 422, description = "Invalid page size or cursor", body = ErrorResponse),
     ))]
 async fn list(
-    State(state): State<AppState>,
+    uow: UnitOfWork,
     auth: Auth,
     ValidQuery(q): ValidQuery<TicketQuery>,
 ) -> Result<Json<TicketPage>, ApiError> {
+    let db = uow.read().await?;
     let mut query = ListQuery {
         limit: q.limit,
         after: q.after,
@@ -270,7 +270,7 @@ async fn list(
             .filters
             .push(("priority".into(), priority.as_str().into()));
     }
-    let page = Repo::<support_ticket::Entity>::list(state.db.conn(), auth.scope, &query).await?;
+    let page = Repo::<support_ticket::Entity>::list(db, auth.scope, &query).await?;
     Ok(Json(TicketPage {
         items: page.items.into_iter().map(Into::into).collect(),
         next: page.next,
@@ -287,11 +287,12 @@ async fn list(
         (status = 404, description = "Not found (or not yours)", body = ErrorResponse),
     ))]
 async fn show(
-    State(state): State<AppState>,
+    uow: UnitOfWork,
     auth: Auth,
     ValidPath(id): ValidPath<Uuid>,
 ) -> Result<Json<TicketView>, ApiError> {
-    Ok(Json(visible(state.db.conn(), &auth, id).await?.into()))
+    let db = uow.read().await?;
+    Ok(Json(visible(db, &auth, id).await?.into()))
 }
 
 /// Adds a message to a ticket. Only staff may write internal notes.
@@ -353,12 +354,12 @@ async fn post_message(
         (status = 422, description = "Invalid page size or cursor", body = ErrorResponse),
     ))]
 async fn messages(
-    State(state): State<AppState>,
+    uow: UnitOfWork,
     auth: Auth,
     ValidPath(id): ValidPath<Uuid>,
     ValidQuery(q): ValidQuery<PageQuery>,
 ) -> Result<Json<MessagePage>, ApiError> {
-    let db = state.db.conn();
+    let db = uow.read().await?;
     visible(db, &auth, id).await?;
     let mut query = ListQuery {
         limit: q.limit,

@@ -20,7 +20,6 @@ use agenda_storage::repo::resource::{ListQuery, Repo};
 use agenda_storage::repo::users::UserRepo;
 use agenda_storage::{StorageError, TenantOwned, TenantScope};
 use axum::Json;
-use axum::extract::State;
 use axum::http::StatusCode;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -109,10 +108,11 @@ async fn update_me(
         (status = 422, description = "Invalid page size", body = ErrorResponse),
     ))]
 async fn list(
-    State(state): State<AppState>,
+    uow: UnitOfWork,
     auth: Auth,
     ValidQuery(q): ValidQuery<UserQuery>,
 ) -> Result<Json<UserPage>, ApiError> {
+    let db = uow.read().await?;
     auth.require(&[UserRole::Admin, UserRole::Support])?;
     let limit = q.limit.unwrap_or(20);
     let mut select = user::Entity::find_in(auth.scope);
@@ -125,7 +125,7 @@ async fn list(
     let mut items = select
         .order_by_asc(user::Column::Id)
         .limit(limit + 1)
-        .all(state.db.conn())
+        .all(db)
         .await
         .map_err(StorageError::from)?;
     let next = if items.len() as u64 > limit {
@@ -150,16 +150,15 @@ async fn list(
         (status = 404, description = "Not found (or not you)", body = ErrorResponse),
     ))]
 async fn show(
-    State(state): State<AppState>,
+    uow: UnitOfWork,
     auth: Auth,
     ValidPath(id): ValidPath<Uuid>,
 ) -> Result<Json<UserView>, ApiError> {
+    let db = uow.read().await?;
     if id != auth.user.id && !is_staff(&auth) {
         return Err(ApiError::not_found("user"));
     }
-    Ok(Json(
-        UserRepo::get(state.db.conn(), auth.scope, id).await?.into(),
-    ))
+    Ok(Json(UserRepo::get(db, auth.scope, id).await?.into()))
 }
 
 /// Clears the default flag on the user's addresses (except `keep`).
@@ -200,13 +199,14 @@ async fn own_address(
         (status = 200, description = "Your addresses", body = RowPage),
         (status = 401, description = "Not signed in", body = ErrorResponse),
     ))]
-async fn addresses(State(state): State<AppState>, auth: Auth) -> Result<Json<RowPage>, ApiError> {
+async fn addresses(uow: UnitOfWork, auth: Auth) -> Result<Json<RowPage>, ApiError> {
+    let db = uow.read().await?;
     let query = ListQuery {
         filters: vec![("user_id".into(), auth.user.id.to_string())],
         limit: Some(100),
         ..ListQuery::default()
     };
-    let page = Repo::<user_address::Entity>::list(state.db.conn(), auth.scope, &query).await?;
+    let page = Repo::<user_address::Entity>::list(db, auth.scope, &query).await?;
     Ok(Json(RowPage {
         items: page.items.iter().map(row_json).collect(),
         next: page.next,

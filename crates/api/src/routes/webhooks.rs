@@ -160,11 +160,12 @@ async fn payment_webhook(
                 "send the organization's slug in X-Agenda-Organization",
             )
         })?;
-    // Resolve the tenant and its secret on the pool: nothing is written (and no write
-    // transaction opened) before the signature is verified.
+    // Resolve the tenant and its secret in a short read transaction: nothing is
+    // written (and no write transaction opened) before the signature is verified.
     let (scope, secret) = webhook_secret(&state, slug, &processor).await?;
     verify_signature(&headers, &body, &secret, chrono::Utc::now().timestamp())?;
     drop(secret);
+    uow.enter(scope).await?;
 
     let envelope: Envelope = parse_json(&body)?;
     check_event_id(&envelope.id)?;
@@ -325,23 +326,27 @@ async fn webhook_secret(
     if agenda_entity::validate::key(processor).is_err() {
         return Err(no_such());
     }
-    let db = state.db.conn();
-    let organization = OrganizationRepo::find_by_slug(db, slug)
+    // The organizations table has no row-level security; the pool can read it.
+    let organization = OrganizationRepo::find_by_slug(state.db.conn(), slug)
         .await?
         .ok_or_else(no_such)?;
     let scope = TenantScope::new(organization.id);
+    let read = state.db.read_in(scope).await?;
     let query = ListQuery {
         filters: vec![("integration".into(), processor.into())],
         limit: Some(1),
         ..ListQuery::default()
     };
-    let setting = Repo::<integration_setting::Entity>::list(db, scope, &query)
+    let setting = Repo::<integration_setting::Entity>::list(&read, scope, &query)
         .await?
         .items
         .into_iter()
         .next()
         .filter(|s| s.is_enabled)
         .ok_or_else(no_such)?;
+    read.commit()
+        .await
+        .map_err(agenda_storage::StorageError::from)?;
     let Some(name) = setting
         .secret_ref
         .as_deref()

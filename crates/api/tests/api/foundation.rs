@@ -149,7 +149,7 @@ both_engines! {
         let (status, _) = app.post("/test/write-then-succeed", &json!({})).await;
         assert_eq!(status, 201);
         assert!(exists(&app.t.db, "succeeds").await && exists(&app.t.db, "succeeds-too").await);
-        wait_for_idle_pool(&app.t.db).await;
+        wait_for_idle_pool(&app.db).await;
         app.stop().await;
     }
 
@@ -161,7 +161,7 @@ both_engines! {
             assert!(err.is_timeout(), "{err}");
         }
         // The server notices the closed connections and drops the handlers.
-        wait_for_idle_pool(&app.t.db).await;
+        wait_for_idle_pool(&app.db).await;
         assert!(!exists(&app.t.db, "hangs").await, "cancelled writes are rolled back");
         if app.t.engine() == Engine::Postgres {
             assert_eq!(idle_in_transaction(&app.t.db).await, 0);
@@ -175,8 +175,8 @@ both_engines! {
     }
 
     async fn graceful_shutdown_finishes_in_flight_requests(t: TestDb) {
-        let db = t.db.clone();
         let app = TestApp::spawn_with(t, uow_routes()).await;
+        let db = app.db.clone();
         let client = app.client.clone();
         let url = app.url("/test/slow");
         let in_flight = tokio::spawn(async move { client.post(url).send().await.unwrap().status().as_u16() });
@@ -343,4 +343,26 @@ fn bad_configuration_is_one_line_and_exit_code_2() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// On PostgreSQL the test server runs as the least-privilege application role, which
+/// row-level security confines: every API test therefore also proves its route works
+/// under row-level security (and would see nothing if a route forgot its tenant).
+#[tokio::test]
+async fn the_test_server_runs_as_the_confined_application_role() {
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    let app = TestApp::spawn(t).await;
+    let user: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(app.db.postgres_pool().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(user, agenda_testkit::APP_ROLE);
+    assert!(
+        !agenda_storage::tenant::sees_every_tenant(app.db.conn())
+            .await
+            .unwrap()
+    );
+    app.stop().await;
 }

@@ -15,7 +15,12 @@ use tokio::task::JoinHandle;
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
+    /// The test database; its pool (`t.db`) is the superuser on PostgreSQL, for
+    /// set-up and checks across tenants.
     pub t: TestDb,
+    /// The server's own pool: as the least-privilege application role on PostgreSQL
+    /// (confined by row-level security, like production), `t.db` on SQLite.
+    pub db: agenda_storage::Db,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -38,8 +43,10 @@ impl TestApp {
     /// The real application plus `extra` routes (behind the unit-of-work layer), for
     /// tests that need handlers of their own.
     pub async fn spawn_with(t: TestDb, extra: Router<AppState>) -> TestApp {
-        let settings = settings_for(&t);
-        let app = Application::with_routes(settings, t.db.clone(), extra)
+        let mut settings = settings_for(&t);
+        settings.db = t.app_role_settings().await;
+        let db = t.app_role_pool().await;
+        let app = Application::with_routes(settings, db.clone(), extra)
             .await
             .unwrap();
         let addr = app.local_addr();
@@ -47,12 +54,13 @@ impl TestApp {
         let server = tokio::spawn(app.run_until(async {
             let _ = stopped.await;
         }));
-        TestApp::new(addr, t, stop, server)
+        TestApp::new(addr, t, db, stop, server)
     }
 
     fn new(
         addr: SocketAddr,
         t: TestDb,
+        db: agenda_storage::Db,
         stop: oneshot::Sender<()>,
         server: JoinHandle<std::io::Result<()>>,
     ) -> Self {
@@ -60,6 +68,7 @@ impl TestApp {
             addr,
             client: reqwest::Client::new(),
             t,
+            db,
             stop: Some(stop),
             server: Some(server),
         }

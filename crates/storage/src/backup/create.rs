@@ -20,6 +20,12 @@ use super::{
 };
 use crate::db::{Db, Engine};
 
+/// Why a whole-database backup or restore refuses a role that row-level security
+/// confines to one tenant at a time (PostgreSQL's application role).
+pub(crate) const ROLE_CONFINED: &str = "the database role of this connection is confined to one \
+    organization at a time by row-level security (it is the application role), so it cannot \
+    see every organization's rows; connect as the schema owner (set MIGRATION_DATABASE_URL)";
+
 /// Writes a backup of `scope` to `writer` and returns its manifest.
 ///
 /// All tables are read in one read transaction, so the archive is one consistent
@@ -55,6 +61,17 @@ pub async fn create(
             "the database has no migrations applied: there is nothing to back up".into(),
         ));
     };
+    match scope {
+        // Row-level security would hide every tenant's rows from a confined role
+        // and the archive would silently be empty.
+        BackupScope::Database if !crate::tenant::sees_every_tenant(&tx).await? => {
+            return Err(BackupError::Refused(ROLE_CONFINED.into()));
+        }
+        BackupScope::Database => {}
+        BackupScope::Organization(id) => {
+            crate::tenant::enter(&tx, crate::TenantScope::new(id)).await?;
+        }
+    }
     if let BackupScope::Organization(id) = scope {
         let found = tx
             .query_one(

@@ -29,7 +29,9 @@ pub struct RestoreReport {
 
 /// Everything [`restore`] checks before it writes, without writing: the archive is
 /// sound (see [`super::verify`]), describes the tables this build knows, has the
-/// schema version of the target, and the target has no rows in any application table.
+/// schema version of the target, the connection's role sees every organization (not
+/// the application role, which row-level security confines), and the target has no
+/// rows in any application table.
 /// Returns the archive's manifest.
 pub async fn check_restore(db: &Db, path: &Path) -> Result<Manifest, BackupError> {
     let owned = path.to_owned();
@@ -51,6 +53,10 @@ pub async fn check_restore(db: &Db, path: &Path) -> Result<Manifest, BackupError
         )));
     }
     check_tables(&manifest)?;
+    // A role confined by row-level security would see every table empty.
+    if !crate::tenant::sees_every_tenant(db.conn()).await? {
+        return Err(BackupError::Refused(super::create::ROLE_CONFINED.into()));
+    }
     refuse_non_empty(db.conn()).await?;
     Ok(manifest)
 }

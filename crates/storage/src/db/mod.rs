@@ -184,7 +184,9 @@ impl Db {
     }
 
     /// The sea-orm connection: run statements on the pool (each acquires and
-    /// releases a connection) or pass it to repositories that only read.
+    /// releases a connection). On PostgreSQL under row-level security a statement on
+    /// the bare pool has entered no tenant and sees no tenant-owned rows: tenant work
+    /// goes through [`Db::begin_in`] / [`Db::read_in`].
     pub fn conn(&self) -> &DatabaseConnection {
         &self.conn
     }
@@ -211,6 +213,28 @@ impl Db {
         let result = self.conn.begin_with_options(options).await;
         self.record_acquire(started, result.as_ref().err());
         Ok(result?)
+    }
+
+    /// [`Db::begin`], then enters `scope` ([`crate::tenant::enter`]): the write
+    /// transaction of a unit of work that acts for one organization. On PostgreSQL,
+    /// row-level security then shows it that organization's rows only.
+    pub async fn begin_in(
+        &self,
+        scope: crate::TenantScope,
+    ) -> Result<DatabaseTransaction, StorageError> {
+        let tx = self.begin().await?;
+        crate::tenant::enter(&tx, scope).await?;
+        Ok(tx)
+    }
+
+    /// [`Db::begin_read`], then enters `scope`: consistent reads for one organization.
+    pub async fn read_in(
+        &self,
+        scope: crate::TenantScope,
+    ) -> Result<DatabaseTransaction, StorageError> {
+        let tx = self.begin_read().await?;
+        crate::tenant::enter(&tx, scope).await?;
+        Ok(tx)
     }
 
     fn record_acquire(&self, started: Instant, err: Option<&sea_orm::DbErr>) {

@@ -13,6 +13,13 @@
 //! `#[allow(clippy::disallowed_methods)]` with its reason; everything they return
 //! after the first lookup is read through the scope of the row they found.
 //!
+//! Under PostgreSQL's row-level security a transaction that has entered no tenant
+//! sees no session or token rows at all, so those two lookups first ask a
+//! `SECURITY DEFINER` function for the digest's organization
+//! (`agenda_session_tenant`, `agenda_reset_token_tenant`, migration 11), enter it
+//! for the rest of the transaction, and only then read the rows. That is why they
+//! take a transaction rather than any connection.
+//!
 //! A session is **active** while it is neither revoked nor expired; no function here
 //! returns or extends an inactive one.
 
@@ -21,14 +28,15 @@ use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, Statement,
 };
 use uuid::Uuid;
 
 use crate::error::StorageError;
 use crate::repo::organizations::OrganizationRepo;
 use crate::repo::resource::exists_in_tenant;
-use crate::tenant::{TenantOwned, TenantScope};
+use crate::tenant::{TENANT_SETTING, TenantOwned, TenantScope};
 
 impl TenantOwned for user_session::Entity {
     fn tenant_column() -> user_session::Column {
@@ -121,13 +129,17 @@ impl SessionRepo {
     /// can never be returned with it. `None` when the token is unknown, revoked or
     /// expired, or its user is deactivated — one answer for all, so a caller cannot
     /// tell them apart.
+    ///
+    /// On PostgreSQL the transaction is left in the session's tenant (see the module
+    /// documentation), so the caller can go on using it for that organization's work.
     #[allow(clippy::disallowed_methods)] // the tenant is what this lookup finds out; see above
     pub async fn authenticate(
-        db: &impl ConnectionTrait,
+        db: &DatabaseTransaction,
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Authenticated>, StorageError> {
         use user_session::Column as C;
+        enter_tenant_of(db, "agenda_session_tenant", token_hash).await?;
         let Some(session) = user_session::Entity::find()
             .filter(C::TokenHash.eq(token_hash))
             .filter(C::RevokedAt.is_null())
@@ -292,6 +304,7 @@ impl PasswordResetRepo {
     ) -> Result<user::Model, StorageError> {
         use password_reset_token::Column as C;
         let gone = || StorageError::not_found("password reset token");
+        enter_tenant_of(tx, "agenda_reset_token_tenant", token_hash).await?;
         let result = password_reset_token::Entity::update_many()
             .col_expr(C::UsedAt, Expr::value(now))
             .col_expr(C::UpdatedAt, Expr::value(agenda_entity::now()))
@@ -314,6 +327,25 @@ impl PasswordResetRepo {
             .await?
             .ok_or_else(gone)
     }
+}
+
+/// PostgreSQL: enters the tenant that `function` (one of migration 11's `SECURITY
+/// DEFINER` lookups) finds for `digest`, in one statement. An unknown digest enters
+/// no tenant (`''`), so the lookups that follow find nothing. Nothing on SQLite.
+async fn enter_tenant_of(
+    tx: &DatabaseTransaction,
+    function: &'static str,
+    digest: &str,
+) -> Result<(), StorageError> {
+    if tx.get_database_backend() == DbBackend::Postgres {
+        tx.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            format!("SELECT set_config($1, coalesce({function}($2)::text, ''), true)"),
+            [TENANT_SETTING.into(), digest.into()],
+        ))
+        .await?;
+    }
+    Ok(())
 }
 
 /// Digests are SHA-256 in hex: 64 hex digits. Anything else is a caller bug (a raw

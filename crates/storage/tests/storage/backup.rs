@@ -339,8 +339,8 @@ async fn round_trip(source: &TestDb, target: &TestDb) {
     let backup_time = started.elapsed();
     assert_eq!(first.engine, source.engine().to_string());
     assert_eq!(first.scope, BackupScope::Database);
-    assert_eq!(first.schema_version, "m20261123_000010_create_platform");
-    assert_eq!(first.migrations.len(), 10);
+    assert_eq!(first.schema_version, "m20261123_000011_row_level_security");
+    assert_eq!(first.migrations.len(), 11);
     let source_counts = counts(source.conn()).await;
     for table in &first.tables {
         assert_eq!(
@@ -503,8 +503,8 @@ both_engines! {
         let message = err.to_string();
         assert!(matches!(err, BackupError::Refused(_)), "{message}");
         assert!(message.contains("schema version mismatch"), "{message}");
+        assert!(message.contains("m20261123_000011_row_level_security"), "{message}");
         assert!(message.contains("m20261123_000010_create_platform"), "{message}");
-        assert!(message.contains("m20261123_000009_create_support_onboarding_notifications"), "{message}");
         let orgs = behind
             .conn()
             .query_one_raw(Statement::from_string(behind.conn().get_database_backend(), "SELECT COUNT(*) FROM organizations"))

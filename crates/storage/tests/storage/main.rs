@@ -17,5 +17,6 @@ mod ops;
 mod platform;
 mod repos;
 mod resources;
+mod rls;
 mod schema;
 mod seed;

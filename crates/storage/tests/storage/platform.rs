@@ -146,11 +146,11 @@ both_engines! {
         assert!(SessionRepo::find_active(t.conn(), a.scope, &hash, later).await.unwrap().is_none(), "expired");
 
         // Resolution by digest across tenants: session, user, organization and scope.
-        let auth = SessionRepo::authenticate(t.conn(), &hash, start).await.unwrap().unwrap();
+        let auth = SessionRepo::authenticate(&t.begin_read().await.unwrap(), &hash, start).await.unwrap().unwrap();
         assert_eq!((auth.session.id, auth.user.id, auth.organization.id), (id, a.user.id, a.scope.organization_id()));
         assert_eq!(auth.scope(), a.scope);
-        assert!(SessionRepo::authenticate(t.conn(), &hash, later).await.unwrap().is_none(), "expired");
-        assert!(SessionRepo::authenticate(t.conn(), &digest(), start).await.unwrap().is_none(), "unknown");
+        assert!(SessionRepo::authenticate(&t.begin_read().await.unwrap(), &hash, later).await.unwrap().is_none(), "expired");
+        assert!(SessionRepo::authenticate(&t.begin_read().await.unwrap(), &digest(), start).await.unwrap().is_none(), "unknown");
 
         let used = start + Duration::minutes(5);
         SessionRepo::touch(t.conn(), a.scope, id, used).await.unwrap();
@@ -162,7 +162,7 @@ both_engines! {
         // Revoked: never active again; revoking twice keeps the first instant.
         SessionRepo::revoke(t.conn(), a.scope, id, start).await.unwrap();
         assert!(SessionRepo::find_active(t.conn(), a.scope, &hash, start).await.unwrap().is_none());
-        assert!(SessionRepo::authenticate(t.conn(), &hash, start).await.unwrap().is_none());
+        assert!(SessionRepo::authenticate(&t.begin_read().await.unwrap(), &hash, start).await.unwrap().is_none());
         SessionRepo::revoke(t.conn(), a.scope, id, later).await.unwrap();
         let row = user_sessions_row(t.conn(), id).await;
         assert_eq!(row.revoked_at, Some(start));
@@ -171,11 +171,11 @@ both_engines! {
 
         // A deactivated user's sessions do not authenticate.
         let (hash2, _) = session(&t.db, a.scope, a.other_user.id, Duration::hours(1)).await;
-        assert!(SessionRepo::authenticate(t.conn(), &hash2, start).await.unwrap().is_some());
+        assert!(SessionRepo::authenticate(&t.begin_read().await.unwrap(), &hash2, start).await.unwrap().is_some());
         let mut off: user::ActiveModel = a.other_user.clone().into();
         off.is_active = Set(false);
         off.update(t.conn()).await.unwrap();
-        assert!(SessionRepo::authenticate(t.conn(), &hash2, start).await.unwrap().is_none());
+        assert!(SessionRepo::authenticate(&t.begin_read().await.unwrap(), &hash2, start).await.unwrap().is_none());
 
         // Bad input never reaches the table.
         let err = SessionRepo::create(t.conn(), a.scope, a.user.id, "raw-token", start + Duration::hours(1), None, None).await.unwrap_err();
@@ -202,7 +202,7 @@ both_engines! {
         assert!(matches!(err, StorageError::NotFound { .. }), "{err:?}");
         assert!(SessionRepo::find_active(t.conn(), a.scope, &their_hash, start).await.unwrap().is_none());
         assert_eq!(SessionRepo::revoke_all_for_user(t.conn(), a.scope, b.user.id, start).await.unwrap(), 0);
-        let theirs = SessionRepo::authenticate(t.conn(), &their_hash, start).await.unwrap().unwrap();
+        let theirs = SessionRepo::authenticate(&t.begin_read().await.unwrap(), &their_hash, start).await.unwrap().unwrap();
         assert_eq!(theirs.scope(), b.scope, "the digest resolves to its own tenant");
         // A user of another organization cannot get a session here.
         let err = SessionRepo::create(t.conn(), a.scope, b.user.id, &digest(), start + Duration::hours(1), None, None).await.unwrap_err();
@@ -212,14 +212,14 @@ both_engines! {
         assert_eq!(SessionRepo::revoke_all_for_user(t.conn(), a.scope, a.user.id, start).await.unwrap(), 3);
         assert_eq!(SessionRepo::revoke_all_for_user(t.conn(), a.scope, a.user.id, start).await.unwrap(), 0);
         for (hash, _) in &mine {
-            assert!(SessionRepo::authenticate(t.conn(), hash, start).await.unwrap().is_none());
+            assert!(SessionRepo::authenticate(&t.begin_read().await.unwrap(), hash, start).await.unwrap().is_none());
         }
-        assert!(SessionRepo::authenticate(t.conn(), &kept_hash, start).await.unwrap().is_some());
+        assert!(SessionRepo::authenticate(&t.begin_read().await.unwrap(), &kept_hash, start).await.unwrap().is_some());
 
         // Operator cleanup across tenants: everything expired by then, nothing else.
         let deleted = SessionRepo::delete_expired(t.conn(), start + Duration::hours(2)).await.unwrap();
         assert_eq!(deleted, 4);
-        assert!(SessionRepo::authenticate(t.conn(), &kept_hash, start).await.unwrap().is_some());
+        assert!(SessionRepo::authenticate(&t.begin_read().await.unwrap(), &kept_hash, start).await.unwrap().is_some());
     }
 
     async fn reset_tokens_are_single_use_and_expire(t: TestDb) {
