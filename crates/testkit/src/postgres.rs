@@ -41,6 +41,8 @@ pub struct LocalCluster {
     pub port: u16,
     pub pid: i32,
     pub run_as: Option<(u32, u32)>,
+    /// Server settings passed as `-c name=value` after the defaults (so they win).
+    pub settings: Vec<(String, String)>,
 }
 
 static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
@@ -210,6 +212,12 @@ impl LocalCluster {
     /// Initialises and starts a new cluster of this process's own, on a free port.
     /// It is stopped and deleted when the process exits.
     pub fn start() -> Result<LocalCluster, String> {
+        Self::start_with(&[])
+    }
+
+    /// Like [`LocalCluster::start`], with extra server settings (`-c name=value`) that
+    /// override the test defaults, e.g. a larger `shared_buffers` for a benchmark.
+    pub fn start_with(settings: &[(&str, &str)]) -> Result<LocalCluster, String> {
         let bin_dir = find_binaries().ok_or_else(|| {
             "PostgreSQL is not installed: no initdb/postgres on PATH or under /usr/lib/postgresql/*/bin \
              (install it with `apt-get install -y postgresql`, or set TEST_DATABASE_URL)"
@@ -266,6 +274,10 @@ impl LocalCluster {
             port: free_port()?,
             pid: 0,
             run_as,
+            settings: settings
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         };
         cluster.pid = spawn_postmaster(&cluster)?;
         let mut all = LOCAL.lock().unwrap();
@@ -331,6 +343,12 @@ pub(crate) fn spawn_postmaster(cluster: &LocalCluster) -> Result<i32, String> {
                 ])
                 .args(["-c", "max_connections=400", "-c", "shared_buffers=64MB"])
                 .args(["-c", "shared_preload_libraries=pg_stat_statements"])
+                .args(
+                    cluster
+                        .settings
+                        .iter()
+                        .flat_map(|(k, v)| ["-c".to_owned(), format!("{k}={v}")]),
+                )
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log.map_or_else(Stdio::null, Stdio::from));
