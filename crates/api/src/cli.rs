@@ -412,7 +412,10 @@ async fn backup_command(env: &Env, action: BackupAction) -> Result<(), Failure> 
             });
             let db = Db::connect(&settings).await.map_err(Failure::runtime)?;
             let started = std::time::Instant::now();
-            let result = backup::create_file(&db, scope, &path).await;
+            let bar = crate::progress::ProgressLine::new("backup", json);
+            let result =
+                backup::create_file_with_progress(&db, scope, &path, &|p| bar.update(p)).await;
+            bar.finish();
             db.close().await;
             let manifest = result.map_err(|e| Failure::runtime(format!("backup failed: {e}")))?;
             let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -526,7 +529,10 @@ async fn restore_command(
     let db = Db::connect(&settings).await.map_err(Failure::runtime)?;
     let started = std::time::Instant::now();
     let result = if yes {
-        backup::restore(&db, &path).await.map(Some)
+        let bar = crate::progress::ProgressLine::new("restore", json);
+        let result = backup::restore_with_progress(&db, &path, &|p| bar.update(p)).await;
+        bar.finish();
+        result.map(Some)
     } else {
         backup::check_restore(&db, &path).await.map(|manifest| {
             println!(

@@ -17,6 +17,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod metrics;
 pub mod password;
+pub mod progress;
 pub mod routes;
 pub mod telemetry;
 pub mod uow;

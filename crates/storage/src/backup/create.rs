@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use super::canonical::{self, Column};
 use super::{
-    BackupError, BackupScope, FORMAT_NAME, FORMAT_VERSION, Manifest, READ_BATCH_ROWS,
-    TableManifest, applied_migrations, archive,
+    BackupError, BackupScope, FORMAT_NAME, FORMAT_VERSION, Manifest, OnProgress, Progress,
+    READ_BATCH_ROWS, TableManifest, applied_migrations, archive,
 };
 use crate::db::{Db, Engine};
 
@@ -42,6 +42,16 @@ pub async fn create(
     db: &Db,
     scope: BackupScope,
     writer: impl Write,
+) -> Result<Manifest, BackupError> {
+    create_with_progress(db, scope, writer, &super::no_progress).await
+}
+
+/// [`create`], calling `progress` after every table.
+pub async fn create_with_progress(
+    db: &Db,
+    scope: BackupScope,
+    writer: impl Write,
+    progress: OnProgress<'_>,
 ) -> Result<Manifest, BackupError> {
     let tables = catalog::tables();
     let plans = tables
@@ -90,11 +100,20 @@ pub async fn create(
     let created_at = Utc::now().trunc_subsecs(6);
 
     let mut entries = Vec::with_capacity(tables.len());
+    let mut rows_done = 0;
     let mut spooled = Vec::with_capacity(tables.len());
     for (table, columns) in tables.iter().zip(&plans) {
         let path = spool.path.join(format!("{}.jsonl", table.name));
         let entry = dump_table(&tx, scope, table.name, columns, &path).await?;
+        rows_done += entry.rows;
         entries.push(entry);
+        progress(Progress {
+            table: table.name,
+            tables_done: entries.len(),
+            tables_total: tables.len(),
+            rows_done,
+            rows_total: None,
+        });
         spooled.push(path);
     }
     tx.commit().await?;
@@ -123,6 +142,16 @@ pub async fn create_file(
     scope: BackupScope,
     path: &Path,
 ) -> Result<Manifest, BackupError> {
+    create_file_with_progress(db, scope, path, &super::no_progress).await
+}
+
+/// [`create_file`], calling `progress` after every table.
+pub async fn create_file_with_progress(
+    db: &Db,
+    scope: BackupScope,
+    path: &Path,
+    progress: OnProgress<'_>,
+) -> Result<Manifest, BackupError> {
     if path.exists() {
         return Err(BackupError::Refused(format!(
             "{} already exists; choose another path",
@@ -140,7 +169,7 @@ pub async fn create_file(
         let file = private_file(&partial)
             .map_err(|e| BackupError::io(format!("creating {}", partial.display()), e))?;
         let mut out = BufWriter::new(file);
-        let manifest = create(db, scope, &mut out).await?;
+        let manifest = create_with_progress(db, scope, &mut out, progress).await?;
         let file = out.into_inner().map_err(|e| {
             BackupError::io(format!("writing {}", partial.display()), e.into_error())
         })?;

@@ -33,8 +33,32 @@ use uuid::Uuid;
 use crate::error::StorageError;
 
 pub use archive::{BackupListing, VerifyReport, list, verify};
-pub use create::{create, create_file, default_file_name};
-pub use restore::{RestoreReport, check_restore, restore};
+pub use create::{
+    create, create_file, create_file_with_progress, create_with_progress, default_file_name,
+};
+pub use restore::{RestoreReport, check_restore, restore, restore_with_progress};
+
+/// Where a long backup or restore has got to, reported as it goes (for a progress bar).
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    /// The table being read or written.
+    pub table: &'a str,
+    /// Tables finished so far, of `tables_total`.
+    pub tables_done: usize,
+    pub tables_total: usize,
+    /// Rows read or written so far, over all tables.
+    pub rows_done: u64,
+    /// All rows to write (restore: from the manifest); `None` while creating a backup,
+    /// which does not count rows up front.
+    pub rows_total: Option<u64>,
+}
+
+/// A progress callback: called after every table (backup) or batch (restore). It
+/// must be cheap; it runs on the task doing the work.
+pub type OnProgress<'a> = &'a (dyn Fn(Progress<'_>) + Send + Sync);
+
+/// The callback that ignores progress.
+fn no_progress(_: Progress<'_>) {}
 
 /// What `format` says in every manifest.
 pub const FORMAT_NAME: &str = "agenda-backup";

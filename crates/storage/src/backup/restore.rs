@@ -12,7 +12,10 @@ use uuid::Uuid;
 
 use super::archive::{self, Event, Stop};
 use super::canonical::{self, Column};
-use super::{BackupError, INSERT_BATCH_VALUES, Manifest, applied_migrations, version_of};
+use super::{
+    BackupError, INSERT_BATCH_VALUES, Manifest, OnProgress, Progress, applied_migrations,
+    version_of,
+};
 use crate::db::{Db, Engine};
 
 /// What [`restore`] did.
@@ -74,6 +77,15 @@ pub async fn check_restore(db: &Db, path: &Path) -> Result<Manifest, BackupError
 /// this task through a small bounded channel: memory holds a few batches whatever the
 /// size of the archive.
 pub async fn restore(db: &Db, path: &Path) -> Result<RestoreReport, BackupError> {
+    restore_with_progress(db, path, &super::no_progress).await
+}
+
+/// [`restore`], calling `progress` after every batch of rows inserted.
+pub async fn restore_with_progress(
+    db: &Db,
+    path: &Path,
+    progress: OnProgress<'_>,
+) -> Result<RestoreReport, BackupError> {
     let manifest = check_restore(db, path).await?;
     let tx = db.begin().await?;
     // Another writer could have added rows since the check.
@@ -107,15 +119,25 @@ pub async fn restore(db: &Db, path: &Path) -> Result<RestoreReport, BackupError>
     };
 
     let mut inserted = vec![0u64; tables.len()];
+    let mut tables_done = 0;
     let mut deferred: Vec<Deferred> = Vec::new();
     let mut failure = None;
     while let Some(batch) = receiver.recv().await {
         let result = match batch {
             Batch::Rows { table, rows } => {
                 inserted[table] += rows.len() as u64;
-                insert(&tx, &tables[table], rows, &mut deferred).await
+                let done = insert(&tx, &tables[table], rows, &mut deferred).await;
+                progress(Progress {
+                    table: tables[table].name,
+                    tables_done,
+                    tables_total: tables.len(),
+                    rows_done: inserted.iter().sum(),
+                    rows_total: Some(manifest.total_rows()),
+                });
+                done
             }
             Batch::TableDone { table } => {
+                tables_done += 1;
                 apply_deferred(&tx, &tables[table], std::mem::take(&mut deferred)).await
             }
         };

@@ -427,6 +427,33 @@ async fn round_trip(source: &TestDb, target: &TestDb) {
 }
 
 both_engines! {
+    /// Progress is reported after every table of a backup and every batch of a
+    /// restore, ending at every table and every row.
+    async fn backup_and_restore_report_their_progress(t: TestDb) {
+        seed::demo_on(&t.db, HASH, seed_date()).await.unwrap();
+        let dir = Scratch::new();
+        let path = dir.path("progress.tar.gz");
+        let seen = std::sync::Mutex::new(Vec::new());
+        let record = |p: backup::Progress<'_>| {
+            seen.lock().unwrap().push((p.table.to_owned(), p.tables_done, p.tables_total, p.rows_done, p.rows_total));
+        };
+        let manifest = backup::create_file_with_progress(&t.db, BackupScope::Database, &path, &record).await.unwrap();
+        let calls = std::mem::take(&mut *seen.lock().unwrap());
+        assert_eq!(calls.len(), catalog::tables().len(), "one call per table");
+        assert_eq!(calls.last().unwrap().1, calls.last().unwrap().2);
+        assert_eq!(calls.last().unwrap().3, manifest.total_rows());
+        assert!(calls.windows(2).all(|w| w[0].1 < w[1].1 && w[0].3 <= w[1].3), "monotonic");
+        assert!(calls.iter().all(|c| c.4.is_none()));
+
+        let target = TestDb::for_engine(t.engine()).await.unwrap();
+        backup::restore_with_progress(&target.db, &path, &record).await.unwrap();
+        let calls = std::mem::take(&mut *seen.lock().unwrap());
+        assert!(calls.len() > 1, "{}", calls.len());
+        let last = calls.last().unwrap();
+        assert_eq!((last.3, last.4), (manifest.total_rows(), Some(manifest.total_rows())));
+        assert!(calls.windows(2).all(|w| w[0].3 <= w[1].3), "monotonic");
+    }
+
     async fn backup_restore_backup_is_identical_on_one_engine(t: TestDb) {
         let target = TestDb::for_engine(t.engine()).await.unwrap();
         round_trip(&t, &target).await;
