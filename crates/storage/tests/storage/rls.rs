@@ -408,3 +408,28 @@ async fn the_tenant_is_exactly_what_the_transaction_entered() {
     assert_eq!(count(&tx, "users").await, 2);
     tx.commit().await.unwrap();
 }
+
+/// The demo seed writes only the demo organization's rows, in a transaction that
+/// entered it, so it runs as the application role too — and a second run sees the
+/// data and writes nothing.
+#[tokio::test]
+async fn the_demo_seed_runs_as_the_application_role() {
+    let Some((t, app)) = postgres_with_app_role().await else {
+        return;
+    };
+    let hash = "$argon2id$v=19$m=19456,t=2,p=1$ZGVtbw$test-only-not-a-real-hash";
+    let first = agenda_storage::seed::demo(&app, hash).await.unwrap();
+    assert!(first.created);
+    let again = agenda_storage::seed::demo(&app, hash).await.unwrap();
+    assert!(!again.created);
+    assert_eq!(again.total_rows(), first.total_rows());
+    assert_eq!(
+        count(t.conn(), "appointments").await,
+        first
+            .tables
+            .iter()
+            .find(|(name, _)| *name == "appointments")
+            .map(|(_, n)| *n as i64)
+            .unwrap()
+    );
+}
