@@ -1008,9 +1008,10 @@ both_engines! {
 /// Fault 9, the database unreachable at startup: the real binary against a closed
 /// port, `DB_CONNECT_RETRIES=4`, `DB_POOL_TIMEOUT=200ms`. Figures: three retries are
 /// logged with growing delays, each within its backoff step (125–250 ms, 250–500 ms,
-/// 500–1000 ms); then one line `agenda: could not connect to the database at … after
-/// 4 attempt(s): …` (password hidden) and exit code 1; the whole run takes less than
-/// 4 × 200 ms + 1.75 s of backoff + 2 s.
+/// 500–1000 ms), each saying why; then one line `agenda: could not connect to the
+/// database at … after 4 attempt(s): no connection could be opened within
+/// DB_POOL_TIMEOUT …` (password hidden) and exit code 1; the whole run takes less
+/// than 4 × 200 ms + 1.75 s of backoff + 2 s.
 #[test]
 fn fault_9_unreachable_at_startup_retries_with_backoff_then_exits() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -1058,12 +1059,17 @@ fn fault_9_unreachable_at_startup_retries_with_backoff_then_exits() {
         );
     }
     assert!(delays.windows(2).all(|d| d[0] <= d[1]), "{delays:?}");
+    // The driver's own words for this ("pool timed out") would point at the pool.
+    let why = "no connection could be opened within DB_POOL_TIMEOUT (200 ms): \
+               the server refused it, did not answer, or is still starting up";
+    assert!(retries.iter().all(|r| r["error"] == why), "{retries:?}");
     let last = stderr.lines().last().unwrap_or_default();
-    assert!(
-        last.starts_with(&format!(
-            "agenda: could not connect to the database at postgresql://agenda:***@127.0.0.1:{port}/agenda after 4 attempt(s): "
-        )),
-        "{last}"
+    assert_eq!(
+        last,
+        format!(
+            "agenda: could not connect to the database at \
+             postgresql://agenda:***@127.0.0.1:{port}/agenda after 4 attempt(s): {why}"
+        )
     );
     assert!(
         !stderr.contains("hunter2") && !stderr.contains("panicked"),
