@@ -1,5 +1,6 @@
 //! Cross-cutting behaviour of the foundation: health probes, the unit of work,
-//! cancellation, graceful shutdown, the error shape, configuration errors.
+//! graceful shutdown, the error shape, configuration errors. What happens when the
+//! database misbehaves (cancellation, outages, restarts) is in `faults.rs`.
 
 use std::time::{Duration, Instant};
 
@@ -7,10 +8,9 @@ use agenda_api::app::AppState;
 use agenda_api::error::ApiError;
 use agenda_api::uow::UnitOfWork;
 use agenda_entity::organization::CreateOrganization;
-use agenda_storage::Engine;
-use agenda_storage::db::{DatabaseUrl, Db};
+use agenda_storage::db::Db;
 use agenda_storage::repo::organizations::OrganizationRepo;
-use agenda_testkit::{TestDb, both_engines, postgres::LocalCluster, test_settings};
+use agenda_testkit::{TestDb, both_engines};
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::support::{TestApp, code};
 
-fn org(slug: &str) -> CreateOrganization {
+pub(crate) fn org(slug: &str) -> CreateOrganization {
     CreateOrganization {
         slug: slug.into(),
         name: "Test".into(),
@@ -47,11 +47,6 @@ fn uow_routes() -> Router<AppState> {
         OrganizationRepo::create(uow.tx().await?, org("succeeds-too")).await?;
         Ok(StatusCode::CREATED)
     }
-    async fn write_then_hang(uow: UnitOfWork) -> Result<StatusCode, ApiError> {
-        OrganizationRepo::create(uow.tx().await?, org("hangs")).await?;
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        Ok(StatusCode::CREATED)
-    }
     async fn slow(uow: UnitOfWork) -> Result<StatusCode, ApiError> {
         OrganizationRepo::create(uow.tx().await?, org("slow")).await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -61,18 +56,17 @@ fn uow_routes() -> Router<AppState> {
         .route("/test/write-then-fail", post(write_then_fail))
         .route("/test/write-then-panic", post(write_then_panic))
         .route("/test/write-then-succeed", post(write_then_succeed))
-        .route("/test/write-then-hang", post(write_then_hang))
         .route("/test/slow", post(slow))
 }
 
-async fn exists(db: &Db, slug: &str) -> bool {
+pub(crate) async fn exists(db: &Db, slug: &str) -> bool {
     OrganizationRepo::find_by_slug(db.conn(), slug)
         .await
         .unwrap()
         .is_some()
 }
 
-async fn wait_for_idle_pool(db: &Db) {
+pub(crate) async fn wait_for_idle_pool(db: &Db) {
     let deadline = Instant::now() + Duration::from_secs(3);
     while db.pool_status().in_use > 0 {
         assert!(
@@ -85,7 +79,7 @@ async fn wait_for_idle_pool(db: &Db) {
 }
 
 /// Sessions of this database left "idle in transaction" (PostgreSQL).
-async fn idle_in_transaction(db: &Db) -> i64 {
+pub(crate) async fn idle_in_transaction(db: &Db) -> i64 {
     let pool = db.postgres_pool().expect("postgres");
     sqlx::query_scalar(
         "SELECT count(*) FROM pg_stat_activity \
@@ -153,27 +147,6 @@ both_engines! {
         app.stop().await;
     }
 
-    async fn a_cancelled_request_leaves_no_transaction_open(t: TestDb) {
-        let app = TestApp::spawn_with(t, uow_routes()).await;
-        let client = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().unwrap();
-        for _ in 0..5 {
-            let err = client.post(app.url("/test/write-then-hang")).send().await.unwrap_err();
-            assert!(err.is_timeout(), "{err}");
-        }
-        // The server notices the closed connections and drops the handlers.
-        wait_for_idle_pool(&app.db).await;
-        assert!(!exists(&app.t.db, "hangs").await, "cancelled writes are rolled back");
-        if app.t.engine() == Engine::Postgres {
-            assert_eq!(idle_in_transaction(&app.t.db).await, 0);
-        }
-        // No lock is left behind either: the next write goes straight through.
-        let started = Instant::now();
-        let (status, _) = app.post("/test/write-then-succeed", &json!({})).await;
-        assert_eq!(status, 201);
-        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
-        app.stop().await;
-    }
-
     async fn graceful_shutdown_finishes_in_flight_requests(t: TestDb) {
         let app = TestApp::spawn_with(t, uow_routes()).await;
         let db = app.db.clone();
@@ -210,98 +183,6 @@ async fn run_until_closes_the_pool() {
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "no longer accepting"
     );
-}
-
-/// Readiness answers 503 within its deadline when the database does not answer.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readiness_is_503_within_its_deadline_when_the_database_hangs() {
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = DatabaseUrl::parse(&format!(
-        "postgres://agenda:pw@{}/agenda",
-        silent.local_addr().unwrap()
-    ))
-    .unwrap();
-    let mut db_settings = test_settings(url);
-    db_settings.pool_timeout = Duration::from_secs(10);
-    let db = Db::connect_lazy(&db_settings).unwrap();
-    let mut settings =
-        agenda_api::Settings::from_env(&agenda_storage::config::Env::default()).unwrap();
-    settings.db = db_settings;
-    settings.http.bind_addr = "127.0.0.1:0".parse().unwrap();
-    settings.http.health_timeout = Duration::from_millis(700);
-    let app = agenda_api::Application::with_db(settings, db)
-        .await
-        .unwrap();
-    let addr = app.local_addr();
-    let server = tokio::spawn(app.run_until(std::future::pending()));
-    let started = Instant::now();
-    let response = reqwest::get(format!("http://{addr}/health/ready"))
-        .await
-        .unwrap();
-    let took = started.elapsed();
-    assert_eq!(response.status(), 503);
-    assert_eq!(response.headers()["retry-after"], "5");
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["status"], "unavailable");
-    assert!(!body.to_string().contains("pw@"), "{body}");
-    assert!(
-        took >= Duration::from_millis(650) && took < Duration::from_millis(1500),
-        "{took:?}"
-    );
-    server.abort();
-    drop(silent);
-}
-
-/// With PostgreSQL stopped, readiness is 503 within its deadline; when PostgreSQL is
-/// back, readiness recovers by itself, without a restart of the application.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readiness_recovers_by_itself_when_postgres_comes_back() {
-    if agenda_testkit::postgres::find_binaries().is_none() {
-        assert!(
-            std::env::var("CI").is_err(),
-            "PostgreSQL binaries are required under CI"
-        );
-        eprintln!("!!!!!!!!!! SKIPPED: PostgreSQL binaries not found");
-        return;
-    }
-    let mut cluster = LocalCluster::start().unwrap();
-    cluster.wait_ready(Duration::from_secs(30)).await.unwrap();
-    let mut db_settings = test_settings(DatabaseUrl::parse(&cluster.url("postgres")).unwrap());
-    db_settings.pool_size = 2;
-    db_settings.pool_timeout = Duration::from_secs(1);
-    let db = Db::connect(&db_settings).await.unwrap();
-    let mut settings =
-        agenda_api::Settings::from_env(&agenda_storage::config::Env::default()).unwrap();
-    settings.db = db_settings;
-    settings.http.bind_addr = "127.0.0.1:0".parse().unwrap();
-    settings.http.health_timeout = Duration::from_secs(2);
-    let app = agenda_api::Application::with_db(settings, db)
-        .await
-        .unwrap();
-    let ready = format!("http://{}/health/ready", app.local_addr());
-    let server = tokio::spawn(app.run_until(std::future::pending()));
-    assert_eq!(reqwest::get(&ready).await.unwrap().status(), 200);
-
-    cluster.stop_fast().unwrap();
-    let started = Instant::now();
-    assert_eq!(reqwest::get(&ready).await.unwrap().status(), 503);
-    assert!(
-        started.elapsed() < Duration::from_millis(2500),
-        "{:?}",
-        started.elapsed()
-    );
-
-    cluster.start_again().unwrap();
-    cluster.wait_ready(Duration::from_secs(30)).await.unwrap();
-    let back = Instant::now();
-    while reqwest::get(&ready).await.unwrap().status() != 200 {
-        assert!(
-            back.elapsed() < Duration::from_secs(10),
-            "readiness did not recover"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    server.abort();
 }
 
 /// A malformed setting stops the binary with one clear line and exit code 2.

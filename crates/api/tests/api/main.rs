@@ -10,6 +10,7 @@ mod areas;
 mod auth;
 mod catalogue;
 mod extras;
+mod faults;
 mod foundation;
 mod http_layer;
 mod marketplace;

@@ -117,7 +117,7 @@ impl Db {
                 Err(e) => e,
             };
             let permanent = is_permanent(&error);
-            let reason = redact(&error.to_string());
+            let reason = startup_reason(&error, settings.pool_timeout);
             if permanent || attempt == attempts {
                 db.close().await;
                 return Err(ConnectError {
@@ -448,6 +448,20 @@ fn backoff(attempt: u32) -> Duration {
     let capped = base.min(Duration::from_secs(10));
     let half = capped / 2;
     half + half.mul_f64(fastrand::f64())
+}
+
+/// What a failed startup attempt reports. The driver keeps retrying a refused
+/// connection until `DB_POOL_TIMEOUT` and then says "pool timed out", which reads like
+/// an exhausted pool although nothing uses the pool yet: say what it means instead.
+fn startup_reason(err: &sqlx::Error, pool_timeout: Duration) -> String {
+    match err {
+        sqlx::Error::PoolTimedOut => format!(
+            "no connection could be opened within DB_POOL_TIMEOUT ({} ms): the server \
+             refused it, did not answer, or is still starting up",
+            pool_timeout.as_millis()
+        ),
+        other => redact(&other.to_string()),
+    }
 }
 
 /// Errors that no amount of retrying will fix.
