@@ -1,17 +1,14 @@
 //! The booking journey over HTTP: slots, booking with Idempotency-Key, the role
 //! rules, status changes, payment, and the ledger it feeds.
 
-use agenda_entity::{availability, provider_settings, service};
 use agenda_storage::TenantScope;
 use agenda_storage::repo::ledger::LedgerRepo;
-use agenda_storage::repo::resource::Repo;
 use agenda_testkit::both_engines;
 use chrono::{Datelike, Duration, Utc};
-use sea_orm::Set;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::{TestApp, code, fields, request};
+use crate::support::{TestApp, bookable_provider, code, fields, request};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -53,38 +50,7 @@ async fn setup(app: &TestApp) -> People {
     let other_client = sign_up(app, "other@example.com", "client").await;
     // Hours and the service are set through the storage layer here (their routes
     // belong to the catalogue and scheduling-rules areas).
-    let conn = app.t.conn();
-    let provider_id = provider.0;
-    Repo::<provider_settings::Entity>::create(
-        conn,
-        scope,
-        serde_json::from_value(json!({"business_name": "Studio", "accepted_payment_methods": ["pix"], "slot_step_minutes": 60, "min_lead_minutes": 0})).unwrap(),
-        |r| r.provider_id = Set(provider_id),
-    )
-    .await
-    .unwrap();
-    for weekday in 1..=7 {
-        Repo::<availability::Entity>::create(
-            conn,
-            scope,
-            serde_json::from_value(json!({"kind": "weekly", "weekday": weekday, "start_time": "09:00", "end_time": "12:00"})).unwrap(),
-            |r| r.provider_id = Set(provider_id),
-        )
-        .await
-        .unwrap();
-    }
-    let service = Repo::<service::Entity>::create(
-        conn,
-        scope,
-        serde_json::from_value(
-            json!({"name": "Haircut", "duration_minutes": 60, "price_cents": 5000}),
-        )
-        .unwrap(),
-        |r| r.provider_id = Set(provider_id),
-    )
-    .await
-    .unwrap()
-    .id;
+    let service = bookable_provider(app, scope, provider.0, json!({"business_name": "Studio", "accepted_payment_methods": ["pix"], "slot_step_minutes": 60, "min_lead_minutes": 0})).await;
     People {
         scope,
         provider,

@@ -4,17 +4,17 @@
 //! only of one's own completed appointments.
 
 use agenda_entity::enums::UserRole;
-use agenda_entity::{availability, provider_settings, service};
+use agenda_entity::provider_settings;
 use agenda_storage::TenantScope;
 use agenda_storage::repo::resource::Repo;
 use agenda_testkit::both_engines;
 use chrono::{Duration, Utc};
-use sea_orm::Set;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::support::{
-    Member as Who, TestApp, code, fields, member as user, organization, read, request,
+    Member as Who, TestApp, bookable_provider, code, fields, member as user, organization, read,
+    request,
 };
 
 const NIL: &str = "00000000-0000-7000-8000-000000000000";
@@ -46,38 +46,7 @@ async fn world(app: &TestApp) -> World {
     .await;
     // The provider's settings, hours and a service, through the storage layer (their
     // own routes are tested elsewhere).
-    let conn = app.t.conn();
-    let provider_id = provider.id;
-    Repo::<provider_settings::Entity>::create(
-        conn,
-        acme,
-        serde_json::from_value(json!({"business_name": "Studio", "accepted_payment_methods": ["pix"], "slot_step_minutes": 60, "min_lead_minutes": 0})).unwrap(),
-        |r| r.provider_id = Set(provider_id),
-    )
-    .await
-    .unwrap();
-    for weekday in 1..=7 {
-        Repo::<availability::Entity>::create(
-            conn,
-            acme,
-            serde_json::from_value(json!({"kind": "weekly", "weekday": weekday, "start_time": "09:00", "end_time": "12:00"})).unwrap(),
-            |r| r.provider_id = Set(provider_id),
-        )
-        .await
-        .unwrap();
-    }
-    let service = Repo::<service::Entity>::create(
-        conn,
-        acme,
-        serde_json::from_value(
-            json!({"name": "Haircut", "duration_minutes": 60, "price_cents": 5000}),
-        )
-        .unwrap(),
-        |r| r.provider_id = Set(provider_id),
-    )
-    .await
-    .unwrap()
-    .id;
+    let service = bookable_provider(app, acme, provider.id, json!({"business_name": "Studio", "accepted_payment_methods": ["pix"], "slot_step_minutes": 60, "min_lead_minutes": 0})).await;
     World {
         admin: user(app, acme, "acme", "admin@example.com", UserRole::Admin).await,
         support: user(app, acme, "acme", "support@example.com", UserRole::Support).await,

@@ -3,19 +3,19 @@
 //! other organizations' ids answering 404, and exact figures.
 
 use agenda_entity::enums::{NotificationKind, UserRole};
-use agenda_entity::{availability, payment_settings, provider_settings, service};
+use agenda_entity::payment_settings;
 use agenda_storage::TenantScope;
 use agenda_storage::repo::ledger::LedgerRepo;
 use agenda_storage::repo::notifications::NotificationRepo;
 use agenda_storage::repo::resource::Repo;
 use agenda_testkit::both_engines;
 use chrono::{Duration, NaiveDate, Utc};
-use sea_orm::Set;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::support::{
-    Member as User, TestApp, code, fields, member as user, organization, read, request as call,
+    Member as User, TestApp, bookable_provider, code, fields, member as user, organization, read,
+    request as call,
 };
 
 const NOBODY: &str = "00000000-0000-7000-8000-000000000000";
@@ -45,37 +45,7 @@ async fn world(app: &TestApp) -> World {
     let client = user(app, scope, "acme", "client@example.com", UserRole::Client).await;
     let outsider = user(app, beta, "beta", "admin@example.com", UserRole::Admin).await;
     let conn = app.t.conn();
-    let provider_id = ana.id;
-    Repo::<provider_settings::Entity>::create(
-        conn,
-        scope,
-        serde_json::from_value(json!({"business_name": "Studio Ana", "city": "Recife", "accepted_payment_methods": ["pix"], "slot_step_minutes": 60, "min_lead_minutes": 0})).unwrap(),
-        |r| r.provider_id = Set(provider_id),
-    )
-    .await
-    .unwrap();
-    for weekday in 1..=7 {
-        Repo::<availability::Entity>::create(
-            conn,
-            scope,
-            serde_json::from_value(json!({"kind": "weekly", "weekday": weekday, "start_time": "09:00", "end_time": "12:00"})).unwrap(),
-            |r| r.provider_id = Set(provider_id),
-        )
-        .await
-        .unwrap();
-    }
-    let service = Repo::<service::Entity>::create(
-        conn,
-        scope,
-        serde_json::from_value(
-            json!({"name": "Haircut", "duration_minutes": 60, "price_cents": 5000}),
-        )
-        .unwrap(),
-        |r| r.provider_id = Set(provider_id),
-    )
-    .await
-    .unwrap()
-    .id;
+    let service = bookable_provider(app, scope, ana.id, json!({"business_name": "Studio Ana", "city": "Recife", "accepted_payment_methods": ["pix"], "slot_step_minutes": 60, "min_lead_minutes": 0})).await;
     Repo::<payment_settings::Entity>::create(
         conn,
         scope,

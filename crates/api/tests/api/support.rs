@@ -223,3 +223,49 @@ pub async fn request(
     }
     read(request.send().await.unwrap()).await
 }
+
+/// Makes `provider_id` bookable in `scope` through the storage layer (the routes that
+/// do this are tested in their own areas): provider settings from `settings` (a JSON
+/// object), hours 09:00–12:00 UTC every day of the week, and a 60-minute 50.00
+/// "Haircut". Returns the service's id.
+pub async fn bookable_provider(
+    app: &TestApp,
+    scope: agenda_storage::TenantScope,
+    provider_id: uuid::Uuid,
+    settings: Value,
+) -> uuid::Uuid {
+    use agenda_entity::{availability, provider_settings, service};
+    use agenda_storage::repo::resource::Repo;
+    use sea_orm::Set;
+    let conn = app.t.conn();
+    Repo::<provider_settings::Entity>::create(
+        conn,
+        scope,
+        serde_json::from_value(settings).unwrap(),
+        |r| r.provider_id = Set(provider_id),
+    )
+    .await
+    .unwrap();
+    for weekday in 1..=7 {
+        Repo::<availability::Entity>::create(
+            conn,
+            scope,
+            serde_json::from_value(serde_json::json!({"kind": "weekly", "weekday": weekday, "start_time": "09:00", "end_time": "12:00"})).unwrap(),
+            |r| r.provider_id = Set(provider_id),
+        )
+        .await
+        .unwrap();
+    }
+    Repo::<service::Entity>::create(
+        conn,
+        scope,
+        serde_json::from_value(
+            serde_json::json!({"name": "Haircut", "duration_minutes": 60, "price_cents": 5000}),
+        )
+        .unwrap(),
+        |r| r.provider_id = Set(provider_id),
+    )
+    .await
+    .unwrap()
+    .id
+}

@@ -2,19 +2,19 @@
 //! replays, amount checks, and the ledger they feed.
 
 use agenda_entity::enums::TransactionKind;
-use agenda_entity::{audit_log, availability, integration_setting, provider_settings, service};
+use agenda_entity::{audit_log, integration_setting};
 use agenda_storage::repo::ledger::{EntriesQuery, LedgerRepo};
 use agenda_storage::repo::resource::Repo;
 use agenda_storage::{TenantOwned, TenantScope};
 use agenda_testkit::both_engines;
 use chrono::{Duration, Utc};
 use hmac::{Hmac, Mac};
-use sea_orm::{ColumnTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, QueryFilter};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use crate::support::{TestApp, code, fields, read, request};
+use crate::support::{TestApp, bookable_provider, code, fields, read, request};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -67,37 +67,7 @@ async fn tenant(app: &TestApp, slug: &'static str, integration_enabled: bool) ->
     let provider = sign_up(app, slug, "provider@example.com", "provider").await;
     let client = sign_up(app, slug, "client@example.com", "client").await;
     let conn = app.t.conn();
-    let provider_id = provider.0;
-    Repo::<provider_settings::Entity>::create(
-        conn,
-        scope,
-        serde_json::from_value(json!({"business_name": "Studio", "accepted_payment_methods": ["pix", "card"], "slot_step_minutes": 60, "min_lead_minutes": 0})).unwrap(),
-        |r| r.provider_id = Set(provider_id),
-    )
-    .await
-    .unwrap();
-    for weekday in 1..=7 {
-        Repo::<availability::Entity>::create(
-            conn,
-            scope,
-            serde_json::from_value(json!({"kind": "weekly", "weekday": weekday, "start_time": "09:00", "end_time": "12:00"})).unwrap(),
-            |r| r.provider_id = Set(provider_id),
-        )
-        .await
-        .unwrap();
-    }
-    let service = Repo::<service::Entity>::create(
-        conn,
-        scope,
-        serde_json::from_value(
-            json!({"name": "Haircut", "duration_minutes": 60, "price_cents": 5000}),
-        )
-        .unwrap(),
-        |r| r.provider_id = Set(provider_id),
-    )
-    .await
-    .unwrap()
-    .id;
+    let service = bookable_provider(app, scope, provider.0, json!({"business_name": "Studio", "accepted_payment_methods": ["pix", "card"], "slot_step_minutes": 60, "min_lead_minutes": 0})).await;
     let variable = format!(
         "AGENDA_TEST_WEBHOOK_{}",
         Uuid::new_v4().simple().to_string().to_uppercase()
