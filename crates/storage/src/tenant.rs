@@ -34,14 +34,33 @@ pub const TENANT_SETTING: &str = "app.tenant";
 /// pooled connection. Entering another tenant later in the same transaction replaces
 /// it. Nothing to do on SQLite, which has no row-level security.
 pub async fn enter(tx: &DatabaseTransaction, scope: TenantScope) -> Result<(), StorageError> {
+    set_tenant(tx, "$2", scope.organization_id().to_string()).await
+}
+
+/// Enters the tenant that `function` (one of migration 11's `SECURITY DEFINER`
+/// lookups) finds for a token `digest`, in one statement. An unknown digest enters
+/// no tenant (`''`), so the lookups that follow find nothing. Nothing on SQLite.
+pub(crate) async fn enter_tenant_of(
+    tx: &DatabaseTransaction,
+    function: &'static str,
+    digest: &str,
+) -> Result<(), StorageError> {
+    let value = format!("coalesce({function}($2)::text, '')");
+    set_tenant(tx, &value, digest.to_owned()).await
+}
+
+/// PostgreSQL: `SELECT set_config('app.tenant', <value_sql>, true)`, where
+/// `value_sql` reads the bound `$2` = `value`. Nothing on SQLite.
+async fn set_tenant(
+    tx: &DatabaseTransaction,
+    value_sql: &str,
+    value: String,
+) -> Result<(), StorageError> {
     if tx.get_database_backend() == DbBackend::Postgres {
         tx.execute_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            "SELECT set_config($1, $2, true)",
-            [
-                TENANT_SETTING.into(),
-                scope.organization_id().to_string().into(),
-            ],
+            format!("SELECT set_config($1, {value_sql}, true)"),
+            [TENANT_SETTING.into(), value.into()],
         ))
         .await?;
     }

@@ -79,22 +79,20 @@ pub async fn create_with_progress(
         }
         BackupScope::Database => {}
         BackupScope::Organization(id) => {
+            let found = tx
+                .query_one(
+                    Query::select()
+                        .column(Alias::new("id"))
+                        .from(Alias::new("organizations"))
+                        .and_where(Expr::col(Alias::new("id")).eq(id)),
+                )
+                .await?;
+            if found.is_none() {
+                return Err(BackupError::Refused(format!(
+                    "organization {id} does not exist"
+                )));
+            }
             crate::tenant::enter(&tx, crate::TenantScope::new(id)).await?;
-        }
-    }
-    if let BackupScope::Organization(id) = scope {
-        let found = tx
-            .query_one(
-                Query::select()
-                    .column(Alias::new("id"))
-                    .from(Alias::new("organizations"))
-                    .and_where(Expr::col(Alias::new("id")).eq(id)),
-            )
-            .await?;
-        if found.is_none() {
-            return Err(BackupError::Refused(format!(
-                "organization {id} does not exist"
-            )));
         }
     }
     let created_at = Utc::now().trunc_subsecs(6);

@@ -28,14 +28,13 @@ use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
 };
 use uuid::Uuid;
 
 use crate::error::StorageError;
 use crate::repo::resource::exists_in_tenant;
-use crate::tenant::{TENANT_SETTING, TenantOwned, TenantScope};
+use crate::tenant::{TenantOwned, TenantScope, enter_tenant_of};
 
 impl TenantOwned for user_session::Entity {
     fn tenant_column() -> user_session::Column {
@@ -327,25 +326,6 @@ impl PasswordResetRepo {
             .await?
             .ok_or_else(gone)
     }
-}
-
-/// PostgreSQL: enters the tenant that `function` (one of migration 11's `SECURITY
-/// DEFINER` lookups) finds for `digest`, in one statement. An unknown digest enters
-/// no tenant (`''`), so the lookups that follow find nothing. Nothing on SQLite.
-async fn enter_tenant_of(
-    tx: &DatabaseTransaction,
-    function: &'static str,
-    digest: &str,
-) -> Result<(), StorageError> {
-    if tx.get_database_backend() == DbBackend::Postgres {
-        tx.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            format!("SELECT set_config($1, coalesce({function}($2)::text, ''), true)"),
-            [TENANT_SETTING.into(), digest.into()],
-        ))
-        .await?;
-    }
-    Ok(())
 }
 
 /// Digests are SHA-256 in hex: 64 hex digits. Anything else is a caller bug (a raw
