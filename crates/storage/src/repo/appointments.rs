@@ -38,7 +38,7 @@ use uuid::Uuid;
 
 use crate::error::{ConflictKind, StorageError};
 use crate::repo::organizations::OrganizationRepo;
-use crate::repo::resource::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page};
+use crate::repo::resource::{Page, page_size, time_id_cursor};
 use crate::tenant::{TenantOwned, TenantScope};
 
 impl TenantOwned for appointment::Entity {
@@ -542,10 +542,7 @@ impl AppointmentRepo {
         query: &AppointmentQuery,
     ) -> Result<Page<appointment::Model>, StorageError> {
         use appointment::Column as C;
-        let limit = query
-            .limit
-            .unwrap_or(DEFAULT_PAGE_SIZE)
-            .clamp(1, MAX_PAGE_SIZE);
+        let limit = page_size(query.limit);
         let mut select = appointment::Entity::find_in(scope);
         if let Some(p) = query.provider_id {
             select = select.filter(C::ProviderId.eq(p));
@@ -563,28 +560,22 @@ impl AppointmentRepo {
             select = select.filter(C::StartAt.lt(to));
         }
         if let Some(cursor) = &query.after {
-            let (start, id) = parse_cursor(cursor)?;
+            let (start, id) = time_id_cursor(cursor)?;
             select = select.filter(
                 Condition::any()
                     .add(C::StartAt.gt(start))
                     .add(Condition::all().add(C::StartAt.eq(start)).add(C::Id.gt(id))),
             );
         }
-        let mut items = select
+        let items = select
             .order_by(C::StartAt, Order::Asc)
             .order_by(C::Id, Order::Asc)
             .limit(limit + 1)
             .all(db)
             .await?;
-        let next = if items.len() as u64 > limit {
-            items.truncate(limit as usize);
-            items
-                .last()
-                .map(|a| format!("{}/{}", a.start_at.to_rfc3339(), a.id))
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        Ok(Page::from_probe(items, limit, |a| {
+            format!("{}/{}", a.start_at.to_rfc3339(), a.id)
+        }))
     }
 
     /// The appointment, locked for the rest of the transaction on PostgreSQL
@@ -663,18 +654,6 @@ async fn record(
     .insert(tx)
     .await?;
     Ok(())
-}
-
-fn parse_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), StorageError> {
-    let bad = || StorageError::Validation {
-        field: "after",
-        message: "is not a cursor this list returned".into(),
-    };
-    let (start, id) = cursor.rsplit_once('/').ok_or_else(bad)?;
-    let start = DateTime::parse_from_rfc3339(start)
-        .map_err(|_| bad())?
-        .with_timezone(&Utc);
-    Ok((start, Uuid::parse_str(id).map_err(|_| bad())?))
 }
 
 /// Stored minutes are checked non-negative by the schema.

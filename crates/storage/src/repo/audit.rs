@@ -14,7 +14,6 @@
 //!   functions [`AuditRepo::record_platform`] and [`AuditRepo::list_platform`].
 
 use agenda_entity::audit_log;
-use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, QueryFilter,
@@ -24,7 +23,7 @@ use serde_json::Value as Json;
 use uuid::Uuid;
 
 use crate::error::StorageError;
-use crate::repo::resource::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, exists_in_tenant};
+use crate::repo::resource::{Page, exists_in_tenant, page_size, time_id_cursor};
 use crate::tenant::{TenantOwned, TenantScope};
 
 impl TenantOwned for audit_log::Entity {
@@ -54,7 +53,8 @@ pub struct AuditEntry {
 }
 
 /// A page of the log, newest first: optional equality filters, page size (default
-/// [`DEFAULT_PAGE_SIZE`], at most [`MAX_PAGE_SIZE`]) and the previous page's `next`.
+/// [`DEFAULT_PAGE_SIZE`](super::resource::DEFAULT_PAGE_SIZE), at most
+/// [`MAX_PAGE_SIZE`](super::resource::MAX_PAGE_SIZE)) and the previous page's `next`.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
     pub actor_id: Option<Uuid>,
@@ -156,10 +156,7 @@ async fn page(
     query: &AuditQuery,
 ) -> Result<Page<audit_log::Model>, StorageError> {
     use audit_log::Column as C;
-    let limit = query
-        .limit
-        .unwrap_or(DEFAULT_PAGE_SIZE)
-        .clamp(1, MAX_PAGE_SIZE);
+    let limit = page_size(query.limit);
     let mut select = base;
     if let Some(actor) = query.actor_id {
         select = select.filter(C::ActorId.eq(actor));
@@ -174,38 +171,20 @@ async fn page(
         select = select.filter(C::Action.eq(action.as_str()));
     }
     if let Some(cursor) = &query.after {
-        let (at, id) = parse_cursor(cursor)?;
+        let (at, id) = time_id_cursor(cursor)?;
         select = select.filter(
             Condition::any()
                 .add(C::CreatedAt.lt(at))
                 .add(Condition::all().add(C::CreatedAt.eq(at)).add(C::Id.lt(id))),
         );
     }
-    let mut items = select
+    let items = select
         .order_by(C::CreatedAt, Order::Desc)
         .order_by(C::Id, Order::Desc)
         .limit(limit + 1)
         .all(db)
         .await?;
-    let next = if items.len() as u64 > limit {
-        items.truncate(limit as usize);
-        items
-            .last()
-            .map(|e| format!("{}/{}", e.created_at.to_rfc3339(), e.id))
-    } else {
-        None
-    };
-    Ok(Page { items, next })
-}
-
-fn parse_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), StorageError> {
-    let bad = || StorageError::Validation {
-        field: "after",
-        message: "is not a cursor this list returned".into(),
-    };
-    let (at, id) = cursor.rsplit_once('/').ok_or_else(bad)?;
-    let at = DateTime::parse_from_rfc3339(at)
-        .map_err(|_| bad())?
-        .with_timezone(&Utc);
-    Ok((at, Uuid::parse_str(id).map_err(|_| bad())?))
+    Ok(Page::from_probe(items, limit, |e| {
+        format!("{}/{}", e.created_at.to_rfc3339(), e.id)
+    }))
 }

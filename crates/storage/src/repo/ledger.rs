@@ -52,7 +52,7 @@ use uuid::Uuid;
 
 use crate::error::StorageError;
 use crate::fees::{fee_rules, payout_rules, platform_fee};
-use crate::repo::resource::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, exists_in_tenant};
+use crate::repo::resource::{Page, exists_in_tenant, id_cursor, page_size};
 use crate::tenant::{TenantOwned, TenantScope};
 
 /// One ledger entry.
@@ -486,7 +486,8 @@ impl LedgerRepo {
     }
 
     /// The provider's ledger entries, one keyset page at a time (at most
-    /// [`MAX_PAGE_SIZE`] per page). A provider of another organization is "not found".
+    /// [`MAX_PAGE_SIZE`](super::resource::MAX_PAGE_SIZE) per page). A provider of
+    /// another organization is "not found".
     pub async fn entries(
         db: &impl ConnectionTrait,
         scope: TenantScope,
@@ -495,17 +496,11 @@ impl LedgerRepo {
     ) -> Result<Page<Entry>, StorageError> {
         ensure_provider(db, scope, provider_id).await?;
         use provider_transaction::Column as C;
-        let limit = query
-            .limit
-            .unwrap_or(DEFAULT_PAGE_SIZE)
-            .clamp(1, MAX_PAGE_SIZE);
+        let limit = page_size(query.limit);
         let mut select =
             provider_transaction::Entity::find_in(scope).filter(C::ProviderId.eq(provider_id));
         if let Some(cursor) = &query.after {
-            let after = Uuid::parse_str(cursor).map_err(|_| StorageError::Validation {
-                field: "after",
-                message: "is not a cursor this list returned".into(),
-            })?;
+            let after = id_cursor(cursor)?;
             select = select.filter(if query.newest_first {
                 C::Id.lt(after)
             } else {
@@ -517,18 +512,12 @@ impl LedgerRepo {
         } else {
             Order::Asc
         };
-        let mut items = select
+        let items = select
             .order_by(C::Id, order)
             .limit(limit + 1)
             .all(db)
             .await?;
-        let next = if items.len() as u64 > limit {
-            items.truncate(limit as usize);
-            items.last().map(|e| e.id.to_string())
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        Ok(Page::from_probe(items, limit, |e| e.id.to_string()))
     }
 
     /// The sums of the provider's ledger per bucket, computed by the database

@@ -17,7 +17,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::error::StorageError;
-use crate::repo::resource::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, exists_in_tenant};
+use crate::repo::resource::{Page, exists_in_tenant, id_cursor, page_size};
 use crate::tenant::{TenantOwned, TenantScope};
 
 impl TenantOwned for notification::Entity {
@@ -78,8 +78,10 @@ impl NotificationRepo {
     }
 
     /// The user's notifications, newest first, keyset-paginated by id (UUIDv7 keys
-    /// are creation-ordered). `limit` defaults to [`DEFAULT_PAGE_SIZE`] and never
-    /// exceeds [`MAX_PAGE_SIZE`]; `after` is the `next` cursor of the previous page.
+    /// are creation-ordered). `limit` defaults to
+    /// [`DEFAULT_PAGE_SIZE`](super::resource::DEFAULT_PAGE_SIZE) and never
+    /// exceeds [`MAX_PAGE_SIZE`](super::resource::MAX_PAGE_SIZE); `after` is the `next`
+    /// cursor of the previous page.
     pub async fn list_for_user(
         db: &impl ConnectionTrait,
         scope: TenantScope,
@@ -89,30 +91,20 @@ impl NotificationRepo {
         after: Option<&str>,
     ) -> Result<Page<notification::Model>, StorageError> {
         use notification::Column as C;
-        let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);
+        let limit = page_size(limit);
         let mut select = notification::Entity::find_in(scope).filter(C::UserId.eq(user_id));
         if unread_only {
             select = select.filter(C::IsRead.eq(false));
         }
         if let Some(cursor) = after {
-            let after = Uuid::parse_str(cursor).map_err(|_| StorageError::Validation {
-                field: "after",
-                message: "is not a cursor this list returned".into(),
-            })?;
-            select = select.filter(C::Id.lt(after));
+            select = select.filter(C::Id.lt(id_cursor(cursor)?));
         }
-        let mut items = select
+        let items = select
             .order_by(C::Id, Order::Desc)
             .limit(limit + 1)
             .all(db)
             .await?;
-        let next = if items.len() as u64 > limit {
-            items.truncate(limit as usize);
-            items.last().map(|n| n.id.to_string())
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        Ok(Page::from_probe(items, limit, |n| n.id.to_string()))
     }
 
     /// Marks one of the user's notifications read and returns it. Marking a read

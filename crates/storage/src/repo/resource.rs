@@ -21,6 +21,7 @@
 use std::marker::PhantomData;
 
 use agenda_entity::rules::Rules;
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::ColumnType;
 use sea_orm::{
     ActiveModelBehavior, ActiveModelTrait, ActiveValue, ColumnTrait, Condition, ConnectionTrait,
@@ -182,6 +183,47 @@ pub struct Page<T> {
     pub next: Option<String>,
 }
 
+impl<T> Page<T> {
+    /// The page from `items` fetched with `LIMIT size + 1`: at most `size` rows, and
+    /// `next` = the cursor of the last one when the extra row shows there are more.
+    pub(crate) fn from_probe(mut items: Vec<T>, size: u64, cursor: impl Fn(&T) -> String) -> Self {
+        let next = if items.len() as u64 > size {
+            items.truncate(size as usize);
+            items.last().map(cursor)
+        } else {
+            None
+        };
+        Page { items, next }
+    }
+}
+
+/// The rows per page for a requested `limit`: [`DEFAULT_PAGE_SIZE`] when absent,
+/// always within `1..=MAX_PAGE_SIZE`.
+pub(crate) fn page_size(limit: Option<u64>) -> u64 {
+    limit.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE)
+}
+
+fn bad_cursor() -> StorageError {
+    StorageError::Validation {
+        field: "after",
+        message: "is not a cursor this list returned".into(),
+    }
+}
+
+/// An `after` cursor that is a row id (lists in id order).
+pub(crate) fn id_cursor(cursor: &str) -> Result<Uuid, StorageError> {
+    Uuid::parse_str(cursor).map_err(|_| bad_cursor())
+}
+
+/// An `after` cursor `<RFC 3339 instant>/<id>` (lists in time, then id order).
+pub(crate) fn time_id_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid), StorageError> {
+    let (at, id) = cursor.rsplit_once('/').ok_or_else(bad_cursor)?;
+    let at = DateTime::parse_from_rfc3339(at)
+        .map_err(|_| bad_cursor())?
+        .with_timezone(&Utc);
+    Ok((at, id_cursor(id)?))
+}
+
 /// The generic repository of a [`Resource`].
 pub struct Repo<E>(PhantomData<E>);
 
@@ -256,17 +298,11 @@ where
         scope: TenantScope,
         query: &ListQuery,
     ) -> Result<Page<E::Model>, StorageError> {
-        let limit = query
-            .limit
-            .unwrap_or(DEFAULT_PAGE_SIZE)
-            .clamp(1, MAX_PAGE_SIZE);
+        let limit = page_size(query.limit);
         let mut select = E::find_in(scope).filter(filter_condition::<E>(&query.filters)?);
         let id = E::id_column();
         if let Some(cursor) = &query.after {
-            let after = Uuid::parse_str(cursor).map_err(|_| StorageError::Validation {
-                field: "after",
-                message: "is not a cursor this list returned".into(),
-            })?;
+            let after = id_cursor(cursor)?;
             select = select.filter(if query.newest_first {
                 id.lt(after)
             } else {
@@ -278,14 +314,8 @@ where
         } else {
             Order::Asc
         };
-        let mut items = select.order_by(id, order).limit(limit + 1).all(db).await?;
-        let next = if items.len() as u64 > limit {
-            items.truncate(limit as usize);
-            items.last().map(|row| cursor_of::<E>(row))
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        let items = select.order_by(id, order).limit(limit + 1).all(db).await?;
+        Ok(Page::from_probe(items, limit, cursor_of::<E>))
     }
 
     /// How many rows of this organization match `filters`.

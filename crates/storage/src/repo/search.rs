@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::error::StorageError;
 use crate::repo::analytics::{Params, Rating, get};
-use crate::repo::resource::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page};
+use crate::repo::resource::{Page, page_size};
 use crate::tenant::TenantScope;
 
 /// The shortest search text (after trimming), in characters.
@@ -40,7 +40,8 @@ pub struct ProviderQuery {
     pub city: Option<String>,
     /// Minimum average rating (1..=5) of approved reviews; unrated providers fail it.
     pub min_rating: Option<u8>,
-    /// Page size, clamped to `1..=MAX_PAGE_SIZE` (default [`DEFAULT_PAGE_SIZE`]).
+    /// Page size, clamped to `1..=MAX_PAGE_SIZE` (default
+    /// [`DEFAULT_PAGE_SIZE`](super::resource::DEFAULT_PAGE_SIZE)).
     pub limit: Option<u64>,
     /// The `next` cursor of the previous page.
     pub after: Option<String>,
@@ -82,10 +83,7 @@ impl ProviderSearch {
         scope: TenantScope,
         query: &ProviderQuery,
     ) -> Result<Page<ProviderHit>, StorageError> {
-        let limit = query
-            .limit
-            .unwrap_or(DEFAULT_PAGE_SIZE)
-            .clamp(1, MAX_PAGE_SIZE);
+        let limit = page_size(query.limit);
         let pattern = text_pattern(query.text.as_deref())?;
         let city = query
             .city
