@@ -15,6 +15,7 @@
 //! fails under `CI=true` and is skipped with a loud message elsewhere.
 
 pub mod postgres;
+pub mod tools;
 
 use std::ops::Deref;
 use std::path::PathBuf;
@@ -238,13 +239,18 @@ impl Drop for TestDb {
 /// Under `CI=true` a missing PostgreSQL is a failure; elsewhere the test is skipped
 /// with a message nobody can miss.
 fn skip_or_fail(reason: &str) {
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+    if in_ci() {
         panic!("PostgreSQL tests must run under CI=true, but the server is unavailable: {reason}");
     }
     eprintln!(
         "\n!!!!!!!!!! SKIPPING the PostgreSQL half of this test: {reason}\n\
          !!!!!!!!!! Install PostgreSQL or set TEST_DATABASE_URL to run it.\n"
     );
+}
+
+/// Whether this run is CI (`CI=true` or `CI=1`), where nothing may skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
 /// The migrated SQLite template of this process.
