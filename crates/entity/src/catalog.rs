@@ -76,6 +76,7 @@ pub fn tables() -> Vec<TableInfo> {
         info::<crate::system_setting::Entity>(),
         info::<crate::audit_log::Entity>(),
         info::<crate::idempotency_key::Entity>(),
+        info::<crate::outbox_message::Entity>(),
     ]
 }
 

@@ -178,4 +178,24 @@ impl UserRepo {
         }
         Ok(())
     }
+
+    /// Records that the user proved they read mail at their address
+    /// (`is_verified = true`). Verifying a verified user changes nothing.
+    pub async fn mark_verified(
+        db: &impl ConnectionTrait,
+        scope: TenantScope,
+        id: Uuid,
+    ) -> Result<(), StorageError> {
+        use sea_orm::sea_query::Expr;
+        let result = Users::update_in(scope)
+            .col_expr(user::Column::IsVerified, Expr::value(true))
+            .col_expr(user::Column::UpdatedAt, Expr::value(agenda_entity::now()))
+            .filter(user::Column::Id.eq(id))
+            .exec(db)
+            .await?;
+        if result.rows_affected == 0 {
+            return Err(StorageError::not_found("user"));
+        }
+        Ok(())
+    }
 }

@@ -191,6 +191,7 @@ async fn second_organization(conn: &impl ConnectionTrait) -> Uuid {
             name: "Second Org".into(),
             time_zone: "Europe/Lisbon".into(),
             currency: "EUR".into(),
+            locale: None,
         },
     )
     .await
@@ -549,6 +550,7 @@ both_engines! {
                 name: "Already here".into(),
                 time_zone: "UTC".into(),
                 currency: "USD".into(),
+                locale: None,
             },
         )
         .await
