@@ -13,7 +13,6 @@
 
 use agenda_entity::enums::{Locale, MessageKind, UserRole};
 use minijinja::{Environment, UndefinedBehavior, Value, context};
-use serde::Serialize;
 use uuid::Uuid;
 
 use crate::settings::MailSettings;
@@ -48,11 +47,20 @@ const TEMPLATES: &[(&str, &str)] = &[
 ];
 
 /// Which side of a booking a message goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Audience {
     Client,
     Provider,
+}
+
+impl Audience {
+    /// The name templates compare with (`audience == "client"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Audience::Client => "client",
+            Audience::Provider => "provider",
+        }
+    }
 }
 
 /// A booking as its e-mails describe it.
@@ -144,10 +152,10 @@ impl Email {
 
 fn booking_context(booking: &BookingDetails, settings: &MailSettings, extra: Value) -> Value {
     context! {
-        service => booking.service,
-        when => booking.when,
-        with => booking.with,
-        audience => booking.audience,
+        service => booking.service.as_str(),
+        when => booking.when.as_str(),
+        with => booking.with.as_str(),
+        audience => booking.audience.as_str(),
         link => settings.link(&format!("/appointments/{}", booking.appointment_id)),
         ..extra
     }
@@ -189,8 +197,13 @@ impl Templates {
     pub fn new() -> Self {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_trim_blocks(true);
-        env.set_keep_trailing_newline(true);
+        env.set_syntax(
+            minijinja::syntax::SyntaxConfig::builder()
+                .trim_blocks(true)
+                .keep_trailing_newline(true)
+                .build()
+                .expect("the default delimiters are valid"),
+        );
         for (name, source) in TEMPLATES {
             env.add_template(name, source)
                 .unwrap_or_else(|e| panic!("template {name} does not parse: {e}"));
@@ -223,10 +236,12 @@ impl Templates {
             .env
             .get_template(&format!("{kind}.{locale}.txt"))
             .map_err(fail)?;
-        let state = text_template.eval_to_state(&base).map_err(fail)?;
-        let subject = state.render_block("subject").map_err(fail)?;
+        let mut captured = text_template.render_captured(&base).map_err(fail)?;
+        let (subject, text) = captured.with_state_mut(|state| {
+            Ok::<_, minijinja::Error>((state.render_block("subject")?, state.render_block("body")?))
+        })
+        .map_err(fail)?;
         let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
-        let text = state.render_block("body").map_err(fail)?;
         let html = self
             .env
             .get_template(&format!("{kind}.{locale}.html"))
@@ -304,6 +319,7 @@ mod tests {
                 assert!(r.html.contains("Acme &lt;Clinic&gt;"), "{what}");
                 assert!(!r.html.contains("<Clinic>"), "{what}");
                 assert!(r.text.contains("http://127.0.0.1:8080/"), "{what}");
+                assert!(!r.text.contains("{{") && !r.html.contains("{{"), "{what}");
             }
         }
     }
@@ -318,6 +334,7 @@ mod tests {
         assert!(en.subject.contains("Reset your password"), "{}", en.subject);
         assert!(pt.subject.contains("Redefina sua senha"), "{}", pt.subject);
         assert!(en.text.contains("http://127.0.0.1:8080/reset-password?token=abc123"));
-        assert!(pt.html.contains("http://127.0.0.1:8080/reset-password?token=abc123"));
+        // HTML escapes `/` too (`&#x2f;`), which browsers read back as `/`.
+        assert!(pt.html.contains("reset-password?token=abc123"), "{}", pt.html);
     }
 }

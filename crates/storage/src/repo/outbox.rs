@@ -35,7 +35,7 @@ use agenda_entity::enums::{Locale, MessageKind, OutboxStatus};
 use agenda_entity::outbox_message;
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
@@ -58,6 +58,9 @@ pub const MAX_ERROR_CHARS: usize = 500;
 /// A rendered message to write to the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessage {
+    /// The row's id (a UUIDv7, [`agenda_entity::new_id`]); the `Message-ID` is
+    /// usually built from it.
+    pub id: Uuid,
     /// The organization's user it is for, if any (kept for the record; the address
     /// below is what is used).
     pub recipient_user_id: Option<Uuid>,
@@ -91,6 +94,9 @@ pub enum Outcome {
     },
     /// It failed for good (a permanent refusal, or the last allowed attempt).
     Dead { error: String },
+    /// Not tried after all (the worker is stopping): back to the queue as it was,
+    /// the claim's attempt not counted.
+    Released,
 }
 
 /// How many messages are in a status, and since when the oldest waits.
@@ -122,6 +128,7 @@ impl OutboxRepo {
         now: DateTime<Utc>,
     ) -> Result<outbox_message::Model, StorageError> {
         let row = outbox_message::ActiveModel {
+            id: Set(message.id),
             organization_id: Set(scope.organization_id()),
             recipient_user_id: Set(message.recipient_user_id),
             kind: Set(message.kind),
@@ -154,7 +161,7 @@ impl OutboxRepo {
         lease_until: DateTime<Utc>,
         batch: u32,
     ) -> Result<Vec<Claimed>, StorageError> {
-        let batch = i32::try_from(batch.max(1)).unwrap_or(i32::MAX);
+        let batch = i32::try_from(Ord::max(batch, 1)).unwrap_or(i32::MAX);
         let rows = match db.engine() {
             Engine::Postgres => {
                 db.conn()
@@ -239,6 +246,9 @@ impl OutboxRepo {
             Outcome::Dead { error } => update
                 .col_expr(C::Status, Expr::value(OutboxStatus::Dead.as_str()))
                 .col_expr(C::LastError, Expr::value(Some(safe_error(&error)))),
+            Outcome::Released => update
+                .col_expr(C::Status, Expr::value(OutboxStatus::Queued.as_str()))
+                .col_expr(C::Attempts, Expr::col(C::Attempts).sub(1)),
         };
         let result = update
             .filter(C::Id.eq(id))
@@ -301,7 +311,7 @@ impl OutboxRepo {
         Ok(query
             .order_by_desc(C::CreatedAt)
             .order_by_desc(C::Id)
-            .limit(filter.limit.max(1))
+            .limit(Ord::max(filter.limit, 1))
             .all(db)
             .await?)
     }
