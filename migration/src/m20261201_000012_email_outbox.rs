@@ -68,7 +68,12 @@ impl MigrationTrait for Migration {
         // outbox_messages: E-mails written with their event, delivered by the worker.
         NewTable::new("outbox_messages")
             .tenant()
-            .reference("recipient_user_id", "users", ForeignKeyAction::SetNull, true)
+            .reference(
+                "recipient_user_id",
+                "users",
+                ForeignKeyAction::SetNull,
+                true,
+            )
             .col(string("kind"))
             .col(string("locale"))
             .col(string("to_address"))

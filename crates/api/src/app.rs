@@ -32,6 +32,8 @@ pub struct AppState {
     pub openapi: Arc<utoipa::openapi::OpenApi>,
     /// Request counts and latencies for `GET /metrics`.
     pub http_metrics: Arc<crate::metrics::HttpMetrics>,
+    /// Renders e-mail and writes it to the outbox (`state.mail.enqueue(tx, …)`).
+    pub mail: agenda_mail::Outbox,
 }
 
 /// Why the server could not start.
@@ -84,6 +86,7 @@ impl Application {
             .map_err(|source| StartError::Bind { addr, source })?;
         let state = AppState {
             db,
+            mail: agenda_mail::Outbox::new(settings.mail.clone()),
             settings: Arc::new(settings),
             openapi: crate::routes::openapi(),
             http_metrics: Arc::default(),
@@ -107,8 +110,10 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting connections, lets
-    /// in-flight requests finish for up to `SHUTDOWN_TIMEOUT`, and closes the pool.
+    /// Serves (and delivers e-mail, when `SMTP_URL` is set) until `shutdown`
+    /// resolves, then stops accepting connections, lets in-flight requests finish
+    /// for up to `SHUTDOWN_TIMEOUT`, stops the e-mail worker within the same bound,
+    /// and closes the pool.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -119,6 +124,8 @@ impl Application {
             state,
         } = self;
         let grace = state.settings.http.shutdown_timeout;
+        let mail_worker = agenda_mail::worker::start(state.db.clone(), state.mail.clone())
+            .map_err(std::io::Error::other)?;
         let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
         let server = axum::serve(listener, router).with_graceful_shutdown(async move {
             shutdown.await;
@@ -139,6 +146,9 @@ impl Application {
                 Ok(())
             }
         };
+        if let Some(worker) = mail_worker {
+            worker.stop(grace).await;
+        }
         state.db.close().await;
         tracing::info!("database pool closed; bye");
         result

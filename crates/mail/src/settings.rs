@@ -169,7 +169,10 @@ impl MailSettings {
         }
         let poll_interval = env.duration("MAIL_POLL_INTERVAL", Duration::from_secs(2))?;
         if poll_interval.is_zero() {
-            return Err(ConfigError::new("MAIL_POLL_INTERVAL", "must be more than zero"));
+            return Err(ConfigError::new(
+                "MAIL_POLL_INTERVAL",
+                "must be more than zero",
+            ));
         }
         Ok(MailSettings {
             smtp,
@@ -217,7 +220,10 @@ mod tests {
 
         let env = Env::from_pairs([("SMTP_URL", "http://mailer:s3cret@smtp.example.com")]);
         let err = MailSettings::from_env(&env).unwrap_err().to_string();
-        assert!(err.contains("SMTP_URL is \"http://mailer:***@smtp"), "{err}");
+        assert!(
+            err.contains("SMTP_URL is \"http://mailer:***@smtp"),
+            "{err}"
+        );
         assert!(!err.contains("s3cret"), "{err}");
     }
 

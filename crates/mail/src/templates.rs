@@ -20,30 +20,102 @@ use crate::settings::MailSettings;
 /// The templates, by name, compiled into the binary.
 const TEMPLATES: &[(&str, &str)] = &[
     ("layout.html", include_str!("../templates/layout.html")),
-    ("password_reset.en.txt", include_str!("../templates/password_reset.en.txt")),
-    ("password_reset.en.html", include_str!("../templates/password_reset.en.html")),
-    ("password_reset.pt-BR.txt", include_str!("../templates/password_reset.pt-BR.txt")),
-    ("password_reset.pt-BR.html", include_str!("../templates/password_reset.pt-BR.html")),
-    ("email_verification.en.txt", include_str!("../templates/email_verification.en.txt")),
-    ("email_verification.en.html", include_str!("../templates/email_verification.en.html")),
-    ("email_verification.pt-BR.txt", include_str!("../templates/email_verification.pt-BR.txt")),
-    ("email_verification.pt-BR.html", include_str!("../templates/email_verification.pt-BR.html")),
-    ("invitation.en.txt", include_str!("../templates/invitation.en.txt")),
-    ("invitation.en.html", include_str!("../templates/invitation.en.html")),
-    ("invitation.pt-BR.txt", include_str!("../templates/invitation.pt-BR.txt")),
-    ("invitation.pt-BR.html", include_str!("../templates/invitation.pt-BR.html")),
-    ("booking_confirmed.en.txt", include_str!("../templates/booking_confirmed.en.txt")),
-    ("booking_confirmed.en.html", include_str!("../templates/booking_confirmed.en.html")),
-    ("booking_confirmed.pt-BR.txt", include_str!("../templates/booking_confirmed.pt-BR.txt")),
-    ("booking_confirmed.pt-BR.html", include_str!("../templates/booking_confirmed.pt-BR.html")),
-    ("booking_canceled.en.txt", include_str!("../templates/booking_canceled.en.txt")),
-    ("booking_canceled.en.html", include_str!("../templates/booking_canceled.en.html")),
-    ("booking_canceled.pt-BR.txt", include_str!("../templates/booking_canceled.pt-BR.txt")),
-    ("booking_canceled.pt-BR.html", include_str!("../templates/booking_canceled.pt-BR.html")),
-    ("booking_rescheduled.en.txt", include_str!("../templates/booking_rescheduled.en.txt")),
-    ("booking_rescheduled.en.html", include_str!("../templates/booking_rescheduled.en.html")),
-    ("booking_rescheduled.pt-BR.txt", include_str!("../templates/booking_rescheduled.pt-BR.txt")),
-    ("booking_rescheduled.pt-BR.html", include_str!("../templates/booking_rescheduled.pt-BR.html")),
+    (
+        "password_reset.en.txt",
+        include_str!("../templates/password_reset.en.txt"),
+    ),
+    (
+        "password_reset.en.html",
+        include_str!("../templates/password_reset.en.html"),
+    ),
+    (
+        "password_reset.pt-BR.txt",
+        include_str!("../templates/password_reset.pt-BR.txt"),
+    ),
+    (
+        "password_reset.pt-BR.html",
+        include_str!("../templates/password_reset.pt-BR.html"),
+    ),
+    (
+        "email_verification.en.txt",
+        include_str!("../templates/email_verification.en.txt"),
+    ),
+    (
+        "email_verification.en.html",
+        include_str!("../templates/email_verification.en.html"),
+    ),
+    (
+        "email_verification.pt-BR.txt",
+        include_str!("../templates/email_verification.pt-BR.txt"),
+    ),
+    (
+        "email_verification.pt-BR.html",
+        include_str!("../templates/email_verification.pt-BR.html"),
+    ),
+    (
+        "invitation.en.txt",
+        include_str!("../templates/invitation.en.txt"),
+    ),
+    (
+        "invitation.en.html",
+        include_str!("../templates/invitation.en.html"),
+    ),
+    (
+        "invitation.pt-BR.txt",
+        include_str!("../templates/invitation.pt-BR.txt"),
+    ),
+    (
+        "invitation.pt-BR.html",
+        include_str!("../templates/invitation.pt-BR.html"),
+    ),
+    (
+        "booking_confirmed.en.txt",
+        include_str!("../templates/booking_confirmed.en.txt"),
+    ),
+    (
+        "booking_confirmed.en.html",
+        include_str!("../templates/booking_confirmed.en.html"),
+    ),
+    (
+        "booking_confirmed.pt-BR.txt",
+        include_str!("../templates/booking_confirmed.pt-BR.txt"),
+    ),
+    (
+        "booking_confirmed.pt-BR.html",
+        include_str!("../templates/booking_confirmed.pt-BR.html"),
+    ),
+    (
+        "booking_canceled.en.txt",
+        include_str!("../templates/booking_canceled.en.txt"),
+    ),
+    (
+        "booking_canceled.en.html",
+        include_str!("../templates/booking_canceled.en.html"),
+    ),
+    (
+        "booking_canceled.pt-BR.txt",
+        include_str!("../templates/booking_canceled.pt-BR.txt"),
+    ),
+    (
+        "booking_canceled.pt-BR.html",
+        include_str!("../templates/booking_canceled.pt-BR.html"),
+    ),
+    (
+        "booking_rescheduled.en.txt",
+        include_str!("../templates/booking_rescheduled.en.txt"),
+    ),
+    (
+        "booking_rescheduled.en.html",
+        include_str!("../templates/booking_rescheduled.en.html"),
+    ),
+    (
+        "booking_rescheduled.pt-BR.txt",
+        include_str!("../templates/booking_rescheduled.pt-BR.txt"),
+    ),
+    (
+        "booking_rescheduled.pt-BR.html",
+        include_str!("../templates/booking_rescheduled.pt-BR.html"),
+    ),
 ];
 
 /// Which side of a booking a message goes to.
@@ -80,9 +152,15 @@ pub struct BookingDetails {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Email {
     /// A link to choose a new password (`/reset-password?token=…`).
-    PasswordReset { token: String, valid_minutes: i64 },
+    PasswordReset {
+        token: String,
+        valid_minutes: i64,
+    },
     /// A link proving the address is the user's (`/verify-email?token=…`).
-    EmailVerification { token: String, valid_hours: i64 },
+    EmailVerification {
+        token: String,
+        valid_hours: i64,
+    },
     /// A link to accept an invitation to the organization and set a password
     /// (`/accept-invitation?token=…`).
     Invitation {
@@ -237,10 +315,14 @@ impl Templates {
             .get_template(&format!("{kind}.{locale}.txt"))
             .map_err(fail)?;
         let mut captured = text_template.render_captured(&base).map_err(fail)?;
-        let (subject, text) = captured.with_state_mut(|state| {
-            Ok::<_, minijinja::Error>((state.render_block("subject")?, state.render_block("body")?))
-        })
-        .map_err(fail)?;
+        let (subject, text) = captured
+            .with_state_mut(|state| {
+                Ok::<_, minijinja::Error>((
+                    state.render_block("subject")?,
+                    state.render_block("body")?,
+                ))
+            })
+            .map_err(fail)?;
         let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
         let html = self
             .env
@@ -304,7 +386,11 @@ mod tests {
         let templates = Templates::new();
         let settings = MailSettings::default();
         let emails = every_email();
-        assert_eq!(emails.len(), MessageKind::iter().count(), "one case per kind");
+        assert_eq!(
+            emails.len(),
+            MessageKind::iter().count(),
+            "one case per kind"
+        );
         for email in &emails {
             for locale in Locale::iter() {
                 let r = templates
@@ -329,12 +415,23 @@ mod tests {
         let templates = Templates::new();
         let settings = MailSettings::default();
         let email = &every_email()[0];
-        let en = templates.render(email, Locale::En, "Acme", "Bia", &settings).unwrap();
-        let pt = templates.render(email, Locale::PtBr, "Acme", "Bia", &settings).unwrap();
+        let en = templates
+            .render(email, Locale::En, "Acme", "Bia", &settings)
+            .unwrap();
+        let pt = templates
+            .render(email, Locale::PtBr, "Acme", "Bia", &settings)
+            .unwrap();
         assert!(en.subject.contains("Reset your password"), "{}", en.subject);
         assert!(pt.subject.contains("Redefina sua senha"), "{}", pt.subject);
-        assert!(en.text.contains("http://127.0.0.1:8080/reset-password?token=abc123"));
+        assert!(
+            en.text
+                .contains("http://127.0.0.1:8080/reset-password?token=abc123")
+        );
         // HTML escapes `/` too (`&#x2f;`), which browsers read back as `/`.
-        assert!(pt.html.contains("reset-password?token=abc123"), "{}", pt.html);
+        assert!(
+            pt.html.contains("reset-password?token=abc123"),
+            "{}",
+            pt.html
+        );
     }
 }

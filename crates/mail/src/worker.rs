@@ -24,7 +24,7 @@
 use std::time::Duration;
 
 use agenda_storage::Db;
-use agenda_storage::repo::outbox::{Claimed, Outcome, OutboxRepo};
+use agenda_storage::repo::outbox::{Claimed, OutboxRepo, Outcome};
 use chrono::Utc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -138,8 +138,7 @@ impl Worker {
         let settings = self.outbox.settings();
         let now = Utc::now();
         let lease = chrono::Duration::from_std(settings.lease).unwrap_or(chrono::Duration::MAX);
-        match OutboxRepo::claim(&self.db, &self.id, now, now + lease, settings.batch_size).await
-        {
+        match OutboxRepo::claim(&self.db, &self.id, now, now + lease, settings.batch_size).await {
             Ok(claimed) => claimed,
             Err(e) => {
                 tracing::warn!(worker = %self.id, error = %e, "claiming due e-mail failed; retrying");

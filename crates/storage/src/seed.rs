@@ -38,9 +38,9 @@ use std::collections::HashMap;
 
 use agenda_entity::enums::{
     AddressKind, AppointmentStatus, AvailabilityKind, BalanceBucket, BlockSource, DiscountType,
-    Locale, ModerationStatus, NotificationKind, OnboardingStatus, OrganizationStatus, PaymentMethod,
-    PaymentMethods, PaymentStatus, PayoutMethod, PayoutSchedule, PromotionScope, RecurrenceKind,
-    TicketPriority, TicketStatus, TransactionKind, UserRole, WithdrawalStatus,
+    Locale, ModerationStatus, NotificationKind, OnboardingStatus, OrganizationStatus,
+    PaymentMethod, PaymentMethods, PaymentStatus, PayoutMethod, PayoutSchedule, PromotionScope,
+    RecurrenceKind, TicketPriority, TicketStatus, TransactionKind, UserRole, WithdrawalStatus,
 };
 use agenda_entity::rules::{self, PromotionTerms, Recurrence};
 use agenda_entity::{

@@ -1,7 +1,7 @@
 //! Registration, sign-in, sessions, lockout and password reset, over HTTP.
 
-use agenda_storage::TenantScope;
 use agenda_entity::enums::TokenPurpose;
+use agenda_storage::TenantScope;
 use agenda_storage::repo::sessions::OneTimeTokenRepo;
 use agenda_testkit::both_engines;
 use serde_json::{Value, json};

@@ -37,7 +37,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -88,10 +89,7 @@ pub enum Outcome {
     /// The SMTP server accepted the message.
     Sent,
     /// It failed for now; try again at this instant.
-    RetryAt {
-        at: DateTime<Utc>,
-        error: String,
-    },
+    RetryAt { at: DateTime<Utc>, error: String },
     /// It failed for good (a permanent refusal, or the last allowed attempt).
     Dead { error: String },
     /// Not tried after all (the worker is stopping): back to the queue as it was,
@@ -394,7 +392,11 @@ fn safe_error(error: &str) -> String {
 /// A UUID's text form from a prefix, filled up with `fill` (dashes kept in place).
 fn pad(prefix: &str, fill: char) -> String {
     let digits: String = prefix.chars().filter(|c| *c != '-').collect();
-    let mut hex: String = digits.chars().chain(std::iter::repeat(fill)).take(32).collect();
+    let mut hex: String = digits
+        .chars()
+        .chain(std::iter::repeat(fill))
+        .take(32)
+        .collect();
     for at in [8, 13, 18, 23] {
         hex.insert(at, '-');
     }

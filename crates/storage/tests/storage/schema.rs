@@ -1440,7 +1440,8 @@ mod checks {
                     ("request_hash", s("h")),
                     ("expires_at", (Utc::now() + Duration::days(1)).into()),
                 ],
-            ),            (
+            ),
+            (
                 "outbox_messages",
                 vec![
                     ("recipient_user_id", s("{users}")),
