@@ -421,15 +421,7 @@ async fn confirm_reset(
     let hash = hash_password(input.new_password).await?;
     let tx = uow.tx().await?;
     let now = Utc::now();
-    // Finds the token's organization and enters it for the rest of the transaction.
-    let user = OneTimeTokenRepo::consume(
-        tx,
-        TokenPurpose::PasswordReset,
-        &token_digest(input.token.trim()),
-        now,
-    )
-    .await
-    .map_err(|_| ApiError::invalid_field("token", "invalid", "is unknown, used or expired"))?;
+    let user = use_token(tx, TokenPurpose::PasswordReset, &input.token).await?;
     let scope = TenantScope::new(user.organization_id);
     UserRepo::set_password_hash(tx, scope, user.id, hash).await?;
     SessionRepo::revoke_all_for_user(tx, scope, user.id, now).await?;
@@ -448,15 +440,7 @@ async fn verify_email(
     ValidJson(input): ValidJson<VerifyEmail>,
 ) -> Result<StatusCode, ApiError> {
     let tx = uow.tx().await?;
-    // Finds the token's organization and enters it for the rest of the transaction.
-    let user = OneTimeTokenRepo::consume(
-        tx,
-        TokenPurpose::EmailVerification,
-        &token_digest(input.token.trim()),
-        Utc::now(),
-    )
-    .await
-    .map_err(|_| ApiError::invalid_field("token", "invalid", "is unknown, used or expired"))?;
+    let user = use_token(tx, TokenPurpose::EmailVerification, &input.token).await?;
     UserRepo::mark_verified(tx, TenantScope::new(user.organization_id), user.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -491,6 +475,19 @@ async fn resend_verification(
     )
     .await?;
     Ok(StatusCode::ACCEPTED)
+}
+
+/// Uses up a mailed token of `purpose` and returns its user; finds the token's
+/// organization and enters it for the rest of the transaction. Unknown, used,
+/// expired and other-purpose tokens are one `422` on `token`.
+async fn use_token(
+    tx: &sea_orm::DatabaseTransaction,
+    purpose: TokenPurpose,
+    token: &str,
+) -> Result<user::Model, ApiError> {
+    OneTimeTokenRepo::consume(tx, purpose, &token_digest(token.trim()), Utc::now())
+        .await
+        .map_err(|_| ApiError::invalid_field("token", "invalid", "is unknown, used or expired"))
 }
 
 /// Argon2 is deliberately slow: run it off the async workers.

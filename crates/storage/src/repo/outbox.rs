@@ -37,8 +37,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, DeriveIntoActiveModel, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 use serde::Serialize;
 use uuid::Uuid;
@@ -56,8 +56,13 @@ impl TenantOwned for outbox_message::Entity {
 /// Longest `last_error` kept, in characters: enough for an SMTP reply.
 pub const MAX_ERROR_CHARS: usize = 500;
 
-/// A rendered message to write to the outbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A rendered message to write to the outbox. [`OutboxRepo::enqueue`] adds the
+/// tenant and the due time; it starts `queued` with no attempt.
+#[derive(Debug, Clone, PartialEq, Eq, DeriveIntoActiveModel)]
+#[sea_orm(
+    active_model = "outbox_message::ActiveModel",
+    set(status = "OutboxStatus::Queued", attempts = "0")
+)]
 pub struct NewMessage {
     /// The row's id (a UUIDv7, [`agenda_entity::new_id`]); the `Message-ID` is
     /// usually built from it.
@@ -125,27 +130,9 @@ impl OutboxRepo {
         message: NewMessage,
         now: DateTime<Utc>,
     ) -> Result<outbox_message::Model, StorageError> {
-        let row = outbox_message::ActiveModel {
-            id: Set(message.id),
-            organization_id: Set(scope.organization_id()),
-            recipient_user_id: Set(message.recipient_user_id),
-            kind: Set(message.kind),
-            locale: Set(message.locale),
-            to_address: Set(message.to_address),
-            to_name: Set(message.to_name),
-            subject: Set(message.subject),
-            body_text: Set(message.body_text),
-            body_html: Set(message.body_html),
-            message_id: Set(message.message_id),
-            status: Set(OutboxStatus::Queued),
-            attempts: Set(0),
-            next_attempt_at: Set(now),
-            last_error: Set(None),
-            claimed_by: Set(None),
-            claimed_until: Set(None),
-            sent_at: Set(None),
-            ..Default::default()
-        };
+        let mut row = message.into_active_model();
+        row.organization_id = Set(scope.organization_id());
+        row.next_attempt_at = Set(now);
         Ok(row.insert(db).await?)
     }
 
