@@ -126,6 +126,9 @@ impl Application {
         let grace = state.settings.http.shutdown_timeout;
         let mail_worker = agenda_mail::worker::start(state.db.clone(), state.mail.clone())
             .map_err(std::io::Error::other)?;
+        let mail_stop = mail_worker.as_ref().map(|w| w.stop_signal());
+        let shutdown_began = Arc::new(std::sync::OnceLock::new());
+        let began = shutdown_began.clone();
         let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
         let server = axum::serve(listener, router).with_graceful_shutdown(async move {
             shutdown.await;
@@ -133,6 +136,10 @@ impl Application {
                 grace_s = grace.as_secs_f64(),
                 "shutting down: no new connections, finishing in-flight requests"
             );
+            let _ = began.set(std::time::Instant::now());
+            if let Some(mail) = mail_stop {
+                mail.send();
+            }
             let _ = stopping_tx.send(true);
         });
         let deadline = async move {
@@ -147,7 +154,9 @@ impl Application {
             }
         };
         if let Some(worker) = mail_worker {
-            worker.stop(grace).await;
+            // Told to stop when shutdown began; it gets what is left of the grace.
+            let spent = shutdown_began.get().map_or(grace, |began| began.elapsed());
+            worker.stop(grace.saturating_sub(spent)).await;
         }
         state.db.close().await;
         tracing::info!("database pool closed; bye");

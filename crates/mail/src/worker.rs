@@ -21,6 +21,7 @@
 //! sending, hands the rest of its batch back to the queue, and ends; if that takes
 //! longer than the bound, the task is aborted and its leases expire.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use agenda_storage::Db;
@@ -34,9 +35,20 @@ use crate::smtp::{SendError, Smtp};
 
 /// A running worker.
 pub struct WorkerHandle {
-    stop: watch::Sender<bool>,
+    stop: StopSignal,
     task: JoinHandle<()>,
     id: String,
+}
+
+/// Tells a worker to stop (finish the message in hand, hand back the rest), without
+/// waiting for it: the server sends it when shutdown begins.
+#[derive(Clone)]
+pub struct StopSignal(Arc<watch::Sender<bool>>);
+
+impl StopSignal {
+    pub fn send(&self) {
+        let _ = self.0.send(true);
+    }
 }
 
 /// Starts the worker when `SMTP_URL` is set; `None` (messages stay queued) when it
@@ -59,7 +71,11 @@ pub fn start(db: Db, outbox: Outbox) -> Result<Option<WorkerHandle>, String> {
         stopping,
     };
     let task = tokio::spawn(worker.run());
-    Ok(Some(WorkerHandle { stop, task, id }))
+    Ok(Some(WorkerHandle {
+        stop: StopSignal(Arc::new(stop)),
+        task,
+        id,
+    }))
 }
 
 impl WorkerHandle {
@@ -68,9 +84,14 @@ impl WorkerHandle {
         &self.id
     }
 
+    /// A handle that asks the worker to stop.
+    pub fn stop_signal(&self) -> StopSignal {
+        self.stop.clone()
+    }
+
     /// Asks the worker to stop and waits for it, at most `within`.
     pub async fn stop(self, within: Duration) {
-        let _ = self.stop.send(true);
+        self.stop.send();
         let mut task = self.task;
         if tokio::time::timeout(within, &mut task).await.is_err() {
             tracing::warn!(

@@ -123,7 +123,67 @@ fn all_sent(rows: &[outbox_message::Model], n: usize) -> bool {
     rows.len() == n && rows.iter().all(|r| r.status == OutboxStatus::Sent)
 }
 
+/// A test route that writes a message in the request's transaction, then answers
+/// the body's `status`: the unit of work commits a 2xx and rolls anything else back.
+fn enqueue_then_answer() -> Router<agenda_api::AppState> {
+    use agenda_api::uow::UnitOfWork;
+    use axum::extract::State;
+    use axum::http::StatusCode;
+    axum::Router::new().route(
+        "/test/enqueue",
+        axum::routing::post(
+            |State(state): State<agenda_api::AppState>,
+             uow: UnitOfWork,
+             body: axum::Json<Value>| async move {
+                let organization =
+                    agenda_storage::repo::organizations::OrganizationRepo::find_by_slug(
+                        state.db.conn(),
+                        "acme",
+                    )
+                    .await
+                    .unwrap()
+                    .unwrap();
+                uow.enter(agenda_storage::TenantScope::new(organization.id))
+                    .await
+                    .unwrap();
+                let to = agenda_mail::Recipient {
+                    user_id: None,
+                    address: "x@example.com".into(),
+                    name: "X".into(),
+                };
+                let email = agenda_mail::Email::PasswordReset {
+                    token: "ab".repeat(32),
+                    valid_minutes: 30,
+                };
+                state
+                    .mail
+                    .enqueue(uow.tx().await.unwrap(), &organization, to, email)
+                    .await
+                    .unwrap();
+                StatusCode::from_u16(body["status"].as_u64().unwrap() as u16).unwrap()
+            },
+        ),
+    )
+}
+
 both_engines! {
+    /// A message written in a request's transaction exists exactly when the request
+    /// committed: a 409 after the write leaves nothing, a 201 leaves the message.
+    async fn a_rolled_back_request_leaves_no_message(t: TestDb) {
+        let app = TestApp::spawn_configured(t, enqueue_then_answer(), |s| s.mail = mail_env(None)).await;
+        organization(&app, "acme", "en").await;
+        let (status, _) = app.post("/test/enqueue", &json!({"status": 409})).await;
+        assert_eq!(status, 409);
+        let rows = outbox_message::Entity::find().all(app.t.conn()).await.unwrap();
+        assert!(rows.is_empty(), "rolled back with its request: {rows:?}");
+
+        let (status, _) = app.post("/test/enqueue", &json!({"status": 201})).await;
+        assert_eq!(status, 201);
+        let rows = outbox_message::Entity::find().all(app.t.conn()).await.unwrap();
+        assert_eq!(rows.len(), 1, "committed with its request");
+        assert_eq!(rows[0].status, OutboxStatus::Queued);
+    }
+
     /// Register, verify the address and reset the password using only what the
     /// e-mails contain; content and language follow the organization's locale.
     async fn verification_and_password_reset_work_from_the_email_alone(t: TestDb) {
