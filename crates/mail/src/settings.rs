@@ -3,7 +3,7 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `SMTP_URL` | unset: nothing is sent, messages stay queued | `smtp://host:port`, `smtps://user:pass@host`, `smtp://user:pass@host:587?tls=required` (STARTTLS) |
+//! | `SMTP_URL` | unset: nothing is sent, messages stay queued | `smtp://host:port`, `smtps://user:pass@host`, `smtp://user:pass@host:587?tls=required` (STARTTLS; `tls=starttls` means the same) |
 //! | `MAIL_FROM` | `Agenda <no-reply@agenda.localhost>` | the `From:` mailbox; its domain ends every `Message-ID` |
 //! | `PUBLIC_BASE_URL` | `http://127.0.0.1:8080` | where links in e-mails point (`/reset-password?token=…`) |
 //! | `MAIL_MAX_ATTEMPTS` | `8` | attempts before a message is `dead` |
@@ -28,11 +28,12 @@ pub struct SmtpUrl(String);
 
 impl SmtpUrl {
     /// The URL if lettre understands it (the transport is built to check).
+    /// `?tls=starttls` is accepted as another name for lettre's `?tls=required`.
     pub fn parse(raw: &str) -> Option<SmtpUrl> {
-        let raw = raw.trim();
+        let raw = raw.trim().replace("tls=starttls", "tls=required");
         let scheme_ok = raw.starts_with("smtp://") || raw.starts_with("smtps://");
-        (scheme_ok && AsyncSmtpTransport::<Tokio1Executor>::from_url(raw).is_ok())
-            .then(|| SmtpUrl(raw.to_owned()))
+        (scheme_ok && AsyncSmtpTransport::<Tokio1Executor>::from_url(&raw).is_ok())
+            .then_some(SmtpUrl(raw))
     }
 
     /// The URL with its password, for building the transport only.
@@ -144,7 +145,8 @@ impl MailSettings {
                     && url.host().is_some()
                     && url.query().is_none()
                     && url.fragment().is_none();
-                ok.then(|| raw.trim_end_matches('/').to_owned())
+                // The parsed form: characters that need it are percent-encoded.
+                ok.then(|| url.as_str().trim_end_matches('/').to_owned())
             },
         )?;
         let retry = RetryPolicy {
@@ -217,6 +219,13 @@ mod tests {
         let url = s.smtp.unwrap();
         assert_eq!(url.redacted(), "smtps://mailer:***@smtp.example.com");
         assert!(!format!("{url:?} {url}").contains("s3cret"));
+
+        let env = Env::from_pairs([("SMTP_URL", "smtp://m:p@smtp.example.com:587?tls=starttls")]);
+        let url = MailSettings::from_env(&env).unwrap().smtp.unwrap();
+        assert_eq!(
+            url.redacted(),
+            "smtp://m:***@smtp.example.com:587?tls=required"
+        );
 
         let env = Env::from_pairs([("SMTP_URL", "http://mailer:s3cret@smtp.example.com")]);
         let err = MailSettings::from_env(&env).unwrap_err().to_string();

@@ -12,6 +12,8 @@
 //! [`Email`] variant with its values in [`Email::context`], and its four templates.
 
 use agenda_entity::enums::{Locale, MessageKind, UserRole};
+use std::fmt::Write as _;
+
 use minijinja::{Environment, UndefinedBehavior, Value, context};
 use uuid::Uuid;
 
@@ -258,6 +260,37 @@ pub struct RenderError {
     pub source: minijinja::Error,
 }
 
+/// Writes a value into a template's output. In HTML templates strings are escaped
+/// for text and attribute values (`& < > " '`); unlike MiniJinja's default, `/` is
+/// left alone, so links stay readable in the source some mail clients show. Anything
+/// else goes to the default formatter.
+fn format_value(
+    out: &mut minijinja::Output,
+    state: &mut minijinja::State,
+    value: &Value,
+) -> Result<(), minijinja::Error> {
+    let html = matches!(state.auto_escape(), minijinja::AutoEscape::Html);
+    match value.as_str() {
+        Some(text) if html && !value.is_safe() => {
+            for c in text.chars() {
+                let written = match c {
+                    '&' => out.write_str("&amp;"),
+                    '<' => out.write_str("&lt;"),
+                    '>' => out.write_str("&gt;"),
+                    '"' => out.write_str("&quot;"),
+                    '\'' => out.write_str("&#39;"),
+                    c => out.write_char(c),
+                };
+                written.map_err(|_| {
+                    minijinja::Error::new(minijinja::ErrorKind::WriteFailure, "output failed")
+                })?;
+            }
+            Ok(())
+        }
+        _ => minijinja::escape_formatter(out, state, value),
+    }
+}
+
 /// The parsed templates.
 pub struct Templates {
     env: Environment<'static>,
@@ -282,6 +315,7 @@ impl Templates {
                 .build()
                 .expect("the default delimiters are valid"),
         );
+        env.set_formatter(format_value);
         for (name, source) in TEMPLATES {
             env.add_template(name, source)
                 .unwrap_or_else(|e| panic!("template {name} does not parse: {e}"));
@@ -403,6 +437,7 @@ mod tests {
                 assert!(r.html.contains(&format!("lang=\"{locale}\"")), "{what}");
                 // HTML escapes what it shows; text shows it as it is.
                 assert!(r.html.contains("Acme &lt;Clinic&gt;"), "{what}");
+                assert!(!r.html.contains("Corte & <Barba>"), "{what}");
                 assert!(!r.html.contains("<Clinic>"), "{what}");
                 assert!(r.text.contains("http://127.0.0.1:8080/"), "{what}");
                 assert!(!r.text.contains("{{") && !r.html.contains("{{"), "{what}");

@@ -22,7 +22,7 @@ use agenda_storage::repo::outbox::{ListFilter, OutboxRepo};
 use clap::Subcommand;
 use serde::Serialize;
 
-use super::{Failure, print_json};
+use super::{Failure, print_json, require_migrated};
 
 #[derive(Debug, Subcommand)]
 pub enum MailAction {
@@ -114,6 +114,7 @@ pub async fn run(env: &Env, action: MailAction) -> Result<(), Failure> {
 
 async fn act(db: &Db, action: MailAction) -> Result<(), Failure> {
     let failed = |e: agenda_storage::StorageError| Failure::runtime(e.to_string());
+    require_migrated(db, "").await?;
     let conn = db.conn();
     if !agenda_storage::tenant::sees_every_tenant(conn)
         .await

@@ -297,22 +297,28 @@ async fn seed_demo(db: &Db, auto_migrate: bool) -> Result<SeedReport, Failure> {
             .await
             .map_err(|e| Failure::runtime(format!("applying migrations failed: {e}")))?;
     } else {
-        let pending = Migrator::get_pending_migrations(db.conn())
-            .await
-            .map_err(Failure::runtime)?;
-        if !pending.is_empty() {
-            return Err(Failure::runtime(format!(
-                "the database schema is not up to date ({} pending migrations); \
-                 run `agenda migrate up` first, or set AUTO_MIGRATE=true",
-                pending.len()
-            )));
-        }
+        require_migrated(db, ", or set AUTO_MIGRATE=true").await?;
     }
     // One hash for every demo user: argon2 is slow on purpose.
     let hash = crate::password::hash(DEMO_PASSWORD).map_err(Failure::runtime)?;
     seed::demo(db, &hash)
         .await
         .map_err(|e| Failure::runtime(format!("seeding the demo data failed: {e}")))
+}
+
+/// Fails with a clear line when migrations are pending (`hint` ends the sentence).
+pub(crate) async fn require_migrated(db: &Db, hint: &str) -> Result<(), Failure> {
+    let pending = Migrator::get_pending_migrations(db.conn())
+        .await
+        .map_err(Failure::runtime)?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::runtime(format!(
+        "the database schema is not up to date ({} pending migrations); \
+         run `agenda migrate up` first{hint}",
+        pending.len()
+    )))
 }
 
 fn print_seed_report(report: &SeedReport) {
