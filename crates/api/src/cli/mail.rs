@@ -5,7 +5,9 @@
 //!   newest first, every tenant;
 //! - `agenda mail show ID [--html]`: one message's headers and text (or HTML) part,
 //!   so a developer can open a reset link with no SMTP server at all;
-//! - `agenda mail retry ID`: queue a `dead` message again.
+//! - `agenda mail retry ID`: queue a `dead` message again;
+//! - `agenda mail purge --older-than 30d`: delete finished (`sent`, `dead`) messages
+//!   created before then — the retention of mail that may hold links with tokens.
 //!
 //! These read across tenants, so on PostgreSQL they connect as the schema owner
 //! (`MIGRATION_DATABASE_URL`, else `DATABASE_URL`), like backups: the application
@@ -54,6 +56,23 @@ pub enum MailAction {
         /// The message id, or its first 8 or more characters.
         id: String,
     },
+    /// Delete sent and dead messages created more than DURATION ago (queued ones are
+    /// kept).
+    Purge {
+        /// How old a finished message must be, e.g. 30d or 12h.
+        #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+        older_than: std::time::Duration,
+    },
+}
+
+/// `--older-than`: a positive duration such as `30d`.
+fn parse_age(raw: &str) -> Result<std::time::Duration, String> {
+    match agenda_storage::config::parse_duration(raw) {
+        Some(d) if !d.is_zero() => Ok(d),
+        _ => Err(format!(
+            "{raw:?} is not a positive duration; expected e.g. 30d, 12h or 90m"
+        )),
+    }
 }
 
 fn parse_status(raw: &str) -> Result<OutboxStatus, String> {
@@ -181,6 +200,18 @@ async fn act(db: &Db, action: MailAction) -> Result<(), Failure> {
                 .await
                 .map_err(failed)?;
             println!("queued {} again ({} to {})", m.id, m.kind, m.to_address);
+            Ok(())
+        }
+        MailAction::Purge { older_than } => {
+            let age = chrono::Duration::from_std(older_than)
+                .map_err(|_| Failure::config("--older-than is too long"))?;
+            let deleted = OutboxRepo::purge_finished(conn, agenda_entity::now() - age)
+                .await
+                .map_err(failed)?;
+            println!(
+                "deleted {deleted} sent or dead message(s) older than {}",
+                agenda_storage::config::format_duration(older_than)
+            );
             Ok(())
         }
     }

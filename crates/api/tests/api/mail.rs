@@ -357,6 +357,9 @@ both_engines! {
         let json_list = tokio::task::block_in_place(|| agenda(&["mail", "list", "--status", "queued", "--json"]));
         let parsed: Value = serde_json::from_str(&json_list).unwrap();
         assert_eq!(parsed.as_array().unwrap().len(), 2);
+        // Purging keeps queued mail, however old.
+        let purged = tokio::task::block_in_place(|| agenda(&["mail", "purge", "--older-than", "1s"]));
+        assert!(purged.starts_with("deleted 0 "), "{purged}");
     }
 
     /// The SMTP server goes away: mail is retried with backoff, never lost, and once

@@ -27,8 +27,8 @@
 //! sending`), so a worker whose lease ran out cannot overwrite the outcome of the
 //! worker that took the message over.
 //!
-//! The operator listing ([`OutboxRepo::list_all`], [`OutboxRepo::find_any`],
-//! [`OutboxRepo::requeue`]) reads across tenants by nature; it needs a role that
+//! The operator commands ([`OutboxRepo::list_all`], [`OutboxRepo::find_any`],
+//! [`OutboxRepo::requeue`], [`OutboxRepo::purge_finished`]) work across tenants by nature; it needs a role that
 //! sees every tenant (the schema owner on PostgreSQL), like backups.
 
 use agenda_entity::enums::{Locale, MessageKind, OutboxStatus};
@@ -367,6 +367,25 @@ impl OutboxRepo {
             });
         }
         Ok(())
+    }
+}
+
+impl OutboxRepo {
+    /// Operator housekeeping: deletes the finished (`sent` and `dead`) messages of
+    /// every tenant created before `before`, and returns how many. Queued and
+    /// sending messages are never touched.
+    #[allow(clippy::disallowed_methods)] // operator tooling over every tenant; see the module docs
+    pub async fn purge_finished(
+        db: &impl ConnectionTrait,
+        before: DateTime<Utc>,
+    ) -> Result<u64, StorageError> {
+        use outbox_message::Column as C;
+        let result = outbox_message::Entity::delete_many()
+            .filter(C::Status.is_in([OutboxStatus::Sent, OutboxStatus::Dead]))
+            .filter(C::CreatedAt.lt(before))
+            .exec(db)
+            .await?;
+        Ok(result.rows_affected)
     }
 }
 

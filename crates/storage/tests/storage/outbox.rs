@@ -120,7 +120,13 @@ both_engines! {
         let counts = OutboxRepo::counts(app.conn()).await.unwrap();
         let of = |s| counts.iter().find(|c| c.status == s).map_or(0, |c| c.messages);
         assert_eq!((of(OutboxStatus::Queued), of(OutboxStatus::Sending), of(OutboxStatus::Dead)), (1, 0, 1));
-        let _ = later;
+
+        // Retention: finished messages created before the cut go, queued ones stay.
+        let cut = agenda_entity::now() + Duration::seconds(1);
+        assert_eq!(OutboxRepo::purge_finished(t.conn(), now).await.unwrap(), 0, "none older than that");
+        assert_eq!(OutboxRepo::purge_finished(t.conn(), cut).await.unwrap(), 2, "the sent and the dead one");
+        let left: Vec<Uuid> = outbox_message::Entity::find().all(t.conn()).await.unwrap().iter().map(|r| r.id).collect();
+        assert_eq!(left, vec![later]);
     }
 
     /// Eight workers claiming 60 messages at once, in batches of 4, claim each
