@@ -9,9 +9,10 @@
 use std::str::FromStr;
 
 use agenda_entity::enums::AppointmentStatus;
-use agenda_entity::{appointment, provider_service, provider_settings, service, service_template};
+use agenda_entity::{
+    appointment, provider_service, provider_settings, service, service_template, user,
+};
 use agenda_storage::repo::organizations::OrganizationRepo;
-use agenda_storage::repo::users::UserRepo;
 use agenda_storage::{StorageError, TenantOwned, TenantScope};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -57,8 +58,7 @@ pub async fn notify(
         return Ok(());
     }
     let organization = OrganizationRepo::get(db, scope.organization_id()).await?;
-    let client = UserRepo::get(db, scope, appointment.client_id).await?;
-    let provider = UserRepo::get(db, scope, appointment.provider_id).await?;
+    let (client, provider) = participants(db, scope, appointment).await?;
     let service = service_name(db, scope, appointment).await?;
     let zone = provider_zone(db, scope, appointment, &organization.time_zone).await?;
     let locale = organization.locale;
@@ -90,6 +90,26 @@ pub async fn notify(
             .await?;
     }
     Ok(())
+}
+
+/// The client and the provider, in one query.
+async fn participants(
+    db: &impl ConnectionTrait,
+    scope: TenantScope,
+    appointment: &appointment::Model,
+) -> Result<(user::Model, user::Model), StorageError> {
+    let people = user::Entity::find_in(scope)
+        .filter(user::Column::Id.is_in([appointment.client_id, appointment.provider_id]))
+        .all(db)
+        .await?;
+    let find = |id| {
+        people
+            .iter()
+            .find(|u| u.id == id)
+            .cloned()
+            .ok_or(StorageError::not_found("user"))
+    };
+    Ok((find(appointment.client_id)?, find(appointment.provider_id)?))
 }
 
 /// The booked offering's name: the provider's own service, or the catalogue
