@@ -346,3 +346,51 @@ pub async fn drop_reject_update_function(manager: &SchemaManager<'_>) -> Result<
     }
     Ok(())
 }
+
+/// `column IN ('a', 'b', …)` over the enum's stored values: the body of a vocabulary
+/// CHECK written as SQL text (for `ALTER TABLE … ADD COLUMN`, see [`add_column`]).
+pub fn vocabulary_sql<E: ActiveEnum<Value = String> + Iterable>(column: &str) -> String {
+    let values: Vec<String> = E::iter()
+        .map(|v| format!("'{}'", v.to_value().replace('\'', "''")))
+        .collect();
+    format!("{column} IN ({})", values.join(", "))
+}
+
+/// Adds a required `varchar` column with a default to an existing table, with a
+/// named CHECK (`ck_<table>_<column>`), on both engines. SQLite can add a CHECK only
+/// as part of the column definition; PostgreSQL gets the same constraint by name.
+pub async fn add_column(
+    manager: &SchemaManager<'_>,
+    table: &str,
+    column: &str,
+    default: &str,
+    check: &str,
+) -> Result<(), DbErr> {
+    let name = identifier(format!("ck_{table}_{column}"));
+    let default = default.replace('\'', "''");
+    let sql = match manager.get_database_backend() {
+        DbBackend::Postgres => format!(
+            "ALTER TABLE {table} ADD COLUMN {column} varchar NOT NULL DEFAULT '{default}', \
+             ADD CONSTRAINT \"{name}\" CHECK ({check})"
+        ),
+        _ => format!(
+            "ALTER TABLE {table} ADD COLUMN {column} varchar NOT NULL DEFAULT '{default}' \
+             CONSTRAINT \"{name}\" CHECK ({check})"
+        ),
+    };
+    manager.get_connection().execute_unprepared(&sql).await?;
+    Ok(())
+}
+
+/// Drops a column added by [`add_column`] (its CHECK goes with it).
+pub async fn drop_column(
+    manager: &SchemaManager<'_>,
+    table: &str,
+    column: &str,
+) -> Result<(), DbErr> {
+    manager
+        .get_connection()
+        .execute_unprepared(&format!("ALTER TABLE {table} DROP COLUMN {column}"))
+        .await?;
+    Ok(())
+}

@@ -22,8 +22,19 @@ mod m20261123_000008_create_ledger;
 mod m20261123_000009_create_support_onboarding_notifications;
 mod m20261123_000010_create_platform;
 mod m20261123_000011_row_level_security;
+mod m20261201_000012_email_outbox;
 
-pub use m20261123_000011_row_level_security::TENANT_TABLES;
+pub use m20261201_000012_email_outbox::OUTBOX_FUNCTIONS;
+
+/// Every table with an `organization_id` column (all but `organizations`): each has
+/// row-level security on PostgreSQL. A schema test checks the list against the live
+/// catalog.
+pub fn tenant_tables() -> impl Iterator<Item = &'static str> {
+    m20261123_000011_row_level_security::TENANT_TABLES
+        .iter()
+        .chain(m20261201_000012_email_outbox::TENANT_TABLES)
+        .copied()
+}
 
 pub struct Migrator;
 
@@ -42,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000009_create_support_onboarding_notifications::Migration),
             Box::new(m20261123_000010_create_platform::Migration),
             Box::new(m20261123_000011_row_level_security::Migration),
+            Box::new(m20261201_000012_email_outbox::Migration),
         ]
     }
 }

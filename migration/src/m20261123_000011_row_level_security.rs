@@ -85,17 +85,7 @@ impl MigrationTrait for Migration {
             return Ok(());
         }
         let conn = manager.get_connection();
-        // The schema the tables live in, pinned into the SECURITY DEFINER functions'
-        // search_path so that a caller's search_path cannot redirect them.
-        let schema = conn
-            .query_one_raw(sea_orm::Statement::from_string(
-                DbBackend::Postgres,
-                "SELECT current_schema()::text AS schema",
-            ))
-            .await?
-            .ok_or_else(|| DbErr::Custom("no current schema".into()))?
-            .try_get::<String>("", "schema")?;
-        let schema = quote(&schema);
+        let schema = current_schema(conn).await?;
 
         conn.execute_unprepared(
             "CREATE FUNCTION agenda_current_tenant() RETURNS uuid \
@@ -114,16 +104,7 @@ impl MigrationTrait for Migration {
             .await?;
         }
         for table in TENANT_TABLES {
-            conn.execute_unprepared(&format!(
-                "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY; \
-                 ALTER TABLE {table} FORCE ROW LEVEL SECURITY; \
-                 CREATE POLICY rls_{table}_tenant ON {table} \
-                   USING (organization_id = agenda_current_tenant()) \
-                   WITH CHECK (organization_id = agenda_current_tenant()); \
-                 CREATE POLICY rls_{table}_owner ON {table} TO CURRENT_USER \
-                   USING (true) WITH CHECK (true)"
-            ))
-            .await?;
+            enable(conn, table).await?;
         }
         Ok(())
     }
@@ -134,13 +115,7 @@ impl MigrationTrait for Migration {
         }
         let conn = manager.get_connection();
         for table in TENANT_TABLES.iter().rev() {
-            conn.execute_unprepared(&format!(
-                "DROP POLICY IF EXISTS rls_{table}_owner ON {table}; \
-                 DROP POLICY IF EXISTS rls_{table}_tenant ON {table}; \
-                 ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY; \
-                 ALTER TABLE {table} DISABLE ROW LEVEL SECURITY"
-            ))
-            .await?;
+            disable(conn, table).await?;
         }
         for (function, _) in TOKEN_FUNCTIONS {
             conn.execute_unprepared(&format!("DROP FUNCTION IF EXISTS {function}(text)"))
@@ -150,6 +125,48 @@ impl MigrationTrait for Migration {
             .await?;
         Ok(())
     }
+}
+
+/// The schema the tables live in, double-quoted: pinned into the `SECURITY DEFINER`
+/// functions' `search_path` so that a caller's `search_path` cannot redirect them.
+pub(crate) async fn current_schema(conn: &SchemaManagerConnection<'_>) -> Result<String, DbErr> {
+    let schema = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT current_schema()::text AS schema",
+        ))
+        .await?
+        .ok_or_else(|| DbErr::Custom("no current schema".into()))?
+        .try_get::<String>("", "schema")?;
+    Ok(quote(&schema))
+}
+
+/// Enables and forces row-level security on a tenant-owned table, with its tenant
+/// and owner policies (see the module documentation). PostgreSQL only.
+pub(crate) async fn enable(conn: &SchemaManagerConnection<'_>, table: &str) -> Result<(), DbErr> {
+    conn.execute_unprepared(&format!(
+        "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY; \
+         ALTER TABLE {table} FORCE ROW LEVEL SECURITY; \
+         CREATE POLICY rls_{table}_tenant ON {table} \
+           USING (organization_id = agenda_current_tenant()) \
+           WITH CHECK (organization_id = agenda_current_tenant()); \
+         CREATE POLICY rls_{table}_owner ON {table} TO CURRENT_USER \
+           USING (true) WITH CHECK (true)"
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Undoes [`enable`]. PostgreSQL only.
+pub(crate) async fn disable(conn: &SchemaManagerConnection<'_>, table: &str) -> Result<(), DbErr> {
+    conn.execute_unprepared(&format!(
+        "DROP POLICY IF EXISTS rls_{table}_owner ON {table}; \
+         DROP POLICY IF EXISTS rls_{table}_tenant ON {table}; \
+         ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY; \
+         ALTER TABLE {table} DISABLE ROW LEVEL SECURITY"
+    ))
+    .await?;
+    Ok(())
 }
 
 /// A double-quoted SQL identifier.

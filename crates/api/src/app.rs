@@ -32,6 +32,8 @@ pub struct AppState {
     pub openapi: Arc<utoipa::openapi::OpenApi>,
     /// Request counts and latencies for `GET /metrics`.
     pub http_metrics: Arc<crate::metrics::HttpMetrics>,
+    /// Renders e-mail and writes it to the outbox (`state.mail.enqueue(tx, …)`).
+    pub mail: agenda_mail::Outbox,
 }
 
 /// Why the server could not start.
@@ -84,6 +86,7 @@ impl Application {
             .map_err(|source| StartError::Bind { addr, source })?;
         let state = AppState {
             db,
+            mail: agenda_mail::Outbox::new(settings.mail.clone()),
             settings: Arc::new(settings),
             openapi: crate::routes::openapi(),
             http_metrics: Arc::default(),
@@ -107,8 +110,10 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting connections, lets
-    /// in-flight requests finish for up to `SHUTDOWN_TIMEOUT`, and closes the pool.
+    /// Serves (and delivers e-mail, when `SMTP_URL` is set) until `shutdown`
+    /// resolves, then stops accepting connections, lets in-flight requests finish
+    /// for up to `SHUTDOWN_TIMEOUT`, stops the e-mail worker within the same bound,
+    /// and closes the pool.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -119,6 +124,11 @@ impl Application {
             state,
         } = self;
         let grace = state.settings.http.shutdown_timeout;
+        let mail_worker = agenda_mail::worker::start(state.db.clone(), state.mail.clone())
+            .map_err(std::io::Error::other)?;
+        let mail_stop = mail_worker.as_ref().map(|w| w.stop_signal());
+        let shutdown_began = Arc::new(std::sync::OnceLock::new());
+        let began = shutdown_began.clone();
         let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
         let server = axum::serve(listener, router).with_graceful_shutdown(async move {
             shutdown.await;
@@ -126,6 +136,10 @@ impl Application {
                 grace_s = grace.as_secs_f64(),
                 "shutting down: no new connections, finishing in-flight requests"
             );
+            let _ = began.set(std::time::Instant::now());
+            if let Some(mail) = mail_stop {
+                mail.send();
+            }
             let _ = stopping_tx.send(true);
         });
         let deadline = async move {
@@ -139,6 +153,11 @@ impl Application {
                 Ok(())
             }
         };
+        if let Some(worker) = mail_worker {
+            // Told to stop when shutdown began; it gets what is left of the grace.
+            let spent = shutdown_began.get().map_or(grace, |began| began.elapsed());
+            worker.stop(grace.saturating_sub(spent)).await;
+        }
         state.db.close().await;
         tracing::info!("database pool closed; bye");
         result

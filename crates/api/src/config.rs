@@ -14,6 +14,7 @@
 //! | `CACHE_TTL`                | `60s` (`0` turns caching off) |
 //! | `SESSION_TTL`              | `7d`                          |
 //! | `CACHE_MAX_ENTRIES`        | `10000`                       |
+//! | `SMTP_URL`, `MAIL_*`, `PUBLIC_BASE_URL` | see [`agenda_mail::MailSettings`] |
 //! | `LOG_FORMAT`               | `pretty` (or `json`)          |
 //! | `RUST_LOG`                 | `info`                        |
 
@@ -46,6 +47,8 @@ pub struct Settings {
     pub cache: CacheConfig,
     /// `SESSION_TTL`: how long a bearer token from `POST /auth/login` is valid.
     pub session_ttl: Duration,
+    /// `SMTP_URL`, `MAIL_FROM`, `PUBLIC_BASE_URL`, `MAIL_*`: e-mail (docs/email.md).
+    pub mail: agenda_mail::MailSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +88,7 @@ impl Settings {
             auto_migrate: env.flag("AUTO_MIGRATE", true)?,
             log: LogSettings::from_env(env)?,
             session_ttl: env.duration("SESSION_TTL", Duration::from_secs(7 * 24 * 3600))?,
+            mail: agenda_mail::MailSettings::from_env(env)?,
             cache: CacheConfig {
                 ttl: env.duration("CACHE_TTL", CacheConfig::default().ttl)?,
                 max_entries: env.parsed(

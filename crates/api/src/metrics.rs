@@ -12,6 +12,9 @@
 //! | `agenda_http_requests_total{method,route,status}` | counter | requests answered |
 //! | `agenda_http_request_duration_seconds{route}` | histogram | latency by matched route |
 //! | `agenda_cache_{hits,misses,invalidations}_total`, `agenda_cache_entries` | counter, gauge | the read cache |
+//! | `agenda_outbox_messages{status="queued"\|"sending"\|"dead"}` | gauge | e-mails in the outbox now, all tenants (read from the database) |
+//! | `agenda_outbox_oldest_message_age_seconds{status}` | gauge | age of the oldest message in that status |
+//! | `agenda_outbox_deliveries_total{outcome="sent"\|"retried"\|"dead"}` | counter | this process's delivery attempts |
 //!
 //! Routes are the matched templates (`/api/v1/appointments/{id}`), never raw paths, so
 //! the number of series stays bounded. Serve `/metrics` on an internal network only.
@@ -173,6 +176,7 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     ] {
         let _ = writeln!(out, "# TYPE {name} {kind}\n{name} {value}");
     }
+    render_outbox(&state, &mut out).await;
     (
         [(
             header::CONTENT_TYPE,
@@ -180,4 +184,52 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
         )],
         out,
     )
+}
+
+/// The outbox series. The counts come from the database; when it cannot answer,
+/// the gauges are left out rather than the scrape failing.
+async fn render_outbox(state: &AppState, out: &mut String) {
+    use agenda_entity::enums::OutboxStatus;
+    let counts = agenda_storage::repo::outbox::OutboxRepo::counts(state.db.conn()).await;
+    match counts {
+        Ok(counts) => {
+            let now = chrono::Utc::now();
+            let _ = writeln!(out, "# TYPE agenda_outbox_messages gauge");
+            for status in [
+                OutboxStatus::Queued,
+                OutboxStatus::Sending,
+                OutboxStatus::Dead,
+            ] {
+                let n = counts
+                    .iter()
+                    .find(|c| c.status == status)
+                    .map_or(0, |c| c.messages);
+                let _ = writeln!(out, "agenda_outbox_messages{{status=\"{status}\"}} {n}");
+            }
+            let _ = writeln!(out, "# TYPE agenda_outbox_oldest_message_age_seconds gauge");
+            for count in &counts {
+                if let Some(oldest) = count.oldest {
+                    let age = (now - oldest).as_seconds_f64().max(0.0);
+                    let _ = writeln!(
+                        out,
+                        "agenda_outbox_oldest_message_age_seconds{{status=\"{}\"}} {age:.3}",
+                        count.status
+                    );
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "outbox counts unavailable for /metrics"),
+    }
+    let deliveries = state.mail.metrics().snapshot();
+    let _ = writeln!(out, "# TYPE agenda_outbox_deliveries_total counter");
+    for (outcome, n) in [
+        ("sent", deliveries.sent),
+        ("retried", deliveries.retried),
+        ("dead", deliveries.dead),
+    ] {
+        let _ = writeln!(
+            out,
+            "agenda_outbox_deliveries_total{{outcome=\"{outcome}\"}} {n}"
+        );
+    }
 }

@@ -185,6 +185,46 @@ vocabulary! {
     }
 }
 
+vocabulary! {
+    /// The language of what Agenda writes to people (e-mail templates): an
+    /// organization's locale. Stored and serialised as the BCP 47 tag.
+    Locale {
+        #[serde(rename = "en")]
+        En = "en",
+        #[serde(rename = "pt-BR")]
+        PtBr = "pt-BR",
+    }
+}
+
+vocabulary! {
+    /// What a single-use token mailed to a user is for (`password_reset_tokens.purpose`).
+    TokenPurpose {
+        PasswordReset = "password_reset",
+        EmailVerification = "email_verification",
+        Invitation = "invitation",
+    }
+}
+
+vocabulary! {
+    /// Which e-mail an outbox message is: each kind has its templates (text and HTML,
+    /// every [`Locale`]) in `agenda-mail`.
+    MessageKind {
+        PasswordReset = "password_reset",
+        EmailVerification = "email_verification",
+        Invitation = "invitation",
+        BookingConfirmed = "booking_confirmed",
+        BookingCanceled = "booking_canceled",
+        BookingRescheduled = "booking_rescheduled",
+    }
+}
+
+vocabulary! {
+    /// Where an outbox message stands. `queued` waits for its next attempt;
+    /// `sending` is claimed by a worker (until its lease ends); `sent` was accepted
+    /// by the SMTP server; `dead` failed permanently or too many times.
+    OutboxStatus { Queued = "queued", Sending = "sending", Sent = "sent", Dead = "dead" }
+}
+
 /// The payment methods a provider accepts, stored as a JSON array.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, FromJsonQueryResult)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

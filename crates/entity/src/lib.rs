@@ -22,7 +22,7 @@ pub mod patch;
 pub mod rules;
 pub mod validate;
 
-// One module per table (36), in the order of docs/schema.md.
+// One module per table (37), in the order of docs/schema.md.
 pub mod appointment;
 pub mod appointment_status_history;
 pub mod audit_log;
@@ -36,6 +36,7 @@ pub mod niche;
 pub mod notification;
 pub mod onboarding_step;
 pub mod organization;
+pub mod outbox_message;
 pub mod password_reset_token;
 pub mod payment_settings;
 pub mod payment_withdrawal;

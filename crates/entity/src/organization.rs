@@ -5,7 +5,7 @@ use sea_orm::entity::prelude::*;
 use serde::Deserialize;
 use validator::Validate;
 
-pub use crate::enums::OrganizationStatus;
+pub use crate::enums::{Locale, OrganizationStatus};
 
 #[sea_orm::model]
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -20,6 +20,8 @@ pub struct Model {
     pub time_zone: String,
     /// ISO 4217 code; every `*_cents` amount of the organization is in this currency.
     pub currency: String,
+    /// The language of the e-mails sent for the organization (`en` or `pt-BR`).
+    pub locale: Locale,
     pub status: OrganizationStatus,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
@@ -47,6 +49,9 @@ pub struct CreateOrganization {
     pub time_zone: String,
     #[validate(custom(function = "crate::validate::currency"))]
     pub currency: String,
+    /// `en` (the default) or `pt-BR`: the language of the organization's e-mails.
+    #[serde(default)]
+    pub locale: Option<Locale>,
 }
 
 impl CreateOrganization {
@@ -58,6 +63,7 @@ impl CreateOrganization {
             name: Set(self.name.trim().to_owned()),
             time_zone: Set(self.time_zone),
             currency: Set(self.currency),
+            locale: Set(self.locale.unwrap_or(Locale::En)),
             status: Set(OrganizationStatus::Active),
             created_at: NotSet,
             updated_at: NotSet,
@@ -78,6 +84,7 @@ pub struct UpdateOrganization {
     pub name: Option<String>,
     #[validate(custom(function = "crate::validate::time_zone"))]
     pub time_zone: Option<String>,
+    pub locale: Option<Locale>,
     pub status: Option<OrganizationStatus>,
 }
 
@@ -89,6 +96,9 @@ impl UpdateOrganization {
         }
         if let Some(tz) = self.time_zone {
             model.time_zone = Set(tz);
+        }
+        if let Some(locale) = self.locale {
+            model.locale = Set(locale);
         }
         if let Some(status) = self.status {
             model.status = Set(status);

@@ -1,6 +1,10 @@
-//! `password_reset_tokens`: Password reset tokens: hashed, single use, expiring.
+//! `password_reset_tokens`: the single-use tokens mailed to a user — password
+//! resets, e-mail verifications and invitations (`purpose`): hashed, single use,
+//! expiring. The table keeps the name it had when resets were its only use.
 
 use sea_orm::entity::prelude::*;
+
+pub use crate::enums::TokenPurpose;
 
 #[sea_orm::model]
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -10,6 +14,8 @@ pub struct Model {
     pub id: Uuid,
     pub organization_id: Uuid,
     pub user_id: Uuid,
+    /// What the token is for; a token is accepted only for its own purpose.
+    pub purpose: TokenPurpose,
     /// SHA-256 of the emailed token, hex.
     /// Secret material: never serialised, never logged.
     pub token_hash: String,

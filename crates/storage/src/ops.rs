@@ -402,9 +402,16 @@ impl fmt::Debug for AppRoleSpec {
     }
 }
 
-/// The `SECURITY DEFINER` functions that resolve a token digest to its organization
-/// under row-level security (see `SessionRepo::authenticate`).
-const TENANT_LOOKUPS: &[&str] = &["agenda_session_tenant", "agenda_reset_token_tenant"];
+/// The `SECURITY DEFINER` functions the application role may call, by signature:
+/// the lookups that resolve a token digest to its organization under row-level
+/// security (`SessionRepo::authenticate`, migration 11), and the outbox worker's
+/// claim and the metrics' counts across tenants (`repo::outbox`, migration 12).
+const GRANTED_FUNCTIONS: &[&str] = &[
+    "agenda_session_tenant(text)",
+    "agenda_reset_token_tenant(text)",
+    "agenda_outbox_claim(text, timestamptz, timestamptz, integer)",
+    "agenda_outbox_counts()",
+];
 
 /// What [`create_app_role`] did. Holds no secret.
 #[derive(Debug, Clone, Serialize)]
@@ -435,8 +442,8 @@ pub struct AppRoleReport {
 /// (the migration ledger read-only, so the server can check for pending
 /// migrations), use its sequences, and the same on tables the owner creates later —
 /// but only the rows row-level security lets it see: those of the tenant its
-/// transaction entered. It may call the two token-lookup functions that find a
-/// token's tenant.
+/// transaction entered. It may call the functions that find a token's tenant and
+/// the outbox functions that claim and count due mail across tenants.
 /// It owns nothing and cannot create, alter, drop or truncate tables, create roles
 /// or databases, bypass row-level security or replicate. It is `NOINHERIT`: its
 /// rights are exactly the grants made here, even if someone later makes it a member
@@ -657,10 +664,10 @@ pub async fn create_app_role(
     ] {
         run(&mut tx, step, sql).await?;
     }
-    // Row-level security's token lookups (migration 11): EXECUTE is revoked from
-    // PUBLIC, so only roles granted here may resolve a token digest to its tenant.
-    for function in TENANT_LOOKUPS {
-        let signature = format!("{schema_ident}.{function}(text)");
+    // Row-level security's cross-tenant functions (migrations 11 and 12): EXECUTE is
+    // revoked from PUBLIC, so only roles granted here may call them.
+    for function in GRANTED_FUNCTIONS {
+        let signature = format!("{schema_ident}.{function}");
         let exists: bool = sqlx::query_scalar("SELECT to_regprocedure($1) IS NOT NULL")
             .bind(&signature)
             .fetch_one(&mut *tx)
@@ -668,7 +675,7 @@ pub async fn create_app_role(
         if exists {
             run(
                 &mut tx,
-                "grant EXECUTE on a token lookup",
+                "grant EXECUTE on a cross-tenant function",
                 format!("GRANT EXECUTE ON FUNCTION {signature} TO {role}"),
             )
             .await?;

@@ -38,9 +38,9 @@ use std::collections::HashMap;
 
 use agenda_entity::enums::{
     AddressKind, AppointmentStatus, AvailabilityKind, BalanceBucket, BlockSource, DiscountType,
-    ModerationStatus, NotificationKind, OnboardingStatus, OrganizationStatus, PaymentMethod,
-    PaymentMethods, PaymentStatus, PayoutMethod, PayoutSchedule, PromotionScope, RecurrenceKind,
-    TicketPriority, TicketStatus, TransactionKind, UserRole, WithdrawalStatus,
+    Locale, ModerationStatus, NotificationKind, OnboardingStatus, OrganizationStatus,
+    PaymentMethod, PaymentMethods, PaymentStatus, PayoutMethod, PayoutSchedule, PromotionScope,
+    RecurrenceKind, TicketPriority, TicketStatus, TransactionKind, UserRole, WithdrawalStatus,
 };
 use agenda_entity::rules::{self, PromotionTerms, Recurrence};
 use agenda_entity::{
@@ -785,6 +785,7 @@ fn build(today: NaiveDate, password_hash: &str) -> Result<DemoData, StorageError
         name: Set("Agenda Demo Studio".to_owned()),
         time_zone: Set(DEMO_TIME_ZONE.to_owned()),
         currency: Set(DEMO_CURRENCY.to_owned()),
+        locale: Set(Locale::En),
         status: Set(OrganizationStatus::Active),
         created_at: Set(setup_at),
         updated_at: Set(setup_at),

@@ -15,6 +15,7 @@
 //! fails under `CI=true` and is skipped with a loud message elsewhere.
 
 pub mod postgres;
+pub mod smtp;
 pub mod tools;
 
 use std::ops::Deref;

@@ -12,10 +12,14 @@
 //! | `POST /appointments/{id}/payment` | no | their own | all | all |
 //!
 //! Another user's appointment answers 404, like one that does not exist.
+//!
+//! A booking that is confirmed (at once, or later), canceled or rescheduled e-mails
+//! the client and the provider, in the same transaction (`agenda_mail::booking`).
 
 use agenda_entity::appointment;
 use agenda_entity::appointment_status_history;
 use agenda_entity::enums::{AppointmentStatus, PaymentMethod, PaymentStatus, UserRole};
+use agenda_mail::booking::{self, BookingEvent};
 use agenda_scheduling::slots::Slot;
 use agenda_storage::repo::appointments::{
     ActingUser, AppointmentQuery, AppointmentRepo, Booking, Offering,
@@ -36,6 +40,7 @@ use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{ValidJson, ValidPath, ValidQuery};
 use crate::idempotency::Claim;
 use crate::uow::UnitOfWork;
+use axum::extract::State;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -294,6 +299,7 @@ async fn slots(
         (status = 422, description = "Not a bookable time, or invalid fields", body = ErrorResponse),
     ))]
 async fn book(
+    State(state): State<AppState>,
     uow: UnitOfWork,
     auth: Auth,
     headers: HeaderMap,
@@ -334,6 +340,8 @@ async fn book(
         booked_by: auth.user.id,
     };
     let created = AppointmentRepo::book(tx, auth.scope, booking, Utc::now()).await?;
+    let event = BookingEvent::Status(created.status);
+    booking::notify(&state.mail, tx, auth.scope, &created, event).await?;
     let view = AppointmentView::from(created);
     claim.store(tx, &auth, StatusCode::CREATED, &view).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
@@ -420,6 +428,7 @@ fn optional_reason(body: &[u8]) -> Result<Option<String>, ApiError> {
 }
 
 async fn change(
+    state: AppState,
     uow: UnitOfWork,
     auth: Auth,
     id: Uuid,
@@ -431,6 +440,14 @@ async fn change(
     let updated =
         AppointmentRepo::transition(tx, auth.scope, id, to, acting(&auth), reason, Utc::now())
             .await?;
+    booking::notify(
+        &state.mail,
+        tx,
+        auth.scope,
+        &updated,
+        BookingEvent::Status(to),
+    )
+    .await?;
     Ok(Json(updated.into()))
 }
 
@@ -446,13 +463,14 @@ macro_rules! status_route {
                 (status = 409, description = "Not possible from the current status", body = ErrorResponse),
             ))]
         async fn $name(
+            State(state): State<AppState>,
             uow: UnitOfWork,
             auth: Auth,
             ValidPath(id): ValidPath<Uuid>,
             body: axum::body::Bytes,
         ) -> Result<Json<AppointmentView>, ApiError> {
             let reason = optional_reason(&body)?;
-            change(uow, auth, id, $to, reason).await
+            change(state, uow, auth, id, $to, reason).await
         }
     };
 }
@@ -499,16 +517,21 @@ status_route!(
         (status = 422, description = "Not a bookable time", body = ErrorResponse),
     ))]
 async fn reschedule(
+    State(state): State<AppState>,
     uow: UnitOfWork,
     auth: Auth,
     ValidPath(id): ValidPath<Uuid>,
     ValidJson(body): ValidJson<RescheduleBody>,
 ) -> Result<Json<AppointmentView>, ApiError> {
     let tx = uow.tx().await?;
-    visible(tx, &auth, id).await?;
+    let before = visible(tx, &auth, id).await?;
     let moved =
         AppointmentRepo::reschedule(tx, auth.scope, id, body.start_at, acting(&auth), Utc::now())
             .await?;
+    let event = BookingEvent::Rescheduled {
+        from: before.start_at,
+    };
+    booking::notify(&state.mail, tx, auth.scope, &moved, event).await?;
     Ok(Json(moved.into()))
 }
 

@@ -10,14 +10,21 @@
 //! - `POST /api/v1/auth/logout` → 204: revokes the session of the token used.
 //! - `GET /api/v1/auth/me` → 200: the signed-in user.
 //! - `POST /api/v1/auth/password-reset` → 202 whether or not the account exists; when
-//!   it does, a single-use token valid for [`RESET_MINUTES`] minutes is created.
+//!   it does, a single-use token valid for [`RESET_MINUTES`] minutes is created and
+//!   e-mailed (written to the outbox in the same transaction, docs/email.md).
 //! - `POST /api/v1/auth/password-reset/confirm` → 204: sets the new password, uses the
 //!   token up and revokes every session of the user, in one transaction.
+//! - Registering also e-mails a verification link (a token valid for
+//!   [`VERIFY_HOURS`] hours); `POST /api/v1/auth/verify-email` `{token}` → 204 marks
+//!   the address verified (`is_verified`), and `POST /api/v1/auth/verify-email/resend`
+//!   (signed in) → 202 sends a new link, 409 `already_verified` when there is no need.
 
-use agenda_entity::enums::UserRole;
+use agenda_entity::enums::{TokenPurpose, UserRole};
+use agenda_entity::organization;
 use agenda_entity::user::{self, CreateUser};
+use agenda_mail::{Email, Recipient};
 use agenda_storage::repo::organizations::OrganizationRepo;
-use agenda_storage::repo::sessions::{PasswordResetRepo, SessionRepo};
+use agenda_storage::repo::sessions::{OneTimeTokenRepo, SessionRepo};
 use agenda_storage::repo::users::UserRepo;
 use agenda_storage::{StorageError, TenantScope};
 use axum::Json;
@@ -44,6 +51,8 @@ pub const MAX_FAILED_LOGINS: i32 = 5;
 pub const LOCK_MINUTES: i64 = 15;
 /// How long a password-reset token is valid.
 pub const RESET_MINUTES: i64 = 30;
+/// How long an e-mail verification link is valid.
+pub const VERIFY_HOURS: i64 = 48;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -53,6 +62,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(me))
         .routes(routes!(request_reset))
         .routes(routes!(confirm_reset))
+        .routes(routes!(verify_email))
+        .routes(routes!(resend_verification))
 }
 
 /// A user as the API shows it (never the password hash).
@@ -146,6 +157,14 @@ pub struct ResetRequest {
 
 #[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct VerifyEmail {
+    /// The token of the link in the verification e-mail.
+    #[validate(length(equal = 64))]
+    pub token: String,
+}
+
+#[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ResetConfirm {
     #[validate(length(equal = 64))]
     pub token: String,
@@ -163,10 +182,58 @@ fn bad_credentials() -> ApiError {
 
 /// The organization a public request names by slug. The organizations table is the
 /// tenant list itself and has no row-level security, so the pool can read it.
+async fn organization_by_slug(
+    state: &AppState,
+    slug: &str,
+) -> Result<Option<organization::Model>, ApiError> {
+    Ok(OrganizationRepo::find_by_slug(state.db.conn(), slug.trim()).await?)
+}
+
 async fn organization_scope(state: &AppState, slug: &str) -> Result<Option<TenantScope>, ApiError> {
-    Ok(OrganizationRepo::find_by_slug(state.db.conn(), slug.trim())
+    Ok(organization_by_slug(state, slug)
         .await?
         .map(|o| TenantScope::new(o.id)))
+}
+
+/// Issues a single-use token for `purpose` to `user` and e-mails it, in `db` (the
+/// request's transaction): the token and its message commit together or not at all.
+async fn mail_token(
+    state: &AppState,
+    db: &sea_orm::DatabaseTransaction,
+    organization: &organization::Model,
+    user: &user::Model,
+    purpose: TokenPurpose,
+) -> Result<(), ApiError> {
+    let scope = TenantScope::new(organization.id);
+    let token = new_token();
+    let (valid_for, email) = match purpose {
+        TokenPurpose::PasswordReset => (
+            Duration::minutes(RESET_MINUTES),
+            Email::PasswordReset {
+                token: token.clone(),
+                valid_minutes: RESET_MINUTES,
+            },
+        ),
+        TokenPurpose::EmailVerification => (
+            Duration::hours(VERIFY_HOURS),
+            Email::EmailVerification {
+                token: token.clone(),
+                valid_hours: VERIFY_HOURS,
+            },
+        ),
+        TokenPurpose::Invitation => {
+            return Err(ApiError::internal(
+                "invitations are sent by the invitation route",
+            ));
+        }
+    };
+    let expires = Utc::now() + valid_for;
+    OneTimeTokenRepo::issue(db, scope, user.id, purpose, &token_digest(&token), expires).await?;
+    state
+        .mail
+        .enqueue(db, organization, Recipient::user(user), email)
+        .await?;
+    Ok(())
 }
 
 /// Creates a client or provider account in the named organization.
@@ -182,14 +249,24 @@ async fn register(
     uow: UnitOfWork,
     ValidJson(input): ValidJson<Register>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let scope = organization_scope(&state, &input.organization)
+    let organization = organization_by_slug(&state, &input.organization)
         .await?
         .ok_or_else(|| {
             ApiError::invalid_field("organization", "unknown", "no such organization")
         })?;
+    let scope = TenantScope::new(organization.id);
     let hash = hash_password(input.account.password.clone()).await?;
     uow.enter(scope).await?;
-    let created = UserRepo::create(uow.tx().await?, scope, input.account, hash).await?;
+    let db = uow.tx().await?;
+    let created = UserRepo::create(db, scope, input.account, hash).await?;
+    mail_token(
+        &state,
+        db,
+        &organization,
+        &created,
+        TokenPurpose::EmailVerification,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(UserView::from(created))))
 }
 
@@ -306,18 +383,24 @@ async fn request_reset(
     uow: UnitOfWork,
     ValidJson(input): ValidJson<ResetRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let Some(scope) = organization_scope(&state, &input.organization).await? else {
+    let Some(organization) = organization_by_slug(&state, &input.organization).await? else {
         return Ok(StatusCode::ACCEPTED);
     };
+    let scope = TenantScope::new(organization.id);
     uow.enter(scope).await?;
     let db = uow.tx().await?;
     if let Some(user) = UserRepo::find_by_email(db, scope, &input.email).await?
         && user.is_active
     {
-        let token = new_token();
-        let expires = Utc::now() + Duration::minutes(RESET_MINUTES);
-        PasswordResetRepo::create(db, scope, user.id, &token_digest(&token), expires).await?;
-        // Delivery (e-mail) is not part of this service yet; the token is never logged.
+        // The token travels only in the e-mail; it is never logged.
+        mail_token(
+            &state,
+            db,
+            &organization,
+            &user,
+            TokenPurpose::PasswordReset,
+        )
+        .await?;
         tracing::info!(user_id = %user.id, "password reset requested");
     }
     Ok(StatusCode::ACCEPTED)
@@ -338,14 +421,73 @@ async fn confirm_reset(
     let hash = hash_password(input.new_password).await?;
     let tx = uow.tx().await?;
     let now = Utc::now();
-    // Finds the token's organization and enters it for the rest of the transaction.
-    let user = PasswordResetRepo::consume(tx, &token_digest(input.token.trim()), now)
-        .await
-        .map_err(|_| ApiError::invalid_field("token", "invalid", "is unknown, used or expired"))?;
+    let user = use_token(tx, TokenPurpose::PasswordReset, &input.token).await?;
     let scope = TenantScope::new(user.organization_id);
     UserRepo::set_password_hash(tx, scope, user.id, hash).await?;
     SessionRepo::revoke_all_for_user(tx, scope, user.id, now).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Confirms the e-mail address with the token of a verification e-mail.
+#[utoipa::path(post, path = "/auth/verify-email", tag = "auth", request_body = VerifyEmail,
+    responses(
+        (status = 204, description = "The address is verified"),
+        (status = 400, description = "Malformed JSON or wrong content type", body = ErrorResponse),
+        (status = 422, description = "Invalid, used or expired token", body = ErrorResponse),
+    ))]
+async fn verify_email(
+    uow: UnitOfWork,
+    ValidJson(input): ValidJson<VerifyEmail>,
+) -> Result<StatusCode, ApiError> {
+    let tx = uow.tx().await?;
+    let user = use_token(tx, TokenPurpose::EmailVerification, &input.token).await?;
+    UserRepo::mark_verified(tx, TenantScope::new(user.organization_id), user.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sends the signed-in user a new verification e-mail.
+#[utoipa::path(post, path = "/auth/verify-email/resend", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 202, description = "A new verification e-mail is on its way"),
+        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 409, description = "The address is verified already", body = ErrorResponse),
+    ))]
+async fn resend_verification(
+    State(state): State<AppState>,
+    uow: UnitOfWork,
+    auth: Auth,
+) -> Result<StatusCode, ApiError> {
+    if auth.user.is_verified {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_verified",
+            "this e-mail address is verified already",
+        ));
+    }
+    let db = uow.tx().await?;
+    let organization = OrganizationRepo::get(db, auth.scope.organization_id()).await?;
+    mail_token(
+        &state,
+        db,
+        &organization,
+        &auth.user,
+        TokenPurpose::EmailVerification,
+    )
+    .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Uses up a mailed token of `purpose` and returns its user; finds the token's
+/// organization and enters it for the rest of the transaction. Unknown, used,
+/// expired and other-purpose tokens are one `422` on `token`.
+async fn use_token(
+    tx: &sea_orm::DatabaseTransaction,
+    purpose: TokenPurpose,
+    token: &str,
+) -> Result<user::Model, ApiError> {
+    OneTimeTokenRepo::consume(tx, purpose, &token_digest(token.trim()), Utc::now())
+        .await
+        .map_err(|_| ApiError::invalid_field("token", "invalid", "is unknown, used or expired"))
 }
 
 /// Argon2 is deliberately slow: run it off the async workers.

@@ -7,7 +7,7 @@
 //!   id (unknown, or another tenant's) is 404. Creating an organization is public
 //!   (self-service sign-up); reading one is not.
 
-use agenda_entity::organization::{self, CreateOrganization, OrganizationStatus};
+use agenda_entity::organization::{self, CreateOrganization, Locale, OrganizationStatus};
 use agenda_storage::repo::organizations::OrganizationRepo;
 use axum::Json;
 use axum::http::{StatusCode, header};
@@ -38,6 +38,8 @@ pub struct OrganizationView {
     pub name: String,
     pub time_zone: String,
     pub currency: String,
+    /// The language of the organization's e-mails.
+    pub locale: Locale,
     pub status: OrganizationStatus,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -51,6 +53,7 @@ impl From<organization::Model> for OrganizationView {
             name: m.name,
             time_zone: m.time_zone,
             currency: m.currency,
+            locale: m.locale,
             status: m.status,
             created_at: m.created_at,
             updated_at: m.updated_at,

@@ -1,7 +1,8 @@
 //! Registration, sign-in, sessions, lockout and password reset, over HTTP.
 
+use agenda_entity::enums::TokenPurpose;
 use agenda_storage::TenantScope;
-use agenda_storage::repo::sessions::PasswordResetRepo;
+use agenda_storage::repo::sessions::OneTimeTokenRepo;
 use agenda_testkit::both_engines;
 use serde_json::{Value, json};
 
@@ -116,7 +117,7 @@ both_engines! {
         let token = agenda_api::auth::new_token();
         let scope = TenantScope::new(org.parse().unwrap());
         let user_id = user["id"].as_str().unwrap().parse().unwrap();
-        PasswordResetRepo::create(app.t.conn(), scope, user_id, &agenda_api::auth::token_digest(&token), chrono::Utc::now() + chrono::Duration::minutes(5))
+        OneTimeTokenRepo::issue(app.t.conn(), scope, user_id, TokenPurpose::PasswordReset, &agenda_api::auth::token_digest(&token), chrono::Utc::now() + chrono::Duration::minutes(5))
             .await
             .unwrap();
         let confirm = json!({"token": token, "new_password": "a brand new secret"});

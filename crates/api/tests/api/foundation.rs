@@ -24,6 +24,7 @@ pub(crate) fn org(slug: &str) -> CreateOrganization {
         name: "Test".into(),
         time_zone: "UTC".into(),
         currency: "EUR".into(),
+        locale: None,
     }
 }
 

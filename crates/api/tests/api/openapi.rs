@@ -41,6 +41,8 @@ async fn the_document_covers_every_route_and_only_mounted_ones() {
         ("GET", "/api/v1/auth/me"),
         ("POST", "/api/v1/auth/password-reset"),
         ("POST", "/api/v1/auth/password-reset/confirm"),
+        ("POST", "/api/v1/auth/verify-email"),
+        ("POST", "/api/v1/auth/verify-email/resend"),
         ("POST", "/api/v1/organizations"),
         ("GET", "/api/v1/organizations/{id}"),
         ("GET", "/api/v1/openapi.json"),

@@ -43,7 +43,17 @@ impl TestApp {
     /// The real application plus `extra` routes (behind the unit-of-work layer), for
     /// tests that need handlers of their own.
     pub async fn spawn_with(t: TestDb, extra: Router<AppState>) -> TestApp {
+        Self::spawn_configured(t, extra, |_| {}).await
+    }
+
+    /// The real application with `adjust`ed settings (e-mail, timeouts, ...).
+    pub async fn spawn_configured(
+        t: TestDb,
+        extra: Router<AppState>,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> TestApp {
         let mut settings = settings_for(&t);
+        adjust(&mut settings);
         settings.db = t.app_role_settings().await;
         let db = t.app_role_pool().await;
         let app = Application::with_routes(settings, db.clone(), extra)

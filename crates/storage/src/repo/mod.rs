@@ -9,6 +9,7 @@ pub mod idempotency;
 pub mod ledger;
 pub mod notifications;
 pub mod organizations;
+pub mod outbox;
 pub mod resource;
 pub mod search;
 pub mod sessions;

@@ -1,13 +1,14 @@
-//! Bearer-token sessions and password-reset tokens.
+//! Bearer-token sessions and the single-use tokens mailed to users (password reset,
+//! e-mail verification, invitation: [`TokenPurpose`]).
 //!
 //! Both tables store only the SHA-256 digest (hex) of a token the client holds; the
 //! token itself never reaches the database. A digest is unique across all tenants
 //! (`uq_user_sessions_token_hash`, `uq_password_reset_tokens_token_hash`).
 //!
 //! Most functions take a [`TenantScope`] like every other repository. Two steps
-//! cannot: when a request arrives with a bearer token, or a reset link is followed,
+//! cannot: when a request arrives with a bearer token, or a mailed link is followed,
 //! nobody knows the organization yet — finding it is the point of the lookup. Those
-//! two functions, [`SessionRepo::authenticate`] and [`PasswordResetRepo::consume`],
+//! two functions, [`SessionRepo::authenticate`] and [`OneTimeTokenRepo::consume`],
 //! resolve a digest across tenants, and so does the operator cleanup
 //! [`SessionRepo::delete_expired`]. Each carries an explicit
 //! `#[allow(clippy::disallowed_methods)]` with its reason; everything they return
@@ -23,6 +24,7 @@
 //! A session is **active** while it is neither revoked nor expired; no function here
 //! returns or extends an inactive one.
 
+use agenda_entity::enums::TokenPurpose;
 use agenda_entity::{organization, password_reset_token, user, user_session};
 use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
@@ -252,15 +254,18 @@ impl SessionRepo {
     }
 }
 
-pub struct PasswordResetRepo;
+/// The single-use tokens mailed to a user (`password_reset_tokens`, one table for
+/// every [`TokenPurpose`]).
+pub struct OneTimeTokenRepo;
 
-impl PasswordResetRepo {
-    /// Stores the digest of a reset token sent to `user_id` (a user of this
+impl OneTimeTokenRepo {
+    /// Stores the digest of a token for `purpose` mailed to `user_id` (a user of this
     /// organization). `expires_at` must be in the future.
-    pub async fn create(
+    pub async fn issue(
         db: &impl ConnectionTrait,
         scope: TenantScope,
         user_id: Uuid,
+        purpose: TokenPurpose,
         token_hash: &str,
         expires_at: DateTime<Utc>,
     ) -> Result<password_reset_token::Model, StorageError> {
@@ -270,6 +275,7 @@ impl PasswordResetRepo {
         let row = password_reset_token::ActiveModel {
             organization_id: Set(scope.organization_id()),
             user_id: Set(user_id),
+            purpose: Set(purpose),
             token_hash: Set(token_hash.to_owned()),
             expires_at: Set(expires_at),
             ..Default::default()
@@ -277,19 +283,21 @@ impl PasswordResetRepo {
         Ok(row.insert(db).await?)
     }
 
-    /// Uses a reset token once and returns its user, **resolving the digest across
-    /// tenants** (the person following the link is not signed in, so there is no
-    /// scope yet; the tenant is the user's, `TenantScope::new(user.organization_id)`).
+    /// Uses a token of `purpose` once and returns its user, **resolving the digest
+    /// across tenants** (the person following the link is not signed in, so there is
+    /// no scope yet; the tenant is the user's, `TenantScope::new(user.organization_id)`).
     ///
     /// Single use: one conditional `UPDATE … SET used_at = now WHERE token_hash = ?
-    /// AND used_at IS NULL AND expires_at > now`. Of two concurrent consumes exactly
-    /// one changes the row: PostgreSQL makes the second wait for the first's row lock
-    /// and re-checks `used_at IS NULL` afterwards; SQLite runs writers one at a time.
-    /// The loser sees 0 rows affected. An unknown, used or expired token is the same
-    /// "not found", so the answer reveals nothing about which it was.
+    /// AND purpose = ? AND used_at IS NULL AND expires_at > now`. Of two concurrent
+    /// consumes exactly one changes the row: PostgreSQL makes the second wait for the
+    /// first's row lock and re-checks `used_at IS NULL` afterwards; SQLite runs
+    /// writers one at a time. The loser sees 0 rows affected. An unknown, used or
+    /// expired token, or one issued for another purpose, is the same "not found", so
+    /// the answer reveals nothing about which it was.
     ///
-    /// It takes the transaction so the caller sets the new password (and revokes the
-    /// user's sessions) in the same unit of work: if that fails, the token is unused.
+    /// It takes the transaction so the caller does the token's work (sets the new
+    /// password, marks the address verified, …) in the same unit of work: if that
+    /// fails, the token is unused.
     ///
     /// Why the unscoped statements are safe: the digest is of a 256-bit random secret
     /// mailed to the user, unique across organizations
@@ -298,16 +306,18 @@ impl PasswordResetRepo {
     #[allow(clippy::disallowed_methods)] // the tenant is what this lookup finds out; see above
     pub async fn consume(
         tx: &DatabaseTransaction,
+        purpose: TokenPurpose,
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<user::Model, StorageError> {
         use password_reset_token::Column as C;
-        let gone = || StorageError::not_found("password reset token");
+        let gone = || StorageError::not_found("token");
         enter_tenant_of(tx, "agenda_reset_token_tenant", token_hash).await?;
         let result = password_reset_token::Entity::update_many()
             .col_expr(C::UsedAt, Expr::value(now))
             .col_expr(C::UpdatedAt, Expr::value(agenda_entity::now()))
             .filter(C::TokenHash.eq(token_hash))
+            .filter(C::Purpose.eq(purpose))
             .filter(C::UsedAt.is_null())
             .filter(C::ExpiresAt.gt(now))
             .exec(tx)

@@ -162,20 +162,44 @@ impl UserRepo {
         password_hash: String,
     ) -> Result<(), StorageError> {
         use sea_orm::sea_query::Expr;
-        let result = Users::update_in(scope)
+        let update = Users::update_in(scope)
             .col_expr(user::Column::PasswordHash, Expr::value(password_hash))
-            .col_expr(user::Column::UpdatedAt, Expr::value(agenda_entity::now()))
             .col_expr(user::Column::FailedLoginAttempts, Expr::value(0))
             .col_expr(
                 user::Column::LockedUntil,
                 Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
-            )
-            .filter(user::Column::Id.eq(id))
-            .exec(db)
-            .await?;
-        if result.rows_affected == 0 {
-            return Err(StorageError::not_found("user"));
-        }
-        Ok(())
+            );
+        update_one(db, id, update).await
     }
+
+    /// Records that the user proved they read mail at their address
+    /// (`is_verified = true`). Verifying a verified user changes nothing.
+    pub async fn mark_verified(
+        db: &impl ConnectionTrait,
+        scope: TenantScope,
+        id: Uuid,
+    ) -> Result<(), StorageError> {
+        use sea_orm::sea_query::Expr;
+        let update = Users::update_in(scope).col_expr(user::Column::IsVerified, Expr::value(true));
+        update_one(db, id, update).await
+    }
+}
+
+/// Runs `update` (already scoped to the tenant) on the user `id`, stamping
+/// `updated_at`; "not found" when no such user is in the tenant.
+async fn update_one(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    update: sea_orm::UpdateMany<Users>,
+) -> Result<(), StorageError> {
+    use sea_orm::sea_query::Expr;
+    let result = update
+        .col_expr(user::Column::UpdatedAt, Expr::value(agenda_entity::now()))
+        .filter(user::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    if result.rows_affected == 0 {
+        return Err(StorageError::not_found("user"));
+    }
+    Ok(())
 }

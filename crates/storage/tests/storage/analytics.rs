@@ -106,6 +106,7 @@ async fn organization(db: &impl ConnectionTrait, zone: &str, currency: &str) -> 
             name: "Analytics Org".into(),
             time_zone: zone.into(),
             currency: currency.into(),
+            locale: None,
         },
     )
     .await

@@ -191,6 +191,7 @@ async fn second_organization(conn: &impl ConnectionTrait) -> Uuid {
             name: "Second Org".into(),
             time_zone: "Europe/Lisbon".into(),
             currency: "EUR".into(),
+            locale: None,
         },
     )
     .await
@@ -339,8 +340,8 @@ async fn round_trip(source: &TestDb, target: &TestDb) {
     let backup_time = started.elapsed();
     assert_eq!(first.engine, source.engine().to_string());
     assert_eq!(first.scope, BackupScope::Database);
-    assert_eq!(first.schema_version, "m20261123_000011_row_level_security");
-    assert_eq!(first.migrations.len(), 11);
+    assert_eq!(first.schema_version, "m20261201_000012_email_outbox");
+    assert_eq!(first.migrations.len(), 12);
     let source_counts = counts(source.conn()).await;
     for table in &first.tables {
         assert_eq!(
@@ -363,7 +364,7 @@ async fn round_trip(source: &TestDb, target: &TestDb) {
     let second = take_backup(&target.db, BackupScope::Database, &second_path).await;
     assert_eq!(second.engine, target.engine().to_string());
     let (a, b) = (data_files(&first_path), data_files(&second_path));
-    assert_eq!(a.len(), 36);
+    assert_eq!(a.len(), 37);
     for (name, data) in &a {
         if data != &b[name] {
             let (x, y) = (
@@ -530,8 +531,8 @@ both_engines! {
         let message = err.to_string();
         assert!(matches!(err, BackupError::Refused(_)), "{message}");
         assert!(message.contains("schema version mismatch"), "{message}");
+        assert!(message.contains("m20261201_000012_email_outbox"), "{message}");
         assert!(message.contains("m20261123_000011_row_level_security"), "{message}");
-        assert!(message.contains("m20261123_000010_create_platform"), "{message}");
         let orgs = behind
             .conn()
             .query_one_raw(Statement::from_string(behind.conn().get_database_backend(), "SELECT COUNT(*) FROM organizations"))
@@ -549,6 +550,7 @@ both_engines! {
                 name: "Already here".into(),
                 time_zone: "UTC".into(),
                 currency: "USD".into(),
+                locale: None,
             },
         )
         .await
@@ -644,7 +646,7 @@ async fn reads_are_batched() {
     // One read per table, one more per full batch (audit_log: 2346 rows, 3 reads;
     // categories: 1002 rows, 2 reads); plus begin, the migration ledger (2), commit.
     let reads =
-        36 + (BULK_AUDIT_ROWS + 1) / READ_BATCH_ROWS + (BULK_CATEGORIES + 2) / READ_BATCH_ROWS;
+        37 + (BULK_AUDIT_ROWS + 1) / READ_BATCH_ROWS + (BULK_CATEGORIES + 2) / READ_BATCH_ROWS;
     assert!(
         statements <= reads + 6,
         "{statements} statements for {reads} batch reads"

@@ -124,6 +124,7 @@ pub async fn seed_org(db: &Db) -> uuid::Uuid {
             name: "Test Org".into(),
             time_zone: "America/Sao_Paulo".into(),
             currency: "BRL".into(),
+            locale: None,
         },
     )
     .await

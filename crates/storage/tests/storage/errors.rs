@@ -15,6 +15,7 @@ fn acme() -> CreateOrganization {
         name: "Acme".into(),
         time_zone: "UTC".into(),
         currency: "EUR".into(),
+        locale: None,
     }
 }
 

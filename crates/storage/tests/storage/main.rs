@@ -14,6 +14,7 @@ mod errors;
 mod every_repo;
 mod ledger;
 mod ops;
+mod outbox;
 mod platform;
 mod repos;
 mod resources;

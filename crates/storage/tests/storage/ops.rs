@@ -77,7 +77,7 @@ both_engines! {
         }
         assert_eq!(status.migrations.applied, known);
         assert!(status.migrations.pending.is_empty() && status.migrations.unknown.is_empty());
-        assert_eq!(status.tables.len(), 36);
+        assert_eq!(status.tables.len(), 37);
         let count = |name: &str| status.tables.iter().find(|t| t.table == name).unwrap().rows;
         assert_eq!(count("organizations"), Some(2));
         assert_eq!(count("users"), Some(3));
@@ -399,7 +399,7 @@ async fn the_app_role_can_use_rows_and_cannot_change_the_schema() {
     let report = ops::create_app_role(&t, &spec).await.unwrap();
     assert!(report.created);
     assert_eq!(report.role, role);
-    assert_eq!(report.tables, 37, "36 tables and the migration ledger");
+    assert_eq!(report.tables, 38, "37 tables and the migration ledger");
     assert_eq!(report.idle_in_transaction_timeout_ms, 300_000);
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
     let shown = serde_json::to_string(&report).unwrap();

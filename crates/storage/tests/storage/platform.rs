@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use agenda_entity::enums::{AppointmentStatus, NotificationKind, PaymentStatus};
+use agenda_entity::enums::{AppointmentStatus, NotificationKind, PaymentStatus, TokenPurpose};
 use agenda_entity::{appointment, audit_log, idempotency_key, password_reset_token, service, user};
 use agenda_storage::repo::audit::{AuditEntry, AuditQuery, AuditRepo};
 use agenda_storage::repo::idempotency::{IdempotencyRepo, IdempotencyState, IdempotentRequest};
 use agenda_storage::repo::notifications::NotificationRepo;
 use agenda_storage::repo::resource::{MAX_PAGE_SIZE, Repo};
-use agenda_storage::repo::sessions::{PasswordResetRepo, SessionRepo};
+use agenda_storage::repo::sessions::{OneTimeTokenRepo, SessionRepo};
 use agenda_storage::{Db, StorageError, TenantScope};
 use agenda_testkit::both_engines;
 use chrono::{DateTime, Duration, Utc};
@@ -226,30 +226,30 @@ both_engines! {
         let a = Tenant::new(&t.db).await;
         let start = now();
         let hash = digest();
-        PasswordResetRepo::create(t.conn(), a.scope, a.user.id, &hash, start + Duration::hours(1)).await.unwrap();
+        OneTimeTokenRepo::issue(t.conn(), a.scope, a.user.id, TokenPurpose::PasswordReset, &hash, start + Duration::hours(1)).await.unwrap();
 
         // Rolled back with the caller's transaction: still usable.
         let tx = t.begin().await.unwrap();
-        PasswordResetRepo::consume(&tx, &hash, start).await.unwrap();
+        OneTimeTokenRepo::consume(&tx, TokenPurpose::PasswordReset, &hash, start).await.unwrap();
         drop(tx);
 
         let tx = t.begin().await.unwrap();
-        let user = PasswordResetRepo::consume(&tx, &hash, start).await.unwrap();
+        let user = OneTimeTokenRepo::consume(&tx, TokenPurpose::PasswordReset, &hash, start).await.unwrap();
         tx.commit().await.unwrap();
         assert_eq!((user.id, user.organization_id), (a.user.id, a.scope.organization_id()));
 
         let tx = t.begin().await.unwrap();
-        let err = PasswordResetRepo::consume(&tx, &hash, start).await.unwrap_err();
-        assert!(matches!(err, StorageError::NotFound { entity: "password reset token" }), "used: {err:?}");
-        let err = PasswordResetRepo::consume(&tx, &digest(), start).await.unwrap_err();
+        let err = OneTimeTokenRepo::consume(&tx, TokenPurpose::PasswordReset, &hash, start).await.unwrap_err();
+        assert!(matches!(err, StorageError::NotFound { entity: "token" }), "used: {err:?}");
+        let err = OneTimeTokenRepo::consume(&tx, TokenPurpose::PasswordReset, &digest(), start).await.unwrap_err();
         assert!(matches!(err, StorageError::NotFound { .. }), "unknown: {err:?}");
         drop(tx);
 
         // Expired: refused, and the refusal does not use it up.
         let late = digest();
-        PasswordResetRepo::create(t.conn(), a.scope, a.user.id, &late, start + Duration::hours(1)).await.unwrap();
+        OneTimeTokenRepo::issue(t.conn(), a.scope, a.user.id, TokenPurpose::PasswordReset, &late, start + Duration::hours(1)).await.unwrap();
         let tx = t.begin().await.unwrap();
-        let err = PasswordResetRepo::consume(&tx, &late, start + Duration::hours(2)).await.unwrap_err();
+        let err = OneTimeTokenRepo::consume(&tx, TokenPurpose::PasswordReset, &late, start + Duration::hours(2)).await.unwrap_err();
         assert!(matches!(err, StorageError::NotFound { .. }), "expired: {err:?}");
         tx.commit().await.unwrap();
         let row = password_reset_token::Entity::find()
@@ -260,9 +260,20 @@ both_engines! {
             .unwrap();
         assert_eq!(row.used_at, None);
 
+        // A token is good for its own purpose only; trying another does not use it up.
+        let reset = digest();
+        OneTimeTokenRepo::issue(t.conn(), a.scope, a.user.id, TokenPurpose::PasswordReset, &reset, start + Duration::hours(1)).await.unwrap();
+        let tx = t.begin().await.unwrap();
+        for purpose in [TokenPurpose::EmailVerification, TokenPurpose::Invitation] {
+            let err = OneTimeTokenRepo::consume(&tx, purpose, &reset, start).await.unwrap_err();
+            assert!(matches!(err, StorageError::NotFound { .. }), "{purpose}: {err:?}");
+        }
+        OneTimeTokenRepo::consume(&tx, TokenPurpose::PasswordReset, &reset, start).await.unwrap();
+        tx.commit().await.unwrap();
+
         // A user of another organization cannot get a token here.
         let b = Tenant::new(&t.db).await;
-        let err = PasswordResetRepo::create(t.conn(), a.scope, b.user.id, &digest(), start + Duration::hours(1)).await.unwrap_err();
+        let err = OneTimeTokenRepo::issue(t.conn(), a.scope, b.user.id, TokenPurpose::PasswordReset, &digest(), start + Duration::hours(1)).await.unwrap_err();
         assert!(matches!(err, StorageError::InvalidReference { .. }), "{err:?}");
     }
 
@@ -270,7 +281,7 @@ both_engines! {
         let a = Tenant::new(&t.db).await;
         let hash = Arc::new(digest());
         let start = now();
-        PasswordResetRepo::create(t.conn(), a.scope, a.user.id, &hash, start + Duration::hours(1)).await.unwrap();
+        OneTimeTokenRepo::issue(t.conn(), a.scope, a.user.id, TokenPurpose::PasswordReset, &hash, start + Duration::hours(1)).await.unwrap();
         let pool = t
             .another_pool(|s| {
                 s.max_overflow = 10;
@@ -284,7 +295,7 @@ both_engines! {
             handles.push(tokio::spawn(async move {
                 barrier.wait().await;
                 let tx = pool.begin().await?;
-                let user = PasswordResetRepo::consume(&tx, &hash, start).await?;
+                let user = OneTimeTokenRepo::consume(&tx, TokenPurpose::PasswordReset, &hash, start).await?;
                 tx.commit().await?;
                 Ok::<_, StorageError>(user)
             }));

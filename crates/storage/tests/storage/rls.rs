@@ -99,12 +99,9 @@ async fn every_tenant_table_has_forced_row_level_security() {
         );
         seen.insert(table);
     }
-    let listed: BTreeSet<String> = migration::TENANT_TABLES
-        .iter()
-        .map(|t| (*t).to_owned())
-        .collect();
+    let listed: BTreeSet<String> = migration::tenant_tables().map(str::to_owned).collect();
     assert_eq!(seen, listed, "TENANT_TABLES matches the catalog");
-    assert_eq!(seen.len(), 35, "every table but organizations");
+    assert_eq!(seen.len(), 36, "every table but organizations");
 }
 
 /// A raw query that forgets the tenant filter still sees only the tenant its
@@ -160,7 +157,7 @@ async fn with_no_tenant_set_nothing_is_visible() {
         "pool, after A's commit"
     );
     let tx = app.begin_read().await.unwrap();
-    for table in migration::TENANT_TABLES {
+    for table in migration::tenant_tables() {
         assert_eq!(count(&tx, table).await, 0, "{table}");
     }
     tx.commit().await.unwrap();
@@ -347,6 +344,57 @@ async fn authentication_finds_the_tenant_of_a_token() {
         .try_get_by_index(0)
         .unwrap();
     assert!(!granted, "PUBLIC may not call the token lookup");
+}
+
+/// The outbox's cross-tenant functions (migration 12): PUBLIC may not call them, the
+/// application role may; and outside them the application role sees no outbox row
+/// of a tenant it has not entered.
+#[tokio::test]
+async fn the_outbox_functions_are_granted_to_the_application_role_only() {
+    let Some((t, app)) = postgres_with_app_role().await else {
+        return;
+    };
+    for function in migration::OUTBOX_FUNCTIONS {
+        let sql = format!(
+            "SELECT has_function_privilege('public', '{function}', 'EXECUTE'), \
+                    has_function_privilege('{}', '{function}', 'EXECUTE')",
+            agenda_testkit::APP_ROLE
+        );
+        let row = t
+            .conn()
+            .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+            .await
+            .unwrap()
+            .unwrap();
+        let public: bool = row.try_get_by_index(0).unwrap();
+        let role: bool = row.try_get_by_index(1).unwrap();
+        assert!(!public, "PUBLIC may not call {function}");
+        assert!(role, "the application role may call {function}");
+    }
+    let (a, _) = two_tenants(&t).await;
+    let message = agenda_storage::repo::outbox::NewMessage {
+        id: agenda_entity::new_id(),
+        recipient_user_id: None,
+        kind: agenda_entity::enums::MessageKind::PasswordReset,
+        locale: agenda_entity::enums::Locale::En,
+        to_address: "a@example.com".into(),
+        to_name: None,
+        subject: "s".into(),
+        body_text: "t".into(),
+        body_html: "h".into(),
+        message_id: "<m@agenda.test>".into(),
+    };
+    agenda_storage::repo::outbox::OutboxRepo::enqueue(t.conn(), a, message, agenda_entity::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        count(app.conn(), "outbox_messages").await,
+        0,
+        "no tenant entered"
+    );
+    let tx = app.read_in(a).await.unwrap();
+    assert_eq!(count(&tx, "outbox_messages").await, 1, "in its tenant");
+    tx.commit().await.unwrap();
 }
 
 /// Whole-database operations refuse the confined role instead of working half-blind:

@@ -71,7 +71,7 @@ both_engines! {
     async fn migrations_go_down_to_zero_and_up_again(t: TestDb) {
         let conn = t.conn();
         let expected: Vec<String> = Migrator::migrations().iter().map(|m| m.name().to_owned()).collect();
-        assert_eq!(expected.len(), 11, "a sensible sequence, not one giant file");
+        assert_eq!(expected.len(), 12, "a sensible sequence, not one giant file");
 
         let status = Migrator::get_migration_with_status(conn).await.unwrap();
         let listed: Vec<String> = status.iter().map(|m| m.name().to_owned()).collect();
@@ -80,7 +80,7 @@ both_engines! {
 
         let before = columns(conn).await.unwrap();
         let objects_before = schema_objects(conn).await;
-        assert_eq!(before.len(), 36);
+        assert_eq!(before.len(), 37);
         assert!(objects_before.len() > 140, "tables, indexes and triggers were read");
 
         Migrator::down(conn, None).await.unwrap();
@@ -693,7 +693,7 @@ mod naming {
         .collect();
 
         let count = |kind: &str| constraints.iter().filter(|c| c.kind == kind).count();
-        assert_eq!(count("p"), 36, "one primary key per table");
+        assert_eq!(count("p"), 37, "one primary key per table");
         assert!(
             count("f") > 80 && count("c") > 60 && count("x") == 1,
             "the catalog was read"
@@ -1099,6 +1099,18 @@ mod checks {
             "ck_idempotency_keys_response_status_range",
             &[("response_status", "600")],
         ),
+        case(
+            "ck_outbox_messages_attempts_non_negative",
+            &[("attempts", "-1")],
+        ),
+        case(
+            "ck_outbox_messages_claimed_while_sending",
+            &[("status", "'sending'")],
+        ),
+        case(
+            "ck_outbox_messages_sent_at_when_sent",
+            &[("status", "'sent'")],
+        ),
     ];
 
     /// A one-off entry whose end is not after its start.
@@ -1429,6 +1441,21 @@ mod checks {
                     ("expires_at", (Utc::now() + Duration::days(1)).into()),
                 ],
             ),
+            (
+                "outbox_messages",
+                vec![
+                    ("recipient_user_id", s("{users}")),
+                    ("kind", s("password_reset")),
+                    ("locale", s("pt-BR")),
+                    ("to_address", s("provider@example.com")),
+                    ("subject", s("S")),
+                    ("body_text", s("T")),
+                    ("body_html", s("<p>H</p>")),
+                    ("message_id", s("<m1@agenda.localhost>")),
+                    ("status", s("queued")),
+                    ("next_attempt_at", Utc::now().into()),
+                ],
+            ),
         ];
         for (table, mut columns) in rows {
             for (_, value) in columns.iter_mut() {
@@ -1532,7 +1559,7 @@ mod checks {
         async fn every_check_rejects_a_bad_row(t: TestDb) {
             let conn = t.conn();
             let ids = one_row_everywhere(conn).await;
-            assert_eq!(ids.len(), 36, "a valid row in every table");
+            assert_eq!(ids.len(), 37, "a valid row in every table");
 
             let mut tested = Vec::new();
             let mut failures = Vec::new();

@@ -224,6 +224,7 @@ both_engines! {
                 name: "Not the demo".into(),
                 time_zone: "UTC".into(),
                 currency: "EUR".into(),
+                locale: None,
             },
         )
         .await

@@ -14,6 +14,8 @@ use agenda_storage::seed::{self, DEMO_ADMIN_EMAIL, DEMO_PASSWORD, SeedReport};
 use clap::{Parser, Subcommand};
 use migration::{Migrator, MigratorTrait};
 
+mod mail;
+
 use crate::app::Application;
 use crate::config::Settings;
 use crate::telemetry;
@@ -56,6 +58,12 @@ pub enum Command {
     Backup {
         #[command(subcommand)]
         action: BackupAction,
+    },
+    /// The e-mail outbox: list messages, print one, queue a dead one again (uses
+    /// MIGRATION_DATABASE_URL when set, else DATABASE_URL; see docs/email.md).
+    Mail {
+        #[command(subcommand)]
+        action: mail::MailAction,
     },
     /// Restore a backup into an empty, migrated database (uses MIGRATION_DATABASE_URL
     /// when set, else DATABASE_URL).
@@ -182,14 +190,14 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn config(message: impl std::fmt::Display) -> Self {
+    pub(crate) fn config(message: impl std::fmt::Display) -> Self {
         Failure {
             message: message.to_string(),
             code: 2,
         }
     }
 
-    fn runtime(message: impl std::fmt::Display) -> Self {
+    pub(crate) fn runtime(message: impl std::fmt::Display) -> Self {
         Failure {
             message: agenda_storage::db::redact(&message.to_string()),
             code: 1,
@@ -232,6 +240,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Db { action } => runtime.block_on(db_command(&env, action)),
         Command::Backup { action } => runtime.block_on(backup_command(&env, action)),
+        Command::Mail { action } => runtime.block_on(mail::run(&env, action)),
         Command::Restore { path, yes, json } => {
             runtime.block_on(restore_command(&env, path, yes, json))
         }
@@ -288,22 +297,28 @@ async fn seed_demo(db: &Db, auto_migrate: bool) -> Result<SeedReport, Failure> {
             .await
             .map_err(|e| Failure::runtime(format!("applying migrations failed: {e}")))?;
     } else {
-        let pending = Migrator::get_pending_migrations(db.conn())
-            .await
-            .map_err(Failure::runtime)?;
-        if !pending.is_empty() {
-            return Err(Failure::runtime(format!(
-                "the database schema is not up to date ({} pending migrations); \
-                 run `agenda migrate up` first, or set AUTO_MIGRATE=true",
-                pending.len()
-            )));
-        }
+        require_migrated(db, ", or set AUTO_MIGRATE=true").await?;
     }
     // One hash for every demo user: argon2 is slow on purpose.
     let hash = crate::password::hash(DEMO_PASSWORD).map_err(Failure::runtime)?;
     seed::demo(db, &hash)
         .await
         .map_err(|e| Failure::runtime(format!("seeding the demo data failed: {e}")))
+}
+
+/// Fails with a clear line when migrations are pending (`hint` ends the sentence).
+pub(crate) async fn require_migrated(db: &Db, hint: &str) -> Result<(), Failure> {
+    let pending = Migrator::get_pending_migrations(db.conn())
+        .await
+        .map_err(Failure::runtime)?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::runtime(format!(
+        "the database schema is not up to date ({} pending migrations); \
+         run `agenda migrate up` first{hint}",
+        pending.len()
+    )))
 }
 
 fn print_seed_report(report: &SeedReport) {
@@ -570,7 +585,7 @@ async fn restore_command(
     }
 }
 
-fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
+pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
     println!(
         "{}",
         serde_json::to_string_pretty(value).map_err(Failure::runtime)?
