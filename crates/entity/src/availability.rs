@@ -48,8 +48,7 @@ pub struct CreateAvailability {
     pub kind: AvailabilityKind,
     #[validate(range(min = 1, max = 7))]
     pub weekday: Option<i32>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
-    pub date: Option<Date>,
+    pub date: Option<crate::edge::CalendarDate>,
     #[serde(default, with = "crate::local_time::option")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "09:00"))]
     pub start_time: Option<Time>,
@@ -68,7 +67,7 @@ impl CreateAvailability {
         model.organization_id = Set(organization_id);
         model.kind = Set(self.kind);
         model.weekday = Set(self.weekday);
-        model.date = Set(self.date);
+        model.date = Set(self.date.map(Into::into));
         model.start_time = Set(self.start_time);
         model.end_time = Set(self.end_time);
         if let Some(value) = self.is_available {
@@ -89,8 +88,7 @@ pub struct UpdateAvailability {
     #[serde(default, deserialize_with = "crate::patch::present")]
     pub weekday: Option<Option<i32>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
-    pub date: Option<Option<Date>>,
+    pub date: Option<Option<crate::edge::CalendarDate>>,
     #[serde(default, deserialize_with = "crate::local_time::option::present")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "09:00"))]
     pub start_time: Option<Option<Time>>,
@@ -110,7 +108,7 @@ impl UpdateAvailability {
             model.weekday = Set(value);
         }
         if let Some(value) = self.date {
-            model.date = Set(value);
+            model.date = Set(value.map(Into::into));
         }
         if let Some(value) = self.start_time {
             model.start_time = Set(value);
@@ -131,7 +129,7 @@ fn create_rules(input: &CreateAvailability) -> Result<(), validator::ValidationE
     crate::rules::availability(
         input.kind,
         input.weekday,
-        input.date,
+        input.date.map(Into::into),
         input.start_time,
         input.end_time,
         input.is_available.unwrap_or(true),

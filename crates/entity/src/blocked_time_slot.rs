@@ -68,14 +68,10 @@ pub struct CreateBlockedTimeSlot {
     #[serde(default, with = "crate::local_time::option")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "09:00"))]
     pub end_time: Option<Time>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
-    pub starts_on: Option<Date>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
-    pub ends_on: Option<Date>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
-    pub start_at: Option<DateTimeUtc>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
-    pub end_at: Option<DateTimeUtc>,
+    pub starts_on: Option<crate::edge::CalendarDate>,
+    pub ends_on: Option<crate::edge::CalendarDate>,
+    pub start_at: Option<crate::edge::Timestamp>,
+    pub end_at: Option<crate::edge::Timestamp>,
     pub source: Option<BlockSource>,
     #[validate(length(max = 500))]
     pub reason: Option<String>,
@@ -90,10 +86,10 @@ impl CreateBlockedTimeSlot {
         model.weekday = Set(self.weekday);
         model.start_time = Set(self.start_time);
         model.end_time = Set(self.end_time);
-        model.starts_on = Set(self.starts_on);
-        model.ends_on = Set(self.ends_on);
-        model.start_at = Set(self.start_at);
-        model.end_at = Set(self.end_at);
+        model.starts_on = Set(self.starts_on.map(Into::into));
+        model.ends_on = Set(self.ends_on.map(Into::into));
+        model.start_at = Set(self.start_at.map(Into::into));
+        model.end_at = Set(self.end_at.map(Into::into));
         if let Some(value) = self.source {
             model.source = Set(value);
         }
@@ -118,17 +114,13 @@ pub struct UpdateBlockedTimeSlot {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "09:00"))]
     pub end_time: Option<Option<Time>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
-    pub starts_on: Option<Option<Date>>,
+    pub starts_on: Option<Option<crate::edge::CalendarDate>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
-    pub ends_on: Option<Option<Date>>,
+    pub ends_on: Option<Option<crate::edge::CalendarDate>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
-    pub start_at: Option<Option<DateTimeUtc>>,
+    pub start_at: Option<Option<crate::edge::Timestamp>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
-    pub end_at: Option<Option<DateTimeUtc>>,
+    pub end_at: Option<Option<crate::edge::Timestamp>>,
     #[validate(length(max = 500))]
     #[serde(default, deserialize_with = "crate::patch::present")]
     pub reason: Option<Option<String>>,
@@ -147,16 +139,16 @@ impl UpdateBlockedTimeSlot {
             model.end_time = Set(value);
         }
         if let Some(value) = self.starts_on {
-            model.starts_on = Set(value);
+            model.starts_on = Set(value.map(Into::into));
         }
         if let Some(value) = self.ends_on {
-            model.ends_on = Set(value);
+            model.ends_on = Set(value.map(Into::into));
         }
         if let Some(value) = self.start_at {
-            model.start_at = Set(value);
+            model.start_at = Set(value.map(Into::into));
         }
         if let Some(value) = self.end_at {
-            model.end_at = Set(value);
+            model.end_at = Set(value.map(Into::into));
         }
         if let Some(value) = self.reason {
             model.reason = Set(value);

@@ -58,14 +58,10 @@ pub struct CreateProviderBreak {
     #[serde(default, with = "crate::local_time::option")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "09:00"))]
     pub end_time: Option<Time>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
-    pub starts_on: Option<Date>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
-    pub ends_on: Option<Date>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
-    pub start_at: Option<DateTimeUtc>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
-    pub end_at: Option<DateTimeUtc>,
+    pub starts_on: Option<crate::edge::CalendarDate>,
+    pub ends_on: Option<crate::edge::CalendarDate>,
+    pub start_at: Option<crate::edge::Timestamp>,
+    pub end_at: Option<crate::edge::Timestamp>,
     #[validate(length(max = 100))]
     pub label: Option<String>,
 }
@@ -79,10 +75,10 @@ impl CreateProviderBreak {
         model.weekday = Set(self.weekday);
         model.start_time = Set(self.start_time);
         model.end_time = Set(self.end_time);
-        model.starts_on = Set(self.starts_on);
-        model.ends_on = Set(self.ends_on);
-        model.start_at = Set(self.start_at);
-        model.end_at = Set(self.end_at);
+        model.starts_on = Set(self.starts_on.map(Into::into));
+        model.ends_on = Set(self.ends_on.map(Into::into));
+        model.start_at = Set(self.start_at.map(Into::into));
+        model.end_at = Set(self.end_at.map(Into::into));
         model.label = Set(self.label);
         model
     }
@@ -104,17 +100,13 @@ pub struct UpdateProviderBreak {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "09:00"))]
     pub end_time: Option<Option<Time>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
-    pub starts_on: Option<Option<Date>>,
+    pub starts_on: Option<Option<crate::edge::CalendarDate>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
-    pub ends_on: Option<Option<Date>>,
+    pub ends_on: Option<Option<crate::edge::CalendarDate>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
-    pub start_at: Option<Option<DateTimeUtc>>,
+    pub start_at: Option<Option<crate::edge::Timestamp>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
-    pub end_at: Option<Option<DateTimeUtc>>,
+    pub end_at: Option<Option<crate::edge::Timestamp>>,
     #[validate(length(max = 100))]
     #[serde(default, deserialize_with = "crate::patch::present")]
     pub label: Option<Option<String>>,
@@ -133,16 +125,16 @@ impl UpdateProviderBreak {
             model.end_time = Set(value);
         }
         if let Some(value) = self.starts_on {
-            model.starts_on = Set(value);
+            model.starts_on = Set(value.map(Into::into));
         }
         if let Some(value) = self.ends_on {
-            model.ends_on = Set(value);
+            model.ends_on = Set(value.map(Into::into));
         }
         if let Some(value) = self.start_at {
-            model.start_at = Set(value);
+            model.start_at = Set(value.map(Into::into));
         }
         if let Some(value) = self.end_at {
-            model.end_at = Set(value);
+            model.end_at = Set(value.map(Into::into));
         }
         if let Some(value) = self.label {
             model.label = Set(value);

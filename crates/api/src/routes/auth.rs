@@ -87,32 +87,66 @@ impl From<user::Model> for UserView {
     }
 }
 
-/// Sign-up: the organization's slug and the account.
+/// The roles one can sign up with; admins create the others.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SignUpRole {
+    Client,
+    Provider,
+}
+
+impl From<SignUpRole> for UserRole {
+    fn from(role: SignUpRole) -> Self {
+        match role {
+            SignUpRole::Client => UserRole::Client,
+            SignUpRole::Provider => UserRole::Provider,
+        }
+    }
+}
+
+/// Sign-up: the organization's slug and the account. The account's rules are those
+/// of [`CreateUser`] (checked on [`Register::account`]).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"organization": "acme", "email": "ana@example.com",
+    "password": "correct horse battery", "full_name": "Ana Souza", "role": "client"}))]
 pub struct Register {
+    /// The organization's slug.
+    #[schema(example = "acme")]
     pub organization: String,
-    #[serde(flatten)]
-    pub account: CreateUser,
+    /// An e-mail address, at most 254 characters; unique in the organization.
+    #[schema(example = "ana@example.com")]
+    pub email: String,
+    /// 10 to 128 characters.
+    #[schema(example = "correct horse battery")]
+    pub password: String,
+    /// 1 to 200 characters, not blank.
+    #[schema(example = "Ana Souza")]
+    pub full_name: String,
+    /// 5 to 32 characters.
+    pub phone: Option<String>,
+    pub role: SignUpRole,
+    /// A Brazilian CPF or CNPJ with valid check digits.
+    pub tax_id: Option<String>,
+}
+
+impl Register {
+    /// The account to create.
+    pub fn account(&self) -> CreateUser {
+        CreateUser {
+            email: self.email.clone(),
+            password: self.password.clone(),
+            full_name: self.full_name.clone(),
+            phone: self.phone.clone(),
+            role: self.role.into(),
+            tax_id: self.tax_id.clone(),
+        }
+    }
 }
 
 impl Validate for Register {
     fn validate(&self) -> Result<(), ValidationErrors> {
-        let mut errors = match self.account.validate() {
-            Ok(()) => ValidationErrors::new(),
-            Err(e) => e,
-        };
-        if !matches!(self.account.role, UserRole::Client | UserRole::Provider) {
-            errors.add(
-                "role",
-                validator::ValidationError::new("role")
-                    .with_message("must be client or provider; admins create other roles".into()),
-            );
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        self.account().validate()
     }
 }
 
@@ -170,10 +204,9 @@ async fn organization_scope(state: &AppState, slug: &str) -> Result<Option<Tenan
 }
 
 /// Creates a client or provider account in the named organization.
-#[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = Register,
+#[utoipa::path(post, operation_id = "register", path = "/auth/register", tag = "auth", request_body = Register,
     responses(
         (status = 201, description = "The new user", body = UserView),
-        (status = 400, description = "Malformed JSON or wrong content type", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
         (status = 409, description = "The email is taken in this organization", body = ErrorResponse),
     ))]
@@ -187,17 +220,16 @@ async fn register(
         .ok_or_else(|| {
             ApiError::invalid_field("organization", "unknown", "no such organization")
         })?;
-    let hash = hash_password(input.account.password.clone()).await?;
+    let hash = hash_password(input.password.clone()).await?;
     uow.enter(scope).await?;
-    let created = UserRepo::create(uow.tx().await?, scope, input.account, hash).await?;
+    let created = UserRepo::create(uow.tx().await?, scope, input.account(), hash).await?;
     Ok((StatusCode::CREATED, Json(UserView::from(created))))
 }
 
 /// Signs in; returns a bearer token.
-#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = Login,
+#[utoipa::path(post, operation_id = "login", path = "/auth/login", tag = "auth", request_body = Login,
     responses(
         (status = 200, description = "Signed in", body = SignedIn),
-        (status = 400, description = "Malformed JSON or wrong content type", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
         (status = 401, description = "Invalid email or password (or the account is locked)", body = ErrorResponse),
     ))]
@@ -273,10 +305,9 @@ async fn login(
 }
 
 /// Revokes the session of the token used.
-#[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "logout", path = "/auth/logout", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 204, description = "Signed out"),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
     ))]
 async fn logout(uow: UnitOfWork, auth: Auth) -> Result<StatusCode, ApiError> {
     let db = uow.tx().await?;
@@ -285,20 +316,18 @@ async fn logout(uow: UnitOfWork, auth: Auth) -> Result<StatusCode, ApiError> {
 }
 
 /// The signed-in user.
-#[utoipa::path(get, path = "/auth/me", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "getSignedInUser", path = "/auth/me", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 200, description = "The signed-in user", body = UserView),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
     ))]
 async fn me(auth: Auth) -> Json<UserView> {
     Json(auth.user.into())
 }
 
 /// Asks for a password reset; the answer is the same whether or not the account exists.
-#[utoipa::path(post, path = "/auth/password-reset", tag = "auth", request_body = ResetRequest,
+#[utoipa::path(post, operation_id = "requestPasswordReset", path = "/auth/password-reset", tag = "auth", request_body = ResetRequest,
     responses(
         (status = 202, description = "Accepted"),
-        (status = 400, description = "Malformed JSON or wrong content type", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
     ))]
 async fn request_reset(
@@ -324,10 +353,9 @@ async fn request_reset(
 }
 
 /// Sets a new password with a reset token; revokes every session of the user.
-#[utoipa::path(post, path = "/auth/password-reset/confirm", tag = "auth", request_body = ResetConfirm,
+#[utoipa::path(post, operation_id = "confirmPasswordReset", path = "/auth/password-reset/confirm", tag = "auth", request_body = ResetConfirm,
     responses(
         (status = 204, description = "Password changed"),
-        (status = 400, description = "Malformed JSON or wrong content type", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
     ))]
 async fn confirm_reset(
