@@ -293,6 +293,7 @@ async fn slots(
     responses(
         (status = 201, description = "Booked", body = AppointmentView),
         (status = 403, description = "Providers cannot book", body = ErrorResponse),
+        (status = 404, description = "No such service, provider service or client in your organization", body = ErrorResponse),
         (status = 409, description = "The slot was just taken, or the same key is still running", body = ErrorResponse),
         (status = 422, description = "Not a bookable time, or invalid fields", body = ErrorResponse),
     ))]
