@@ -21,6 +21,7 @@ mod analytics;
 mod appointments;
 mod auth;
 mod catalogue;
+mod docs;
 mod document;
 mod extras;
 mod health;
@@ -112,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(api.layer(axum::middleware::from_fn(unit_of_work)))
         .with_state(state)
+        .merge(docs::router())
 }
 
 /// The document, built once for the application state.

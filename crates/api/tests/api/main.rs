@@ -10,6 +10,7 @@ mod areas;
 mod auth;
 mod catalogue;
 mod contract;
+mod docs_page;
 mod extras;
 mod faults;
 mod foundation;
