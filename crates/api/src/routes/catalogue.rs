@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::resources::{self, Policy, RowPage};
+use super::resources::{self, Policy, Row, RowPage};
 use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ErrorResponse};
@@ -49,7 +49,7 @@ macro_rules! resource {
             #[utoipa::path(post, operation_id = concat!("create", $singular), path = $list, tag = $tag, security(("bearer" = [])),
                 request_body = $create,
                 responses(
-                    (status = 201, description = "Created", body = Object),
+                    (status = 201, description = "Created", body = Row),
                     (status = 403, description = "Your role may not write this", body = ErrorResponse),
                     (status = 409, description = "Conflicts with an existing row or a missing reference", body = ErrorResponse),
                     (status = 422, description = "Invalid fields", body = ErrorResponse),
@@ -66,7 +66,7 @@ macro_rules! resource {
             #[utoipa::path(get, operation_id = concat!("get", $singular), path = $item, tag = $tag, security(("bearer" = [])),
                 params(("id" = Uuid, Path)),
                 responses(
-                    (status = 200, description = "The row", body = Object),
+                    (status = 200, description = "The row", body = Row),
                     (status = 404, description = "Not found", body = ErrorResponse),
                 ))]
             async fn show(
@@ -81,7 +81,7 @@ macro_rules! resource {
             #[utoipa::path(patch, operation_id = concat!("update", $singular), path = $item, tag = $tag, security(("bearer" = [])),
                 params(("id" = Uuid, Path)), request_body = $update,
                 responses(
-                    (status = 200, description = "The updated row", body = Object),
+                    (status = 200, description = "The updated row", body = Row),
                     (status = 403, description = "Your role may not write this", body = ErrorResponse),
                     (status = 404, description = "Not found (or not yours)", body = ErrorResponse),
                     (status = 422, description = "Invalid fields", body = ErrorResponse),

@@ -48,7 +48,7 @@ use uuid::Uuid;
 use validator::Validate;
 
 use super::catalogue::resource;
-use super::resources::{self, Filters, PageParams, Policy, RowPage, row_json};
+use super::resources::{self, Filters, PageParams, Policy, Row, RowPage, row_json};
 use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ErrorResponse};
@@ -141,7 +141,7 @@ async fn promotions_list(
 #[utoipa::path(post, operation_id = "createPromotion", path = "/promotions", tag = "promotions", security(("bearer" = [])),
     request_body = promotion::CreatePromotion,
     responses(
-        (status = 201, description = "Created", body = Object),
+        (status = 201, description = "Created", body = Row),
         (status = 403, description = "Admins only", body = ErrorResponse),
         (status = 409, description = "Taken code or a missing reference", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
@@ -158,7 +158,7 @@ async fn promotions_create(
 #[utoipa::path(get, operation_id = "getPromotion", path = "/promotions/{id}", tag = "promotions", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses(
-        (status = 200, description = "The promotion", body = Object),
+        (status = 200, description = "The promotion", body = Row),
         (status = 404, description = "Not found", body = ErrorResponse),
     ))]
 async fn promotions_show(
@@ -178,7 +178,7 @@ async fn promotions_show(
 #[utoipa::path(patch, operation_id = "updatePromotion", path = "/promotions/{id}", tag = "promotions", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = promotion::UpdatePromotion,
     responses(
-        (status = 200, description = "The updated promotion", body = Object),
+        (status = 200, description = "The updated promotion", body = Row),
         (status = 403, description = "Admins only", body = ErrorResponse),
         (status = 404, description = "Not found", body = ErrorResponse),
         (status = 409, description = "Taken code or a missing reference", body = ErrorResponse),
@@ -384,7 +384,7 @@ async fn provider_of(
 /// The signed-in provider's payout preferences.
 #[utoipa::path(get, operation_id = "getMyProviderPaymentPreferences", path = "/providers/me/payment-preferences", tag = "settings", security(("bearer" = [])),
     responses(
-        (status = 200, description = "Your payout preferences", body = Object),
+        (status = 200, description = "Your payout preferences", body = Row),
         (status = 403, description = "Providers only", body = ErrorResponse),
         (status = 404, description = "Not set up yet (PUT them first)", body = ErrorResponse),
     ))]
@@ -406,8 +406,8 @@ async fn provider_preferences_show(uow: UnitOfWork, auth: Auth) -> Result<Json<V
 #[utoipa::path(put, operation_id = "putMyProviderPaymentPreferences", path = "/providers/me/payment-preferences", tag = "settings", security(("bearer" = [])),
     request_body = provider_payment_preference::CreateProviderPaymentPreference,
     responses(
-        (status = 200, description = "Replaced", body = Object),
-        (status = 201, description = "Created", body = Object),
+        (status = 200, description = "Replaced", body = Row),
+        (status = 201, description = "Created", body = Row),
         (status = 403, description = "Providers only", body = ErrorResponse),
         (status = 409, description = "Created concurrently; retry", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
@@ -453,7 +453,7 @@ async fn provider_preferences_put(
 /// The signed-in client's payment preferences.
 #[utoipa::path(get, operation_id = "getMyClientPaymentPreferences", path = "/clients/me/payment-preferences", tag = "settings", security(("bearer" = [])),
     responses(
-        (status = 200, description = "Your payment preferences", body = Object),
+        (status = 200, description = "Your payment preferences", body = Row),
         (status = 403, description = "Clients only", body = ErrorResponse),
         (status = 404, description = "Not set up yet (PUT them first)", body = ErrorResponse),
     ))]
@@ -475,8 +475,8 @@ async fn client_preferences_show(uow: UnitOfWork, auth: Auth) -> Result<Json<Val
 #[utoipa::path(put, operation_id = "putMyClientPaymentPreferences", path = "/clients/me/payment-preferences", tag = "settings", security(("bearer" = [])),
     request_body = client_payment_preference::CreateClientPaymentPreference,
     responses(
-        (status = 200, description = "Replaced", body = Object),
-        (status = 201, description = "Created", body = Object),
+        (status = 200, description = "Replaced", body = Row),
+        (status = 201, description = "Created", body = Row),
         (status = 403, description = "Clients only", body = ErrorResponse),
         (status = 404, description = "The default payment method is not yours", body = ErrorResponse),
         (status = 409, description = "Created concurrently, or a missing reference", body = ErrorResponse),
@@ -552,7 +552,7 @@ async fn fee_overrides_list(
 #[utoipa::path(post, operation_id = "createFeeOverride", path = "/admin/fee-overrides", tag = "settings", security(("bearer" = [])),
     request_body = provider_service_fee::CreateProviderServiceFee,
     responses(
-        (status = 201, description = "Created", body = Object),
+        (status = 201, description = "Created", body = Row),
         (status = 403, description = "Admins only", body = ErrorResponse),
         (status = 404, description = "Not a provider of your organization", body = ErrorResponse),
         (status = 409, description = "The provider already has an override", body = ErrorResponse),
@@ -573,7 +573,7 @@ async fn fee_overrides_create(
 #[utoipa::path(get, operation_id = "getFeeOverride", path = "/admin/fee-overrides/{id}", tag = "settings", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses(
-        (status = 200, description = "The override", body = Object),
+        (status = 200, description = "The override", body = Row),
         (status = 403, description = "Admins only", body = ErrorResponse),
         (status = 404, description = "Not found", body = ErrorResponse),
     ))]
@@ -590,7 +590,7 @@ async fn fee_overrides_show(
 #[utoipa::path(patch, operation_id = "updateFeeOverride", path = "/admin/fee-overrides/{id}", tag = "settings", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = provider_service_fee::UpdateProviderServiceFee,
     responses(
-        (status = 200, description = "The updated override", body = Object),
+        (status = 200, description = "The updated override", body = Row),
         (status = 403, description = "Admins only", body = ErrorResponse),
         (status = 404, description = "Not found", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
@@ -711,8 +711,8 @@ async fn onboarding_progress(
 #[utoipa::path(post, operation_id = "setMyOnboardingProgress", path = "/onboarding/progress/{step_id}", tag = "onboarding", security(("bearer" = [])),
     params(("step_id" = Uuid, Path)), request_body = SetProgress,
     responses(
-        (status = 200, description = "Updated", body = Object),
-        (status = 201, description = "First progress on this step", body = Object),
+        (status = 200, description = "Updated", body = Row),
+        (status = 201, description = "First progress on this step", body = Row),
         (status = 404, description = "No active step of your role with this id", body = ErrorResponse),
         (status = 409, description = "Created concurrently; retry", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),

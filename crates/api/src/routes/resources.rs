@@ -41,10 +41,39 @@ pub enum Policy {
     ProviderOwns,
 }
 
+/// A row as the generic routes return it: every column of its table by name, ids and
+/// instants as strings (RFC 3339), local times as `HH:MM`, dates as `YYYY-MM-DD`.
+/// Every row has `id` and `organization_id`.
+pub struct Row;
+
+impl utoipa::PartialSchema for Row {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        let uuid = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+        };
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "Every column of the row by name: ids and instants as strings (RFC 3339), local times as HH:MM, dates as YYYY-MM-DD",
+            ))
+            .property("id", uuid())
+            .property("organization_id", uuid())
+            .required("id")
+            .required("organization_id")
+            .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(true)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Row {}
+
 /// A page of rows.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RowPage {
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<Row>)]
     pub items: Vec<Json_>,
     pub next: Option<String>,
 }

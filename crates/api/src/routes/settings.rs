@@ -37,7 +37,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 use validator::Validate;
 
-use super::resources::{RowPage, row_json};
+use super::resources::{Row, RowPage, row_json};
 use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ErrorResponse};
@@ -121,7 +121,7 @@ async fn audit(
 /// The signed-in provider's settings.
 #[utoipa::path(get, operation_id = "getMyProviderSettings", path = "/providers/me/settings", tag = "settings", security(("bearer" = [])),
     responses(
-        (status = 200, description = "Your settings", body = Object),
+        (status = 200, description = "Your settings", body = Row),
         (status = 403, description = "Providers only", body = ErrorResponse),
         (status = 404, description = "Not set up yet (PUT them first)", body = ErrorResponse),
     ))]
@@ -142,8 +142,8 @@ async fn provider_settings_show(uow: UnitOfWork, auth: Auth) -> Result<Json<Valu
 #[utoipa::path(put, operation_id = "putMyProviderSettings", path = "/providers/me/settings", tag = "settings", security(("bearer" = [])),
     request_body = CreateProviderSettings,
     responses(
-        (status = 200, description = "Replaced", body = Object),
-        (status = 201, description = "Created", body = Object),
+        (status = 200, description = "Replaced", body = Row),
+        (status = 201, description = "Created", body = Row),
         (status = 403, description = "Providers only", body = ErrorResponse),
         (status = 409, description = "Created concurrently; retry", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
@@ -196,7 +196,7 @@ async fn provider_settings_put(
 /// The organization's payment settings (admin).
 #[utoipa::path(get, operation_id = "getPaymentSettings", path = "/admin/payment-settings", tag = "settings", security(("bearer" = [])),
     responses(
-        (status = 200, description = "The payment settings", body = Object),
+        (status = 200, description = "The payment settings", body = Row),
         (status = 403, description = "Admin only", body = ErrorResponse),
         (status = 404, description = "Not configured yet (PATCH creates them)", body = ErrorResponse),
     ))]
@@ -214,7 +214,7 @@ async fn payment_settings_show(uow: UnitOfWork, auth: Auth) -> Result<Json<Value
 #[utoipa::path(patch, operation_id = "updatePaymentSettings", path = "/admin/payment-settings", tag = "settings", security(("bearer" = [])),
     request_body = UpdatePaymentSettings,
     responses(
-        (status = 200, description = "The updated payment settings", body = Object),
+        (status = 200, description = "The updated payment settings", body = Row),
         (status = 403, description = "Admin only", body = ErrorResponse),
         (status = 422, description = "Invalid fields (e.g. minimum fee above maximum)", body = ErrorResponse),
     ))]
@@ -323,8 +323,8 @@ async fn system_settings_list(
 #[utoipa::path(post, operation_id = "setSystemSetting", path = "/admin/settings", tag = "settings", security(("bearer" = [])),
     request_body = CreateSystemSetting,
     responses(
-        (status = 200, description = "Replaced", body = Object),
-        (status = 201, description = "Created", body = Object),
+        (status = 200, description = "Replaced", body = Row),
+        (status = 201, description = "Created", body = Row),
         (status = 403, description = "Admin only", body = ErrorResponse),
         (status = 409, description = "Created concurrently; retry", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),

@@ -31,7 +31,7 @@ use uuid::Uuid;
 use validator::Validate;
 
 use super::auth::UserView;
-use super::resources::{RowPage, row_json};
+use super::resources::{Row, RowPage, row_json};
 use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ErrorResponse};
@@ -214,7 +214,7 @@ async fn addresses(uow: UnitOfWork, auth: Auth) -> Result<Json<RowPage>, ApiErro
 #[utoipa::path(post, operation_id = "addMyAddress", path = "/users/me/addresses", tag = "users", security(("bearer" = [])),
     request_body = CreateUserAddress,
     responses(
-        (status = 201, description = "Created", body = Object),
+        (status = 201, description = "Created", body = Row),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
     ))]
 async fn add_address(
@@ -238,7 +238,7 @@ async fn add_address(
 #[utoipa::path(patch, operation_id = "updateMyAddress", path = "/users/me/addresses/{id}", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = UpdateUserAddress,
     responses(
-        (status = 200, description = "The updated address", body = Object),
+        (status = 200, description = "The updated address", body = Row),
         (status = 404, description = "Not found (or not yours)", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
     ))]

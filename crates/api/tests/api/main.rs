@@ -14,6 +14,7 @@ mod docs_page;
 mod extras;
 mod faults;
 mod foundation;
+mod generated_client;
 mod http_layer;
 mod marketplace;
 mod metrics;
