@@ -11,6 +11,7 @@ mod auth;
 mod catalogue;
 mod contract;
 mod docs_page;
+mod edges;
 mod extras;
 mod faults;
 mod foundation;
