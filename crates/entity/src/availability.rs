@@ -37,11 +37,20 @@ pub struct Model {
 
 crate::stamped_active_model!();
 
-/// Input for creating a row of `availability`. Fields the server decides (the
-/// organization, owners taken from the signed-in user, counters) are not part of it;
-/// the storage layer sets them on the returned active model.
+/// When a provider works. `weekly`: on ISO `weekday` (1 = Monday … 7 = Sunday) from
+/// `start_time` to `end_time`, local times (`HH:MM`) in the provider's time zone (their
+/// settings' `time_zone`, else the organization's); an `end_time` earlier than
+/// `start_time` runs past midnight (the window belongs to the date it starts on).
+/// `date_override`: one local `date` whose hours (`start_time`/`end_time`) replace
+/// the weekly windows of that day, or, with `is_available: false`, a day off (which
+/// wins over special hours). Windows of one date that overlap or touch merge. `slot_step_minutes` (5 to 240) sets how far
+/// apart slot starts are in this window (default: the provider settings' step, else
+/// 15 minutes).
+///
+/// The provider is the signed-in provider (never taken from the body).
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"kind": "weekly", "weekday": 1, "start_time": "09:00", "end_time": "18:00"})))]
 #[serde(deny_unknown_fields)]
 #[validate(schema(function = "create_rules"))]
 pub struct CreateAvailability {

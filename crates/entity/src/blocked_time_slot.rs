@@ -51,11 +51,15 @@ pub struct Model {
 
 crate::stamped_active_model!();
 
-/// Input for creating a row of `blocked_time_slots`. Fields the server decides (the
-/// organization, owners taken from the signed-in user, counters) are not part of it;
-/// the storage layer sets them on the returned active model.
+/// Time the provider cannot be booked, whatever the working hours: `weekly` (ISO
+/// `weekday`, local `start_time`/`end_time`, optionally between `starts_on` and
+/// `ends_on`) or `one_off` (instants `start_at` to `end_at`). A slot that overlaps a
+/// block is not offered; existing appointments are not touched.
+///
+/// The provider is the signed-in provider (never taken from the body).
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"kind": "one_off", "start_at": "2026-12-24T12:00:00Z", "end_at": "2026-12-26T12:00:00Z", "reason": "Holidays"})))]
 #[serde(deny_unknown_fields)]
 #[validate(schema(function = "create_rules"))]
 pub struct CreateBlockedTimeSlot {

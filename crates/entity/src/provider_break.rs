@@ -41,11 +41,16 @@ pub struct Model {
 
 crate::stamped_active_model!();
 
-/// Input for creating a row of `provider_breaks`. Fields the server decides (the
-/// organization, owners taken from the signed-in user, counters) are not part of it;
-/// the storage layer sets them on the returned active model.
+/// Time inside working hours when the provider takes no bookings (lunch, ...).
+/// `weekly`: on ISO `weekday` from `start_time` to `end_time` (local `HH:MM` in the
+/// provider's zone), optionally only between `starts_on` and `ends_on` (local dates,
+/// inclusive). `one_off`: from the instant `start_at` to `end_at`. A slot that
+/// overlaps a break is not offered.
+///
+/// The provider is the signed-in provider (never taken from the body).
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"kind": "weekly", "weekday": 1, "start_time": "12:00", "end_time": "13:00", "label": "Lunch"})))]
 #[serde(deny_unknown_fields)]
 #[validate(schema(function = "create_rules"))]
 pub struct CreateProviderBreak {

@@ -254,6 +254,21 @@ async fn visible(
 }
 
 /// Free slots of a provider's offering on local dates `from..=to`.
+///
+/// `from` and `to` are local dates in the provider's time zone (their settings'
+/// `time_zone`, else the organization's), both inclusive, at most 92 days apart
+/// (`422` on `to` otherwise). Name the offering with exactly one of `service_id` and
+/// `provider_service_id`. A slot lasts the offering's duration; its starts step by
+/// the window's `slot_step_minutes` (default: the provider settings' step, else 15
+/// minutes) from the start of each (merged) working window of `/availability`. The
+/// slot must lie inside the window (the buffer after it may run past the end), and
+/// the slot plus its buffer (the provider service's `buffer_after_minutes`, else the
+/// settings' `buffer_minutes`, else 0) must overlap no break, block or active
+/// appointment (back-to-back is fine). Local times that a DST change skips map to
+/// the moment of the change; repeated ones start at the earlier and end at the later
+/// pass. A slot belongs to the local date it starts on. Slots start at least `min_lead_minutes`
+/// from now (default 60) and at most `max_horizon_days` ahead (default 60). Answers
+/// instants in UTC, sorted; a provider not accepting bookings has none.
 #[utoipa::path(get, operation_id = "listFreeSlots", path = "/providers/{provider_id}/slots", tag = "appointments",
     security(("bearer" = [])),
     params(("provider_id" = Uuid, Path, description = "The provider"), SlotQuery),
