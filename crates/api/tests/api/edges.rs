@@ -15,7 +15,11 @@ fn rejects(status: u16, body: &Value, field: &str, field_code: &str) {
     assert_eq!(status, 422, "{body}");
     assert_eq!(code(body), "validation_failed", "{body}");
     let f = &body["error"]["fields"][0];
-    assert_eq!((f["field"].as_str(), f["code"].as_str()), (Some(field), Some(field_code)), "{body}");
+    assert_eq!(
+        (f["field"].as_str(), f["code"].as_str()),
+        (Some(field), Some(field_code)),
+        "{body}"
+    );
 }
 
 struct World {
@@ -32,8 +36,15 @@ async fn world(t: agenda_testkit::TestDb) -> World {
     let admin = member(&app, scope, "edges", "admin@edges.test", UserRole::Admin).await;
     let provider = member(&app, scope, "edges", "pro@edges.test", UserRole::Provider).await;
     let client = member(&app, scope, "edges", "client@edges.test", UserRole::Client).await;
-    let service = bookable_provider(&app, scope, provider.id, json!({"business_name": "Edges"})).await;
-    World { app, admin, provider, client, service }
+    let service =
+        bookable_provider(&app, scope, provider.id, json!({"business_name": "Edges"})).await;
+    World {
+        app,
+        admin,
+        provider,
+        client,
+        service,
+    }
 }
 
 both_engines! {

@@ -62,15 +62,7 @@ both_engines! {
     async fn the_generated_client_books_end_to_end(t: TestDb) {
         let Some(e2e) = tools::require(tools::node_project()) else { return };
         let app = TestApp::spawn(t).await;
-        let document = app
-            .client
-            .get(app.url("/api/v1/openapi.json"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let document = app.get_text("/api/v1/openapi.json").await;
         // Inside e2e/ so the journey resolves openapi-fetch from e2e/node_modules.
         let build = e2e.join("build").join(uuid::Uuid::now_v7().to_string());
         let url = app.url("");

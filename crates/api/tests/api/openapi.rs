@@ -369,15 +369,7 @@ async fn an_independent_validator_accepts_the_served_document() {
         return;
     };
     let app = TestApp::spawn(TestDb::sqlite().await).await;
-    let text = app
-        .client
-        .get(app.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.get_text("/api/v1/openapi.json").await;
     let file = std::env::temp_dir().join(format!("agenda-openapi-{}.json", uuid::Uuid::now_v7()));
     std::fs::write(&file, text).unwrap();
     let arg = file.clone();
