@@ -84,6 +84,7 @@ macro_rules! resource {
                     (status = 200, description = "The updated row", body = Row),
                     (status = 403, description = "Your role may not write this", body = ErrorResponse),
                     (status = 404, description = "Not found (or not yours)", body = ErrorResponse),
+                    (status = 409, description = "Conflicts with an existing row or a missing reference", body = ErrorResponse),
                     (status = 422, description = "Invalid fields", body = ErrorResponse),
                 ))]
             async fn update(
