@@ -132,7 +132,20 @@ async fn promotions_list(
     QueryMap(mut params): QueryMap,
 ) -> Result<Json<RowPage>, ApiError> {
     if !STAFF.contains(&auth.role()) {
-        params.insert("is_active".into(), "true".into());
+        // Active ones only: asking for inactive ones finds none, and a value that is
+        // not a boolean is left for the list to refuse like any bad filter.
+        match params.get("is_active").map(String::as_str) {
+            None | Some("true") => {
+                params.insert("is_active".into(), "true".into());
+            }
+            Some("false") => {
+                return Ok(Json(RowPage {
+                    items: Vec::new(),
+                    next: None,
+                }));
+            }
+            Some(_) => {}
+        }
     }
     resources::list::<promotion::Entity>(uow.read().await?, &auth, params).await
 }

@@ -83,7 +83,7 @@ both_engines! {
             let extra: &[&str] = if *role == "admin" {
                 &["--max-examples", "5"]
             } else {
-                &["--max-examples", "2", "--phases", "examples,fuzzing"]
+                &["--max-examples", "5", "--phases", "examples,fuzzing"]
             };
             let result = tokio::task::block_in_place(|| schemathesis(&st, &app, token, extra));
             if let Err(transcript) = result {

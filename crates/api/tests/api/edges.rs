@@ -179,4 +179,18 @@ both_engines! {
         }
         w.app.stop().await;
     }
+
+    /// Found by schemathesis: a client's bad `is_active` filter on promotions was
+    /// replaced by `true` and answered 200 instead of being refused.
+    async fn a_forced_filter_still_refuses_bad_values(t: TestDb) {
+        let w = world(t).await;
+        let app = &w.app;
+        let (status, body) = request(app, "GET", "/api/v1/promotions?is_active=null", Some(&w.client.token), None, None).await;
+        assert_eq!(status, 422, "{body}");
+        let (status, body) = request(app, "GET", "/api/v1/promotions?is_active=false", Some(&w.client.token), None, None).await;
+        assert_eq!((status, body["items"].as_array().map(Vec::len)), (200, Some(0)), "{body}");
+        let (status, body) = request(app, "GET", "/api/v1/promotions?is_active=true", Some(&w.client.token), None, None).await;
+        assert_eq!(status, 200, "{body}");
+        w.app.stop().await;
+    }
 }
