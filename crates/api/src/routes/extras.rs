@@ -131,23 +131,22 @@ async fn promotions_list(
     auth: Auth,
     QueryMap(mut params): QueryMap,
 ) -> Result<Json<RowPage>, ApiError> {
-    if !STAFF.contains(&auth.role()) {
-        // Active ones only: asking for inactive ones finds none, and a value that is
-        // not a boolean is left for the list to refuse like any bad filter.
-        match params.get("is_active").map(String::as_str) {
-            None | Some("true") => {
-                params.insert("is_active".into(), "true".into());
-            }
-            Some("false") => {
-                return Ok(Json(RowPage {
-                    items: Vec::new(),
-                    next: None,
-                }));
-            }
-            Some(_) => {}
-        }
+    // Others see active ones only: asking them for inactive ones finds none (after
+    // the parameters are checked like any list's).
+    let staff = STAFF.contains(&auth.role());
+    let inactive_asked = params.get("is_active").is_some_and(|v| v == "false");
+    if !staff && params.get("is_active").is_none() {
+        params.insert("is_active".into(), "true".into());
     }
-    resources::list::<promotion::Entity>(uow.read().await?, &auth, params).await
+    let Json(mut page) =
+        resources::list::<promotion::Entity>(uow.read().await?, &auth, params).await?;
+    if !staff && inactive_asked {
+        page = RowPage {
+            items: Vec::new(),
+            next: None,
+        };
+    }
+    Ok(Json(page))
 }
 
 /// Creates a promotion (admin).

@@ -187,6 +187,8 @@ both_engines! {
         let app = &w.app;
         let (status, body) = request(app, "GET", "/api/v1/promotions?is_active=null", Some(&w.client.token), None, None).await;
         assert_eq!(status, 422, "{body}");
+        let (status, body) = request(app, "GET", "/api/v1/promotions?is_active=false&service_id=x", Some(&w.client.token), None, None).await;
+        assert_eq!(status, 422, "{body}");
         let (status, body) = request(app, "GET", "/api/v1/promotions?is_active=false", Some(&w.client.token), None, None).await;
         assert_eq!((status, body["items"].as_array().map(Vec::len)), (200, Some(0)), "{body}");
         let (status, body) = request(app, "GET", "/api/v1/promotions?is_active=true", Some(&w.client.token), None, None).await;
