@@ -359,6 +359,44 @@ mod tests {
         assert_eq!((e.status.as_u16(), e.code), (400, "malformed_json"));
     }
 
+    /// Free-form text with a NUL put anywhere in it, under any key.
+    fn nul_text() -> impl proptest::strategy::Strategy<Value = (String, String)> {
+        use proptest::prelude::*;
+        (any::<String>(), any::<String>(), "[a-z_]{1,12}")
+            .prop_map(|(before, after, key)| (key, format!("{before}\0{after}")))
+    }
+
+    proptest::proptest! {
+        /// Wherever a NUL sits in a body (a value, a nested value, a list item, a
+        /// key), the answer is 422 `nul_character` naming that place, before any
+        /// typed parsing.
+        #[test]
+        fn a_nul_anywhere_is_refused_with_its_path((key, text) in nul_text(), depth in 0usize..3, in_key: bool) {
+            let mut value = if in_key {
+                serde_json::json!({ format!("{key}\0"): 1 })
+            } else {
+                serde_json::json!({ key.clone(): text })
+            };
+            let mut path = if in_key { format!("{key}\0") } else { key.clone() };
+            for _ in 0..depth {
+                value = serde_json::json!({ "outer": [value] });
+                path = format!("outer[0].{path}");
+            }
+            let err = parse_json::<serde_json::Value>(value.to_string().as_bytes()).unwrap_err();
+            proptest::prop_assert_eq!(err.status, StatusCode::UNPROCESSABLE_ENTITY);
+            proptest::prop_assert_eq!(err.fields[0].code.as_str(), "nul_character");
+            proptest::prop_assert_eq!(&err.fields[0].field, &path);
+        }
+
+        /// Text without NUL passes the check untouched.
+        #[test]
+        fn text_without_nul_passes(text in "[^\u{0}]{0,40}") {
+            let body = serde_json::json!({ "name": text.clone() }).to_string();
+            let parsed: serde_json::Value = parse_json(body.as_bytes()).unwrap();
+            proptest::prop_assert_eq!(parsed["name"].as_str(), Some(text.as_str()));
+        }
+    }
+
     #[test]
     fn content_types() {
         let ok = |v: &str| is_json(Some(&header::HeaderValue::from_str(v).unwrap()));
