@@ -53,6 +53,7 @@ crate::stamped_active_model!();
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"code": "WELCOME10", "name": "Welcome discount", "discount_type": "percentage", "discount_value": 1000, "scope": "all", "valid_from": "2026-12-01T00:00:00Z", "valid_until": "2027-01-01T00:00:00Z"})))]
 #[serde(deny_unknown_fields)]
 #[validate(schema(function = "create_rules"))]
 pub struct CreatePromotion {

@@ -163,6 +163,7 @@ pub struct SlotQuery {
 }
 
 #[derive(Debug, Serialize, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(example = json!({"service_id": "0190f5a2-6c1e-7b3a-9d4e-2f1a3b4c5d6e", "start_at": "2026-12-02T13:00:00Z", "notes": "First visit", "payment_method": "pix"}))]
 #[serde(deny_unknown_fields)]
 pub struct BookRequest {
     pub service_id: Option<Uuid>,
@@ -197,6 +198,7 @@ pub struct ListQuery {
 }
 
 #[derive(Debug, Default, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(example = json!({"reason": "Running late"}))]
 #[serde(deny_unknown_fields)]
 pub struct ReasonBody {
     #[validate(length(max = 1000))]
@@ -204,12 +206,14 @@ pub struct ReasonBody {
 }
 
 #[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(example = json!({"start_at": "2026-12-03T14:00:00Z"}))]
 #[serde(deny_unknown_fields)]
 pub struct RescheduleBody {
     pub start_at: Timestamp,
 }
 
 #[derive(Debug, Serialize, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(example = json!({"method": "pix"}))]
 #[serde(deny_unknown_fields)]
 pub struct PaymentBody {
     pub method: PaymentMethod,

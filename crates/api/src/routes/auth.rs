@@ -151,6 +151,7 @@ impl Validate for Register {
 }
 
 #[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(example = json!({"organization": "acme", "email": "ana@example.com", "password": "correct horse battery"}))]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     #[validate(length(min = 1, max = 63))]
@@ -170,6 +171,7 @@ pub struct SignedIn {
 }
 
 #[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(example = json!({"organization": "acme", "email": "ana@example.com"}))]
 #[serde(deny_unknown_fields)]
 pub struct ResetRequest {
     #[validate(length(min = 1, max = 63))]

@@ -225,6 +225,7 @@ async fn promotions_delete(
 
 /// A coupon check: the code and what it would apply to.
 #[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(example = json!({"code": "WELCOME10", "amount_cents": 5000, "service_id": "0190f5a2-6c1e-7b3a-9d4e-2f1a3b4c5d6e"}))]
 #[serde(deny_unknown_fields)]
 pub struct ValidateCoupon {
     #[validate(length(min = 1, max = 40))]
@@ -664,6 +665,7 @@ pub struct StepProgress {
 
 /// A new status for one step.
 #[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(example = json!({"status": "completed"}))]
 #[serde(deny_unknown_fields)]
 pub struct SetProgress {
     pub status: OnboardingStatus,

@@ -171,6 +171,7 @@ pub struct TransactionQuery {
 }
 
 #[derive(Debug, Serialize, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(example = json!({"amount_cents": 10000, "payout_method": "pix"}))]
 #[serde(deny_unknown_fields)]
 pub struct WithdrawalRequest {
     /// Positive, at least the organization's minimum withdrawal, at most the

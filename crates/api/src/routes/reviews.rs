@@ -90,6 +90,7 @@ pub struct ReviewPage {
 }
 
 #[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(example = json!({"appointment_id": "0190f5a2-6c1e-7b3a-9d4e-2f1a3b4c5d6e", "rating": 5, "comment": "Great cut"}))]
 #[serde(deny_unknown_fields)]
 pub struct CreateReviewBody {
     /// A completed appointment of the caller.

@@ -359,13 +359,28 @@ async fn every_operation_lists_the_statuses_of_its_kind() {
     app.stop().await;
 }
 
+/// Validates every schema example of the document against its schema; prints how
+/// many it checked.
+const CHECK_EXAMPLES: &str = r##"
+import json, sys, jsonschema
+doc = json.load(open(sys.argv[1]))
+bad, checked = [], 0
+for name, schema in doc["components"]["schemas"].items():
+    for example in schema.get("examples", []) + ([schema["example"]] if "example" in schema else []):
+        checked += 1
+        root = {"$ref": "#/components/schemas/" + name, "components": doc["components"]}
+        for error in jsonschema.Draft202012Validator(root).iter_errors(example):
+            bad.append(f"{name}: {error.message}")
+print("\n".join(bad) if bad else checked)
+sys.exit(1 if bad else 0)
+"##;
+
 /// An independent validator (openapi-spec-validator, pinned in .ci/requirements.txt)
 /// accepts the document the running server serves.
 #[tokio::test]
 async fn an_independent_validator_accepts_the_served_document() {
-    let Some(validator) = agenda_testkit::tools::require(agenda_testkit::tools::python_tool(
-        "openapi-spec-validator",
-    )) else {
+    use agenda_testkit::tools;
+    let Some(validator) = tools::require(tools::python_tool("openapi-spec-validator")) else {
         return;
     };
     let app = TestApp::spawn(TestDb::sqlite().await).await;
@@ -379,7 +394,28 @@ async fn an_independent_validator_accepts_the_served_document() {
     .await
     .unwrap()
     .unwrap();
+    // The examples the document gives satisfy their own schemas (jsonschema comes
+    // with the validator).
+    let python = tools::python().unwrap();
+    let arg = file.clone();
+    let examples = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .args(["-c", CHECK_EXAMPLES])
+            .arg(arg)
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
     let _ = std::fs::remove_file(&file);
+    assert!(
+        examples.status.success(),
+        "examples that break their schema: {}{}",
+        String::from_utf8_lossy(&examples.stdout),
+        String::from_utf8_lossy(&examples.stderr)
+    );
+    let checked = String::from_utf8_lossy(&examples.stdout);
+    assert!(checked.trim().parse::<u32>().unwrap() >= 25, "{checked}");
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
