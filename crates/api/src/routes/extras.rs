@@ -135,7 +135,7 @@ async fn promotions_list(
     // the parameters are checked like any list's).
     let staff = STAFF.contains(&auth.role());
     let inactive_asked = params.get("is_active").is_some_and(|v| v == "false");
-    if !staff && params.get("is_active").is_none() {
+    if !staff && !params.contains_key("is_active") {
         params.insert("is_active".into(), "true".into());
     }
     let Json(mut page) =
