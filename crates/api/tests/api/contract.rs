@@ -44,7 +44,13 @@ async fn seeded(app: &TestApp) -> Vec<(&'static str, String)> {
 
 /// One schemathesis run; the transcript on failure.
 fn schemathesis(st: &PathBuf, app: &TestApp, token: &str, extra: &[&str]) -> Result<(), String> {
+    // A fresh working directory: schemathesis keeps a cache of past crashes under
+    // `.schemathesis/`, which would make one run depend on the last.
+    let workdir =
+        std::env::temp_dir().join(format!("agenda-schemathesis-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&workdir).map_err(|e| e.to_string())?;
     let output = std::process::Command::new(st)
+        .current_dir(&workdir)
         .arg("run")
         .arg(app.url("/api/v1/openapi.json"))
         .args(["--checks", CHECKS])
@@ -58,7 +64,9 @@ fn schemathesis(st: &PathBuf, app: &TestApp, token: &str, extra: &[&str]) -> Res
         .args(extra)
         .env("SCHEMATHESIS_TELEMETRY", "false")
         .output()
-        .map_err(|e| format!("cannot run schemathesis: {e}"))?;
+        .map_err(|e| format!("cannot run schemathesis: {e}"));
+    let _ = std::fs::remove_dir_all(&workdir);
+    let output = output?;
     let transcript = format!(
         "{}\n{}",
         String::from_utf8_lossy(&output.stdout),
