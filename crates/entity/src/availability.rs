@@ -37,19 +37,27 @@ pub struct Model {
 
 crate::stamped_active_model!();
 
-/// Input for creating a row of `availability`. Fields the server decides (the
-/// organization, owners taken from the signed-in user, counters) are not part of it;
-/// the storage layer sets them on the returned active model.
+/// When a provider works. `weekly`: on ISO `weekday` (1 = Monday … 7 = Sunday) from
+/// `start_time` to `end_time`, local times (`HH:MM`) in the provider's time zone (their
+/// settings' `time_zone`, else the organization's); an `end_time` earlier than
+/// `start_time` runs past midnight (the window belongs to the date it starts on).
+/// `date_override`: one local `date` whose hours (`start_time`/`end_time`) replace
+/// the weekly windows of that day, or, with `is_available: false`, a day off (which
+/// wins over special hours). Windows of one date that overlap or touch merge. `slot_step_minutes` (5 to 240) sets how far
+/// apart slot starts are in this window (default: the provider settings' step, else
+/// 15 minutes).
+///
+/// The provider is the signed-in provider (never taken from the body).
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"kind": "weekly", "weekday": 1, "start_time": "09:00", "end_time": "18:00"})))]
 #[serde(deny_unknown_fields)]
 #[validate(schema(function = "create_rules"))]
 pub struct CreateAvailability {
     pub kind: AvailabilityKind,
     #[validate(range(min = 1, max = 7))]
     pub weekday: Option<i32>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
-    pub date: Option<Date>,
+    pub date: Option<crate::edge::CalendarDate>,
     #[serde(default, with = "crate::local_time::option")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "09:00"))]
     pub start_time: Option<Time>,
@@ -68,7 +76,7 @@ impl CreateAvailability {
         model.organization_id = Set(organization_id);
         model.kind = Set(self.kind);
         model.weekday = Set(self.weekday);
-        model.date = Set(self.date);
+        model.date = Set(self.date.map(Into::into));
         model.start_time = Set(self.start_time);
         model.end_time = Set(self.end_time);
         if let Some(value) = self.is_available {
@@ -89,8 +97,7 @@ pub struct UpdateAvailability {
     #[serde(default, deserialize_with = "crate::patch::present")]
     pub weekday: Option<Option<i32>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
-    pub date: Option<Option<Date>>,
+    pub date: Option<Option<crate::edge::CalendarDate>>,
     #[serde(default, deserialize_with = "crate::local_time::option::present")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "09:00"))]
     pub start_time: Option<Option<Time>>,
@@ -110,7 +117,7 @@ impl UpdateAvailability {
             model.weekday = Set(value);
         }
         if let Some(value) = self.date {
-            model.date = Set(value);
+            model.date = Set(value.map(Into::into));
         }
         if let Some(value) = self.start_time {
             model.start_time = Set(value);
@@ -131,7 +138,7 @@ fn create_rules(input: &CreateAvailability) -> Result<(), validator::ValidationE
     crate::rules::availability(
         input.kind,
         input.weekday,
-        input.date,
+        input.date.map(Into::into),
         input.start_time,
         input.end_time,
         input.is_available.unwrap_or(true),

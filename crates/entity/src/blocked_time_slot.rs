@@ -51,11 +51,15 @@ pub struct Model {
 
 crate::stamped_active_model!();
 
-/// Input for creating a row of `blocked_time_slots`. Fields the server decides (the
-/// organization, owners taken from the signed-in user, counters) are not part of it;
-/// the storage layer sets them on the returned active model.
+/// Time the provider cannot be booked, whatever the working hours: `weekly` (ISO
+/// `weekday`, local `start_time`/`end_time`, optionally between `starts_on` and
+/// `ends_on`) or `one_off` (instants `start_at` to `end_at`). A slot that overlaps a
+/// block is not offered; existing appointments are not touched.
+///
+/// The provider is the signed-in provider (never taken from the body).
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"kind": "one_off", "start_at": "2026-12-24T12:00:00Z", "end_at": "2026-12-26T12:00:00Z", "reason": "Holidays"})))]
 #[serde(deny_unknown_fields)]
 #[validate(schema(function = "create_rules"))]
 pub struct CreateBlockedTimeSlot {
@@ -68,14 +72,10 @@ pub struct CreateBlockedTimeSlot {
     #[serde(default, with = "crate::local_time::option")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "09:00"))]
     pub end_time: Option<Time>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
-    pub starts_on: Option<Date>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
-    pub ends_on: Option<Date>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
-    pub start_at: Option<DateTimeUtc>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
-    pub end_at: Option<DateTimeUtc>,
+    pub starts_on: Option<crate::edge::CalendarDate>,
+    pub ends_on: Option<crate::edge::CalendarDate>,
+    pub start_at: Option<crate::edge::Timestamp>,
+    pub end_at: Option<crate::edge::Timestamp>,
     pub source: Option<BlockSource>,
     #[validate(length(max = 500))]
     pub reason: Option<String>,
@@ -90,10 +90,10 @@ impl CreateBlockedTimeSlot {
         model.weekday = Set(self.weekday);
         model.start_time = Set(self.start_time);
         model.end_time = Set(self.end_time);
-        model.starts_on = Set(self.starts_on);
-        model.ends_on = Set(self.ends_on);
-        model.start_at = Set(self.start_at);
-        model.end_at = Set(self.end_at);
+        model.starts_on = Set(self.starts_on.map(Into::into));
+        model.ends_on = Set(self.ends_on.map(Into::into));
+        model.start_at = Set(self.start_at.map(Into::into));
+        model.end_at = Set(self.end_at.map(Into::into));
         if let Some(value) = self.source {
             model.source = Set(value);
         }
@@ -118,17 +118,13 @@ pub struct UpdateBlockedTimeSlot {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "09:00"))]
     pub end_time: Option<Option<Time>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
-    pub starts_on: Option<Option<Date>>,
+    pub starts_on: Option<Option<crate::edge::CalendarDate>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
-    pub ends_on: Option<Option<Date>>,
+    pub ends_on: Option<Option<crate::edge::CalendarDate>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
-    pub start_at: Option<Option<DateTimeUtc>>,
+    pub start_at: Option<Option<crate::edge::Timestamp>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
-    pub end_at: Option<Option<DateTimeUtc>>,
+    pub end_at: Option<Option<crate::edge::Timestamp>>,
     #[validate(length(max = 500))]
     #[serde(default, deserialize_with = "crate::patch::present")]
     pub reason: Option<Option<String>>,
@@ -147,16 +143,16 @@ impl UpdateBlockedTimeSlot {
             model.end_time = Set(value);
         }
         if let Some(value) = self.starts_on {
-            model.starts_on = Set(value);
+            model.starts_on = Set(value.map(Into::into));
         }
         if let Some(value) = self.ends_on {
-            model.ends_on = Set(value);
+            model.ends_on = Set(value.map(Into::into));
         }
         if let Some(value) = self.start_at {
-            model.start_at = Set(value);
+            model.start_at = Set(value.map(Into::into));
         }
         if let Some(value) = self.end_at {
-            model.end_at = Set(value);
+            model.end_at = Set(value.map(Into::into));
         }
         if let Some(value) = self.reason {
             model.reason = Set(value);

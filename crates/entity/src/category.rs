@@ -40,6 +40,7 @@ impl crate::rules::Rules for Model {}
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"niche_id": "0190f5a2-6c1e-7b3a-9d4e-2f1a3b4c5d6e", "name": "Hair", "slug": "hair"})))]
 #[serde(deny_unknown_fields)]
 pub struct CreateCategory {
     pub niche_id: Uuid,

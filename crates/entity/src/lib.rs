@@ -16,6 +16,7 @@
 #![allow(clippy::disallowed_methods)]
 
 pub mod catalog;
+pub mod edge;
 pub mod enums;
 pub mod local_time;
 pub mod patch;

@@ -34,6 +34,7 @@ impl crate::rules::Rules for Model {}
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"name": "Beauty", "slug": "beauty", "sort_order": 1})))]
 #[serde(deny_unknown_fields)]
 pub struct CreateNiche {
     #[validate(

@@ -36,6 +36,7 @@ impl crate::rules::Rules for Model {}
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"key": "add-services", "title": "Add your services", "role": "provider", "sort_order": 1, "is_required": true})))]
 #[serde(deny_unknown_fields)]
 pub struct CreateOnboardingStep {
     #[validate(custom(function = "crate::validate::key"))]

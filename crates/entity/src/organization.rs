@@ -36,6 +36,7 @@ impl crate::rules::Rules for Model {}
 /// Input for creating an organization.
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"slug": "acme-clinic", "name": "Acme Clinic", "time_zone": "America/Sao_Paulo", "currency": "BRL"})))]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrganization {
     #[validate(custom(function = "crate::validate::slug"))]

@@ -53,6 +53,7 @@ crate::stamped_active_model!();
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"code": "WELCOME10", "name": "Welcome discount", "discount_type": "percentage", "discount_value": 1000, "scope": "all", "valid_from": "2026-12-01T00:00:00Z", "valid_until": "2027-01-01T00:00:00Z"})))]
 #[serde(deny_unknown_fields)]
 #[validate(schema(function = "create_rules"))]
 pub struct CreatePromotion {
@@ -73,10 +74,8 @@ pub struct CreatePromotion {
     pub provider_id: Option<Uuid>,
     pub category_id: Option<Uuid>,
     pub niche_id: Option<Uuid>,
-    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
-    pub valid_from: DateTimeUtc,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
-    pub valid_until: Option<DateTimeUtc>,
+    pub valid_from: crate::edge::Timestamp,
+    pub valid_until: Option<crate::edge::Timestamp>,
     #[validate(range(min = 1))]
     pub max_redemptions: Option<i32>,
     #[validate(range(min = 0))]
@@ -101,8 +100,8 @@ impl CreatePromotion {
         model.provider_id = Set(self.provider_id);
         model.category_id = Set(self.category_id);
         model.niche_id = Set(self.niche_id);
-        model.valid_from = Set(self.valid_from);
-        model.valid_until = Set(self.valid_until);
+        model.valid_from = Set(self.valid_from.into());
+        model.valid_until = Set(self.valid_until.map(Into::into));
         model.max_redemptions = Set(self.max_redemptions);
         model.min_order_cents = Set(self.min_order_cents);
         if let Some(value) = self.is_active {
@@ -142,11 +141,9 @@ pub struct UpdatePromotion {
     pub category_id: Option<Option<Uuid>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
     pub niche_id: Option<Option<Uuid>>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
-    pub valid_from: Option<DateTimeUtc>,
+    pub valid_from: Option<crate::edge::Timestamp>,
     #[serde(default, deserialize_with = "crate::patch::present")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
-    pub valid_until: Option<Option<DateTimeUtc>>,
+    pub valid_until: Option<Option<crate::edge::Timestamp>>,
     #[validate(range(min = 1))]
     #[serde(default, deserialize_with = "crate::patch::present")]
     pub max_redemptions: Option<Option<i32>>,
@@ -190,10 +187,10 @@ impl UpdatePromotion {
             model.niche_id = Set(value);
         }
         if let Some(value) = self.valid_from {
-            model.valid_from = Set(value);
+            model.valid_from = Set(value.into());
         }
         if let Some(value) = self.valid_until {
-            model.valid_until = Set(value);
+            model.valid_until = Set(value.map(Into::into));
         }
         if let Some(value) = self.max_redemptions {
             model.max_redemptions = Set(value);
@@ -216,8 +213,8 @@ fn create_rules(input: &CreatePromotion) -> Result<(), validator::ValidationErro
         provider: input.provider_id.is_some(),
         category: input.category_id.is_some(),
         niche: input.niche_id.is_some(),
-        valid_from: input.valid_from,
-        valid_until: input.valid_until,
+        valid_from: input.valid_from.into(),
+        valid_until: input.valid_until.map(Into::into),
     })
     .map_err(Into::into)
 }

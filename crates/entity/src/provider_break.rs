@@ -41,11 +41,16 @@ pub struct Model {
 
 crate::stamped_active_model!();
 
-/// Input for creating a row of `provider_breaks`. Fields the server decides (the
-/// organization, owners taken from the signed-in user, counters) are not part of it;
-/// the storage layer sets them on the returned active model.
+/// Time inside working hours when the provider takes no bookings (lunch, ...).
+/// `weekly`: on ISO `weekday` from `start_time` to `end_time` (local `HH:MM` in the
+/// provider's zone), optionally only between `starts_on` and `ends_on` (local dates,
+/// inclusive). `one_off`: from the instant `start_at` to `end_at`. A slot that
+/// overlaps a break is not offered.
+///
+/// The provider is the signed-in provider (never taken from the body).
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"kind": "weekly", "weekday": 1, "start_time": "12:00", "end_time": "13:00", "label": "Lunch"})))]
 #[serde(deny_unknown_fields)]
 #[validate(schema(function = "create_rules"))]
 pub struct CreateProviderBreak {
@@ -58,14 +63,10 @@ pub struct CreateProviderBreak {
     #[serde(default, with = "crate::local_time::option")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "09:00"))]
     pub end_time: Option<Time>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
-    pub starts_on: Option<Date>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
-    pub ends_on: Option<Date>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
-    pub start_at: Option<DateTimeUtc>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
-    pub end_at: Option<DateTimeUtc>,
+    pub starts_on: Option<crate::edge::CalendarDate>,
+    pub ends_on: Option<crate::edge::CalendarDate>,
+    pub start_at: Option<crate::edge::Timestamp>,
+    pub end_at: Option<crate::edge::Timestamp>,
     #[validate(length(max = 100))]
     pub label: Option<String>,
 }
@@ -79,10 +80,10 @@ impl CreateProviderBreak {
         model.weekday = Set(self.weekday);
         model.start_time = Set(self.start_time);
         model.end_time = Set(self.end_time);
-        model.starts_on = Set(self.starts_on);
-        model.ends_on = Set(self.ends_on);
-        model.start_at = Set(self.start_at);
-        model.end_at = Set(self.end_at);
+        model.starts_on = Set(self.starts_on.map(Into::into));
+        model.ends_on = Set(self.ends_on.map(Into::into));
+        model.start_at = Set(self.start_at.map(Into::into));
+        model.end_at = Set(self.end_at.map(Into::into));
         model.label = Set(self.label);
         model
     }
@@ -104,17 +105,13 @@ pub struct UpdateProviderBreak {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "09:00"))]
     pub end_time: Option<Option<Time>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
-    pub starts_on: Option<Option<Date>>,
+    pub starts_on: Option<Option<crate::edge::CalendarDate>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Date))]
-    pub ends_on: Option<Option<Date>>,
+    pub ends_on: Option<Option<crate::edge::CalendarDate>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
-    pub start_at: Option<Option<DateTimeUtc>>,
+    pub start_at: Option<Option<crate::edge::Timestamp>>,
     #[serde(default, deserialize_with = "crate::patch::present")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
-    pub end_at: Option<Option<DateTimeUtc>>,
+    pub end_at: Option<Option<crate::edge::Timestamp>>,
     #[validate(length(max = 100))]
     #[serde(default, deserialize_with = "crate::patch::present")]
     pub label: Option<Option<String>>,
@@ -133,16 +130,16 @@ impl UpdateProviderBreak {
             model.end_time = Set(value);
         }
         if let Some(value) = self.starts_on {
-            model.starts_on = Set(value);
+            model.starts_on = Set(value.map(Into::into));
         }
         if let Some(value) = self.ends_on {
-            model.ends_on = Set(value);
+            model.ends_on = Set(value.map(Into::into));
         }
         if let Some(value) = self.start_at {
-            model.start_at = Set(value);
+            model.start_at = Set(value.map(Into::into));
         }
         if let Some(value) = self.end_at {
-            model.end_at = Set(value);
+            model.end_at = Set(value.map(Into::into));
         }
         if let Some(value) = self.label {
             model.label = Set(value);

@@ -38,6 +38,7 @@ impl crate::rules::Rules for Model {}
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"template_id": "0190f5a2-6c1e-7b3a-9d4e-2f1a3b4c5d6e", "price_cents": 7000, "execution_minutes": 50, "buffer_after_minutes": 10})))]
 #[serde(deny_unknown_fields)]
 pub struct CreateProviderService {
     pub template_id: Uuid,

@@ -34,6 +34,7 @@ crate::stamped_active_model!();
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"provider_id": "0190f5a2-6c1e-7b3a-9d4e-2f1a3b4c5d6e", "fee_percentage_bp": 800, "reason": "Launch partner"})))]
 #[serde(deny_unknown_fields)]
 #[validate(schema(function = "create_rules"))]
 pub struct CreateProviderServiceFee {

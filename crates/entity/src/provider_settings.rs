@@ -61,6 +61,7 @@ impl crate::rules::Rules for Model {}
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"business_name": "Ana Hair Studio", "time_zone": "America/Sao_Paulo", "city": "Sao Paulo", "country": "BR", "accepted_payment_methods": ["pix", "card"], "slot_step_minutes": 15, "min_lead_minutes": 60, "max_horizon_days": 60})))]
 #[serde(deny_unknown_fields)]
 pub struct CreateProviderSettings {
     #[validate(

@@ -171,10 +171,10 @@ macro_rules! recurrence_fields {
             weekday: $v.weekday,
             start_time: $v.start_time,
             end_time: $v.end_time,
-            starts_on: $v.starts_on,
-            ends_on: $v.ends_on,
-            start_at: $v.start_at,
-            end_at: $v.end_at,
+            starts_on: $v.starts_on.map(Into::into),
+            ends_on: $v.ends_on.map(Into::into),
+            start_at: $v.start_at.map(Into::into),
+            end_at: $v.end_at.map(Into::into),
         }
     };
 }

@@ -44,6 +44,7 @@ impl crate::rules::Rules for Model {}
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"name": "Haircut", "duration_minutes": 60, "price_cents": 5000, "description": "Wash, cut and dry"})))]
 #[serde(deny_unknown_fields)]
 pub struct CreateService {
     pub category_id: Option<Uuid>,

@@ -41,6 +41,7 @@ impl crate::rules::Rules for Model {}
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"display_name": "Ana Souza", "title": "Hair stylist", "is_bookable": true, "color": "#1a2b3c"})))]
 #[serde(deny_unknown_fields)]
 pub struct CreateStaffMember {
     pub user_id: Option<Uuid>,

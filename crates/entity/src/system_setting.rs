@@ -35,11 +35,13 @@ impl crate::rules::Rules for Model {}
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"key": "booking.reminder_hours", "value": 24, "description": "Hours before an appointment to remind the client"})))]
 #[serde(deny_unknown_fields)]
 pub struct CreateSystemSetting {
     #[validate(custom(function = "crate::validate::key"))]
     pub key: String,
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    /// Any JSON value.
+    #[cfg_attr(feature = "openapi", schema(value_type = Value))]
     pub value: Json,
     #[validate(length(max = 500))]
     pub description: Option<String>,
@@ -63,7 +65,8 @@ impl CreateSystemSetting {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSystemSetting {
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    /// Any JSON value (`null` is a value here, not "absent").
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Value>))]
     pub value: Option<Json>,
     #[validate(length(max = 500))]
     #[serde(default, deserialize_with = "crate::patch::present")]

@@ -91,6 +91,7 @@ impl CreateUser {
 /// Partial update of a user's profile.
 #[derive(Debug, Clone, Default, Deserialize, Validate)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"full_name": "Ana Souza", "phone": "+55 11 91234-5678"})))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
     #[validate(

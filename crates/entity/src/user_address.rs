@@ -45,6 +45,7 @@ impl crate::rules::Rules for Model {}
 /// the storage layer sets them on the returned active model.
 #[derive(Debug, Clone, Deserialize, Validate)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"kind": "home", "street": "Rua Augusta", "number": "100", "city": "Sao Paulo", "state": "SP", "postal_code": "01304-000", "country": "BR", "is_default": true})))]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserAddress {
     pub kind: AddressKind,

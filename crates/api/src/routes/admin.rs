@@ -54,10 +54,9 @@ pub struct ConnectionsView {
 }
 
 /// The connection pool of this process.
-#[utoipa::path(get, path = "/admin/db/pool", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "getDatabasePool", path = "/admin/db/pool", tag = "admin", security(("bearer" = [])),
     responses(
         (status = 200, description = "Pool figures and settings", body = PoolView),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Admins only", body = ErrorResponse),
     ))]
 async fn pool(State(state): State<AppState>, auth: Auth) -> Result<Json<PoolView>, ApiError> {
@@ -70,10 +69,9 @@ async fn pool(State(state): State<AppState>, auth: Auth) -> Result<Json<PoolView
 }
 
 /// Database sessions by state and user (PostgreSQL).
-#[utoipa::path(get, path = "/admin/db/connections", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "listDatabaseConnections", path = "/admin/db/connections", tag = "admin", security(("bearer" = [])),
     responses(
         (status = 200, description = "Sessions grouped by state and user", body = ConnectionsView),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Admins only", body = ErrorResponse),
         (status = 409, description = "Not available on SQLite", body = ErrorResponse),
     ))]

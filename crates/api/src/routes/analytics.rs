@@ -9,6 +9,7 @@
 //! Periods are local dates (`YYYY-MM-DD`, both inclusive) in the provider's or the
 //! organization's time zone; see docs/analytics-and-search.md for every figure.
 
+use agenda_entity::edge::CalendarDate;
 use agenda_entity::enums::UserRole;
 use agenda_storage::repo::analytics::{
     AnalyticsRepo, DateRange, OrganizationSummary, ProviderDashboard, Rating,
@@ -16,7 +17,7 @@ use agenda_storage::repo::analytics::{
 use agenda_storage::repo::search::{ProviderHit, ProviderQuery, ProviderSearch};
 use agenda_storage::repo::users::UserRepo;
 use axum::Json;
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -112,30 +113,29 @@ pub struct ProviderHitPage {
 }
 
 #[derive(Debug, Deserialize, Validate, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderPeriodQuery {
     /// First local date, `YYYY-MM-DD`.
-    #[param(value_type = String, format = Date)]
-    pub from: NaiveDate,
+    pub from: CalendarDate,
     /// Last local date, inclusive.
-    #[param(value_type = String, format = Date)]
-    pub to: NaiveDate,
+    pub to: CalendarDate,
     /// Required for admin and support; a provider may leave it out (or name themself).
     pub provider_id: Option<Uuid>,
 }
 
 #[derive(Debug, Deserialize, Validate, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PeriodQuery {
     /// First local date, `YYYY-MM-DD`.
-    #[param(value_type = String, format = Date)]
-    pub from: NaiveDate,
+    pub from: CalendarDate,
     /// Last local date, inclusive.
-    #[param(value_type = String, format = Date)]
-    pub to: NaiveDate,
+    pub to: CalendarDate,
 }
 
 #[derive(Debug, Deserialize, Validate, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     pub niche_id: Option<Uuid>,
@@ -152,18 +152,17 @@ pub struct SearchQuery {
     pub min_rating: Option<u8>,
     /// Page size, at most 100 (default 20).
     #[validate(range(min = 1, max = 100))]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// The `next` of the previous page.
     pub after: Option<String>,
 }
 
 /// A provider's dashboard (provider: their own; admin, support: `?provider_id=`).
-#[utoipa::path(get, path = "/analytics/provider", tag = "analytics", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "getProviderDashboard", path = "/analytics/provider", tag = "analytics", security(("bearer" = [])),
     params(ProviderPeriodQuery),
     responses(
         (status = 200, description = "The figures", body = ProviderDashboardView),
-        (status = 400, description = "Bad date or UUID", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Clients have no dashboard", body = ErrorResponse),
         (status = 404, description = "No such provider (or not yours)", body = ErrorResponse),
         (status = 422, description = "Invalid period, or staff did not name the provider", body = ErrorResponse),
@@ -193,19 +192,17 @@ async fn provider_dashboard(
             id
         }
     };
-    let period = DateRange::new(q.from, q.to);
+    let period = DateRange::new(q.from.get(), q.to.get());
     let figures =
         AnalyticsRepo::provider_dashboard(db, auth.scope, provider, period, Utc::now()).await?;
     Ok(Json(ProviderDashboardView(figures)))
 }
 
 /// The organization's figures (admin, support).
-#[utoipa::path(get, path = "/analytics/organization", tag = "analytics", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "getOrganizationSummary", path = "/analytics/organization", tag = "analytics", security(("bearer" = [])),
     params(PeriodQuery),
     responses(
         (status = 200, description = "The figures", body = OrganizationSummaryView),
-        (status = 400, description = "Bad date", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Admins and support only", body = ErrorResponse),
         (status = 422, description = "Invalid period", body = ErrorResponse),
     ))]
@@ -216,19 +213,17 @@ async fn organization_summary(
 ) -> Result<Json<OrganizationSummaryView>, ApiError> {
     let db = uow.read().await?;
     auth.require(&[UserRole::Admin, UserRole::Support])?;
-    let period = DateRange::new(q.from, q.to);
+    let period = DateRange::new(q.from.get(), q.to.get());
     let figures = AnalyticsRepo::organization_summary(db, auth.scope, period, Utc::now()).await?;
     Ok(Json(OrganizationSummaryView(figures)))
 }
 
 /// Finds providers that accept bookings and offer a matching service (any
 /// signed-in user).
-#[utoipa::path(get, path = "/providers", tag = "analytics", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "searchProviders", path = "/providers", tag = "analytics", security(("bearer" = [])),
     params(SearchQuery),
     responses(
         (status = 200, description = "A page of providers", body = ProviderHitPage),
-        (status = 400, description = "Bad parameter", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 422, description = "Text too short or long, bad rating, page size or cursor", body = ErrorResponse),
     ))]
 async fn search(

@@ -18,6 +18,7 @@
 
 use agenda_entity::appointment;
 use agenda_entity::appointment_status_history;
+use agenda_entity::edge::{CalendarDate, Timestamp};
 use agenda_entity::enums::{AppointmentStatus, PaymentMethod, PaymentStatus, UserRole};
 use agenda_mail::booking::{self, BookingEvent};
 use agenda_scheduling::slots::Slot;
@@ -27,7 +28,7 @@ use agenda_storage::repo::appointments::{
 use axum::Json;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -37,7 +38,7 @@ use validator::Validate;
 use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ErrorResponse};
-use crate::extract::{ValidJson, ValidPath, ValidQuery};
+use crate::extract::{RawBody, ValidJson, ValidPath, ValidQuery, parse_json};
 use crate::idempotency::Claim;
 use crate::uow::UnitOfWork;
 use axum::extract::State;
@@ -155,27 +156,25 @@ pub struct AppointmentPage {
 
 /// Which offering: exactly one of the two.
 #[derive(Debug, Serialize, Deserialize, Validate, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SlotQuery {
     pub service_id: Option<Uuid>,
     pub provider_service_id: Option<Uuid>,
     /// First local date (provider's time zone), `YYYY-MM-DD`.
-    #[param(value_type = String, format = Date)]
-    #[schema(value_type = String, format = Date)]
-    pub from: NaiveDate,
+    pub from: CalendarDate,
     /// Last local date, inclusive (at most 92 days after `from`).
-    #[param(value_type = String, format = Date)]
-    #[schema(value_type = String, format = Date)]
-    pub to: NaiveDate,
+    pub to: CalendarDate,
 }
 
 #[derive(Debug, Serialize, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(example = json!({"service_id": "0190f5a2-6c1e-7b3a-9d4e-2f1a3b4c5d6e", "start_at": "2026-12-02T13:00:00Z", "notes": "First visit", "payment_method": "pix"}))]
 #[serde(deny_unknown_fields)]
 pub struct BookRequest {
     pub service_id: Option<Uuid>,
     pub provider_service_id: Option<Uuid>,
     /// A start returned by the slots route.
-    pub start_at: DateTime<Utc>,
+    pub start_at: Timestamp,
     /// Staff booking for a client; clients book for themselves and leave it out.
     pub client_id: Option<Uuid>,
     #[validate(length(max = 2000))]
@@ -185,23 +184,26 @@ pub struct BookRequest {
 }
 
 #[derive(Debug, Deserialize, Validate, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub provider_id: Option<Uuid>,
     pub client_id: Option<Uuid>,
     pub status: Option<AppointmentStatus>,
     /// `start_at` at or after this instant.
-    pub from: Option<DateTime<Utc>>,
+    pub from: Option<Timestamp>,
     /// `start_at` before this instant.
-    pub to: Option<DateTime<Utc>>,
+    pub to: Option<Timestamp>,
     /// Page size, at most 100 (default 20).
     #[validate(range(min = 1, max = 100))]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// The `next` of the previous page.
     pub after: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(example = json!({"reason": "Running late"}))]
 #[serde(deny_unknown_fields)]
 pub struct ReasonBody {
     #[validate(length(max = 1000))]
@@ -209,12 +211,14 @@ pub struct ReasonBody {
 }
 
 #[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(example = json!({"start_at": "2026-12-03T14:00:00Z"}))]
 #[serde(deny_unknown_fields)]
 pub struct RescheduleBody {
-    pub start_at: DateTime<Utc>,
+    pub start_at: Timestamp,
 }
 
 #[derive(Debug, Serialize, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(example = json!({"method": "pix"}))]
 #[serde(deny_unknown_fields)]
 pub struct PaymentBody {
     pub method: PaymentMethod,
@@ -259,13 +263,26 @@ async fn visible(
 }
 
 /// Free slots of a provider's offering on local dates `from..=to`.
-#[utoipa::path(get, path = "/providers/{provider_id}/slots", tag = "appointments",
+///
+/// `from` and `to` are local dates in the provider's time zone (their settings'
+/// `time_zone`, else the organization's), both inclusive, at most 92 days apart
+/// (`422` on `to` otherwise). Name the offering with exactly one of `service_id` and
+/// `provider_service_id`. A slot lasts the offering's duration; its starts step by
+/// the window's `slot_step_minutes` (default: the provider settings' step, else 15
+/// minutes) from the start of each (merged) working window of `/availability`. The
+/// slot must lie inside the window (the buffer after it may run past the end), and
+/// the slot plus its buffer (the provider service's `buffer_after_minutes`, else the
+/// settings' `buffer_minutes`, else 0) must overlap no break, block or active
+/// appointment (back-to-back is fine). Local times that a DST change skips map to
+/// the moment of the change; repeated ones start at the earlier and end at the later
+/// pass. A slot belongs to the local date it starts on. Slots start at least `min_lead_minutes`
+/// from now (default 60) and at most `max_horizon_days` ahead (default 60). Answers
+/// instants in UTC, sorted; a provider not accepting bookings has none.
+#[utoipa::path(get, operation_id = "listFreeSlots", path = "/providers/{provider_id}/slots", tag = "appointments",
     security(("bearer" = [])),
     params(("provider_id" = Uuid, Path, description = "The provider"), SlotQuery),
     responses(
         (status = 200, description = "Free slots, sorted", body = Vec<SlotView>),
-        (status = 400, description = "Bad UUID or date", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 404, description = "No such offering of this provider", body = ErrorResponse),
         (status = 422, description = "Invalid range or offering", body = ErrorResponse),
     ))]
@@ -281,20 +298,26 @@ async fn slots(
     if terms.provider_id != provider_id {
         return Err(ApiError::not_found("offering"));
     }
-    let slots =
-        AppointmentRepo::free_slots(db, auth.scope, offering, q.from, q.to, Utc::now()).await?;
+    let slots = AppointmentRepo::free_slots(
+        db,
+        auth.scope,
+        offering,
+        q.from.get(),
+        q.to.get(),
+        Utc::now(),
+    )
+    .await?;
     Ok(Json(slots.into_iter().map(SlotView::from).collect()))
 }
 
 /// Books a free slot. Send `Idempotency-Key` to make retries safe.
-#[utoipa::path(post, path = "/appointments", tag = "appointments", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "bookAppointment", path = "/appointments", tag = "appointments", security(("bearer" = [])),
     request_body = BookRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries return the first response")),
     responses(
         (status = 201, description = "Booked", body = AppointmentView),
-        (status = 400, description = "Malformed JSON", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Providers cannot book", body = ErrorResponse),
+        (status = 404, description = "No such service, provider service or client in your organization", body = ErrorResponse),
         (status = 409, description = "The slot was just taken, or the same key is still running", body = ErrorResponse),
         (status = 422, description = "Not a bookable time, or invalid fields", body = ErrorResponse),
     ))]
@@ -333,7 +356,7 @@ async fn book(
     let booking = Booking {
         client_id,
         offering: offering(input.service_id, input.provider_service_id)?,
-        start_at: input.start_at,
+        start_at: input.start_at.get(),
         notes: input.notes,
         payment_method: input.payment_method,
         address_id: input.address_id,
@@ -348,12 +371,10 @@ async fn book(
 }
 
 /// Appointments the caller may see, in start order.
-#[utoipa::path(get, path = "/appointments", tag = "appointments", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "listAppointments", path = "/appointments", tag = "appointments", security(("bearer" = [])),
     params(ListQuery),
     responses(
         (status = 200, description = "A page", body = AppointmentPage),
-        (status = 400, description = "Bad parameter", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
     ))]
 async fn list(
     uow: UnitOfWork,
@@ -365,8 +386,8 @@ async fn list(
         provider_id: q.provider_id,
         client_id: q.client_id,
         status: q.status,
-        from: q.from,
-        to: q.to,
+        from: q.from.map(Into::into),
+        to: q.to.map(Into::into),
         limit: q.limit,
         after: q.after,
     };
@@ -383,7 +404,7 @@ async fn list(
 }
 
 /// One appointment.
-#[utoipa::path(get, path = "/appointments/{id}", tag = "appointments", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "getAppointment", path = "/appointments/{id}", tag = "appointments", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, description = "The appointment", body = AppointmentView),
@@ -399,7 +420,7 @@ async fn show(
 }
 
 /// Status history, oldest first.
-#[utoipa::path(get, path = "/appointments/{id}/history", tag = "appointments", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "listAppointmentHistory", path = "/appointments/{id}/history", tag = "appointments", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, description = "Every status change", body = Vec<HistoryView>),
@@ -421,8 +442,7 @@ fn optional_reason(body: &[u8]) -> Result<Option<String>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let parsed: ReasonBody = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("malformed_json", format!("invalid JSON body: {e}")))?;
+    let parsed: ReasonBody = parse_json(body)?;
     parsed.validate()?;
     Ok(parsed.reason)
 }
@@ -452,9 +472,9 @@ async fn change(
 }
 
 macro_rules! status_route {
-    ($name:ident, $path:literal, $to:expr, $doc:literal) => {
+    ($name:ident, $id:literal, $path:literal, $to:expr, $doc:literal) => {
         #[doc = $doc]
-        #[utoipa::path(post, path = $path, tag = "appointments", security(("bearer" = [])),
+        #[utoipa::path(post, operation_id = $id, path = $path, tag = "appointments", security(("bearer" = [])),
             params(("id" = Uuid, Path)), request_body = Option<ReasonBody>,
             responses(
                 (status = 200, description = "The updated appointment", body = AppointmentView),
@@ -467,7 +487,7 @@ macro_rules! status_route {
             uow: UnitOfWork,
             auth: Auth,
             ValidPath(id): ValidPath<Uuid>,
-            body: axum::body::Bytes,
+            RawBody(body): RawBody,
         ) -> Result<Json<AppointmentView>, ApiError> {
             let reason = optional_reason(&body)?;
             change(state, uow, auth, id, $to, reason).await
@@ -477,37 +497,42 @@ macro_rules! status_route {
 
 status_route!(
     confirm,
+    "confirmAppointment",
     "/appointments/{id}/confirm",
     AppointmentStatus::Confirmed,
     "Confirms a pending appointment (provider, admin)."
 );
 status_route!(
     start,
+    "startAppointment",
     "/appointments/{id}/start",
     AppointmentStatus::InProgress,
     "Starts a confirmed appointment (provider, admin)."
 );
 status_route!(
     complete,
+    "completeAppointment",
     "/appointments/{id}/complete",
     AppointmentStatus::Completed,
     "Completes an appointment in progress (provider, admin); a paid one is settled in the ledger."
 );
 status_route!(
     cancel,
+    "cancelAppointment",
     "/appointments/{id}/cancel",
     AppointmentStatus::Canceled,
     "Cancels a pending or confirmed appointment (client, provider, admin)."
 );
 status_route!(
     no_show,
+    "markAppointmentNoShow",
     "/appointments/{id}/no-show",
     AppointmentStatus::NoShow,
     "Marks a confirmed appointment as a no-show (provider, admin)."
 );
 
 /// Moves a pending or confirmed appointment to another free slot.
-#[utoipa::path(post, path = "/appointments/{id}/reschedule", tag = "appointments", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "rescheduleAppointment", path = "/appointments/{id}/reschedule", tag = "appointments", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = RescheduleBody,
     responses(
         (status = 200, description = "Moved", body = AppointmentView),
@@ -525,9 +550,15 @@ async fn reschedule(
 ) -> Result<Json<AppointmentView>, ApiError> {
     let tx = uow.tx().await?;
     let before = visible(tx, &auth, id).await?;
-    let moved =
-        AppointmentRepo::reschedule(tx, auth.scope, id, body.start_at, acting(&auth), Utc::now())
-            .await?;
+    let moved = AppointmentRepo::reschedule(
+        tx,
+        auth.scope,
+        id,
+        body.start_at.get(),
+        acting(&auth),
+        Utc::now(),
+    )
+    .await?;
     let event = BookingEvent::Rescheduled {
         from: before.start_at,
     };
@@ -537,7 +568,7 @@ async fn reschedule(
 
 /// Records the client's payment (provider, admin, support). Send `Idempotency-Key`
 /// to make retries safe.
-#[utoipa::path(post, path = "/appointments/{id}/payment", tag = "appointments", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "payAppointment", path = "/appointments/{id}/payment", tag = "appointments", security(("bearer" = [])),
     params(("id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header)),
     request_body = PaymentBody,
     responses(

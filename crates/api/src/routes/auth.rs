@@ -98,36 +98,71 @@ impl From<user::Model> for UserView {
     }
 }
 
-/// Sign-up: the organization's slug and the account.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct Register {
-    pub organization: String,
-    #[serde(flatten)]
-    pub account: CreateUser,
+/// The roles one can sign up with; admins create the others.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SignUpRole {
+    Client,
+    Provider,
 }
 
-impl Validate for Register {
-    fn validate(&self) -> Result<(), ValidationErrors> {
-        let mut errors = match self.account.validate() {
-            Ok(()) => ValidationErrors::new(),
-            Err(e) => e,
-        };
-        if !matches!(self.account.role, UserRole::Client | UserRole::Provider) {
-            errors.add(
-                "role",
-                validator::ValidationError::new("role")
-                    .with_message("must be client or provider; admins create other roles".into()),
-            );
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
+impl From<SignUpRole> for UserRole {
+    fn from(role: SignUpRole) -> Self {
+        match role {
+            SignUpRole::Client => UserRole::Client,
+            SignUpRole::Provider => UserRole::Provider,
         }
     }
 }
 
+/// Sign-up: the organization's slug and the account. The account's rules are those
+/// of [`CreateUser`] (checked on [`Register::account`]).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"organization": "acme", "email": "ana@example.com",
+    "password": "correct horse battery", "full_name": "Ana Souza", "role": "client"}))]
+pub struct Register {
+    /// The organization's slug.
+    #[schema(example = "acme")]
+    pub organization: String,
+    /// An e-mail address, at most 254 characters; unique in the organization.
+    #[schema(example = "ana@example.com")]
+    pub email: String,
+    /// 10 to 128 characters.
+    #[schema(example = "correct horse battery")]
+    pub password: String,
+    /// 1 to 200 characters, not blank.
+    #[schema(example = "Ana Souza")]
+    pub full_name: String,
+    /// 5 to 32 characters.
+    pub phone: Option<String>,
+    pub role: SignUpRole,
+    /// A Brazilian CPF or CNPJ with valid check digits.
+    pub tax_id: Option<String>,
+}
+
+impl Register {
+    /// The account to create.
+    pub fn account(&self) -> CreateUser {
+        CreateUser {
+            email: self.email.clone(),
+            password: self.password.clone(),
+            full_name: self.full_name.clone(),
+            phone: self.phone.clone(),
+            role: self.role.into(),
+            tax_id: self.tax_id.clone(),
+        }
+    }
+}
+
+impl Validate for Register {
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        self.account().validate()
+    }
+}
+
 #[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(example = json!({"organization": "acme", "email": "ana@example.com", "password": "correct horse battery"}))]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     #[validate(length(min = 1, max = 63))]
@@ -147,6 +182,7 @@ pub struct SignedIn {
 }
 
 #[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(example = json!({"organization": "acme", "email": "ana@example.com"}))]
 #[serde(deny_unknown_fields)]
 pub struct ResetRequest {
     #[validate(length(min = 1, max = 63))]
@@ -237,10 +273,9 @@ async fn mail_token(
 }
 
 /// Creates a client or provider account in the named organization.
-#[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = Register,
+#[utoipa::path(post, operation_id = "register", path = "/auth/register", tag = "auth", request_body = Register,
     responses(
         (status = 201, description = "The new user", body = UserView),
-        (status = 400, description = "Malformed JSON or wrong content type", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
         (status = 409, description = "The email is taken in this organization", body = ErrorResponse),
     ))]
@@ -255,10 +290,10 @@ async fn register(
             ApiError::invalid_field("organization", "unknown", "no such organization")
         })?;
     let scope = TenantScope::new(organization.id);
-    let hash = hash_password(input.account.password.clone()).await?;
+    let hash = hash_password(input.password.clone()).await?;
     uow.enter(scope).await?;
     let db = uow.tx().await?;
-    let created = UserRepo::create(db, scope, input.account, hash).await?;
+    let created = UserRepo::create(db, scope, input.account(), hash).await?;
     mail_token(
         &state,
         db,
@@ -271,10 +306,9 @@ async fn register(
 }
 
 /// Signs in; returns a bearer token.
-#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = Login,
+#[utoipa::path(post, operation_id = "login", path = "/auth/login", tag = "auth", request_body = Login,
     responses(
         (status = 200, description = "Signed in", body = SignedIn),
-        (status = 400, description = "Malformed JSON or wrong content type", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
         (status = 401, description = "Invalid email or password (or the account is locked)", body = ErrorResponse),
     ))]
@@ -350,10 +384,9 @@ async fn login(
 }
 
 /// Revokes the session of the token used.
-#[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "logout", path = "/auth/logout", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 204, description = "Signed out"),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
     ))]
 async fn logout(uow: UnitOfWork, auth: Auth) -> Result<StatusCode, ApiError> {
     let db = uow.tx().await?;
@@ -362,20 +395,18 @@ async fn logout(uow: UnitOfWork, auth: Auth) -> Result<StatusCode, ApiError> {
 }
 
 /// The signed-in user.
-#[utoipa::path(get, path = "/auth/me", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "getSignedInUser", path = "/auth/me", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 200, description = "The signed-in user", body = UserView),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
     ))]
 async fn me(auth: Auth) -> Json<UserView> {
     Json(auth.user.into())
 }
 
 /// Asks for a password reset; the answer is the same whether or not the account exists.
-#[utoipa::path(post, path = "/auth/password-reset", tag = "auth", request_body = ResetRequest,
+#[utoipa::path(post, operation_id = "requestPasswordReset", path = "/auth/password-reset", tag = "auth", request_body = ResetRequest,
     responses(
         (status = 202, description = "Accepted"),
-        (status = 400, description = "Malformed JSON or wrong content type", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
     ))]
 async fn request_reset(
@@ -407,10 +438,9 @@ async fn request_reset(
 }
 
 /// Sets a new password with a reset token; revokes every session of the user.
-#[utoipa::path(post, path = "/auth/password-reset/confirm", tag = "auth", request_body = ResetConfirm,
+#[utoipa::path(post, operation_id = "confirmPasswordReset", path = "/auth/password-reset/confirm", tag = "auth", request_body = ResetConfirm,
     responses(
         (status = 204, description = "Password changed"),
-        (status = 400, description = "Malformed JSON or wrong content type", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
     ))]
 async fn confirm_reset(
@@ -429,10 +459,9 @@ async fn confirm_reset(
 }
 
 /// Confirms the e-mail address with the token of a verification e-mail.
-#[utoipa::path(post, path = "/auth/verify-email", tag = "auth", request_body = VerifyEmail,
+#[utoipa::path(post, operation_id = "verifyEmail", path = "/auth/verify-email", tag = "auth", request_body = VerifyEmail,
     responses(
         (status = 204, description = "The address is verified"),
-        (status = 400, description = "Malformed JSON or wrong content type", body = ErrorResponse),
         (status = 422, description = "Invalid, used or expired token", body = ErrorResponse),
     ))]
 async fn verify_email(
@@ -446,10 +475,9 @@ async fn verify_email(
 }
 
 /// Sends the signed-in user a new verification e-mail.
-#[utoipa::path(post, path = "/auth/verify-email/resend", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "resendVerificationEmail", path = "/auth/verify-email/resend", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 202, description = "A new verification e-mail is on its way"),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 409, description = "The address is verified already", body = ErrorResponse),
     ))]
 async fn resend_verification(

@@ -1,29 +1,26 @@
 //! The catalogue and a provider's scheduling rules, served by the generic handlers in
 //! [`super::resources`] (see there for the read and write rules of each resource).
 
-use std::collections::HashMap;
-
 use agenda_entity::{
     availability, blocked_time_slot, category, niche, provider_break, provider_service, service,
     service_template,
 };
 use axum::Json;
-use axum::extract::Query;
 use axum::http::StatusCode;
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::resources::{self, Policy, RowPage};
+use super::resources::{self, Policy, Row, RowPage};
 use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ErrorResponse};
-use crate::extract::{ValidJson, ValidPath};
+use crate::extract::{QueryMap, ValidJson, ValidPath};
 use crate::uow::UnitOfWork;
 
 macro_rules! resource {
-    ($name:ident, $entity:ty, $create:ty, $update:ty, $policy:expr, $tag:literal, $list:literal, $item:literal) => {
+    ($name:ident, $entity:ty, $create:ty, $update:ty, $policy:expr, $tag:literal, $list:literal, $item:literal, $plural:literal, $singular:literal) => {
         pub mod $name {
             use super::*;
 
@@ -34,30 +31,25 @@ macro_rules! resource {
             }
 
             /// A page of rows of this organization; filter with allow-listed fields.
-            #[utoipa::path(get, path = $list, tag = $tag, security(("bearer" = [])),
-                params(
-                    ("limit" = Option<u64>, Query, description = "Page size, 1 to 100 (default 20)"),
-                    ("after" = Option<String>, Query, description = "The `next` of the previous page"),
-                    ("order" = Option<String>, Query, description = "`oldest` (default) or `newest`"),
-                ),
+            #[utoipa::path(get, operation_id = concat!("list", $plural), path = $list, tag = $tag, security(("bearer" = [])),
+                params(resources::PageParams, resources::Filters<$entity>),
                 responses(
                     (status = 200, description = "A page", body = RowPage),
-                    (status = 401, description = "Not signed in", body = ErrorResponse),
                     (status = 422, description = "Unknown filter or bad value", body = ErrorResponse),
                 ))]
             async fn list(
                 uow: UnitOfWork,
                 auth: Auth,
-                Query(params): Query<HashMap<String, String>>,
+                QueryMap(params): QueryMap,
             ) -> Result<Json<RowPage>, ApiError> {
                 resources::list::<$entity>(uow.read().await?, &auth, params).await
             }
 
             /// Creates a row.
-            #[utoipa::path(post, path = $list, tag = $tag, security(("bearer" = [])),
+            #[utoipa::path(post, operation_id = concat!("create", $singular), path = $list, tag = $tag, security(("bearer" = [])),
                 request_body = $create,
                 responses(
-                    (status = 201, description = "Created", body = Object),
+                    (status = 201, description = "Created", body = Row),
                     (status = 403, description = "Your role may not write this", body = ErrorResponse),
                     (status = 409, description = "Conflicts with an existing row or a missing reference", body = ErrorResponse),
                     (status = 422, description = "Invalid fields", body = ErrorResponse),
@@ -71,10 +63,10 @@ macro_rules! resource {
             }
 
             /// One row.
-            #[utoipa::path(get, path = $item, tag = $tag, security(("bearer" = [])),
+            #[utoipa::path(get, operation_id = concat!("get", $singular), path = $item, tag = $tag, security(("bearer" = [])),
                 params(("id" = Uuid, Path)),
                 responses(
-                    (status = 200, description = "The row", body = Object),
+                    (status = 200, description = "The row", body = Row),
                     (status = 404, description = "Not found", body = ErrorResponse),
                 ))]
             async fn show(
@@ -86,12 +78,13 @@ macro_rules! resource {
             }
 
             /// Changes the fields present in the body (`null` clears an optional one).
-            #[utoipa::path(patch, path = $item, tag = $tag, security(("bearer" = [])),
+            #[utoipa::path(patch, operation_id = concat!("update", $singular), path = $item, tag = $tag, security(("bearer" = [])),
                 params(("id" = Uuid, Path)), request_body = $update,
                 responses(
-                    (status = 200, description = "The updated row", body = Object),
+                    (status = 200, description = "The updated row", body = Row),
                     (status = 403, description = "Your role may not write this", body = ErrorResponse),
                     (status = 404, description = "Not found (or not yours)", body = ErrorResponse),
+                    (status = 409, description = "Conflicts with an existing row or a missing reference", body = ErrorResponse),
                     (status = 422, description = "Invalid fields", body = ErrorResponse),
                 ))]
             async fn update(
@@ -104,7 +97,7 @@ macro_rules! resource {
             }
 
             /// Deletes a row.
-            #[utoipa::path(delete, path = $item, tag = $tag, security(("bearer" = [])),
+            #[utoipa::path(delete, operation_id = concat!("delete", $singular), path = $item, tag = $tag, security(("bearer" = [])),
                 params(("id" = Uuid, Path)),
                 responses(
                     (status = 204, description = "Deleted"),
@@ -132,7 +125,9 @@ resource!(
     Policy::AdminWrites,
     "catalogue",
     "/niches",
-    "/niches/{id}"
+    "/niches/{id}",
+    "Niches",
+    "Niche"
 );
 resource!(
     categories,
@@ -142,7 +137,9 @@ resource!(
     Policy::AdminWrites,
     "catalogue",
     "/categories",
-    "/categories/{id}"
+    "/categories/{id}",
+    "Categories",
+    "Category"
 );
 resource!(
     service_templates,
@@ -152,7 +149,9 @@ resource!(
     Policy::AdminWrites,
     "catalogue",
     "/service-templates",
-    "/service-templates/{id}"
+    "/service-templates/{id}",
+    "ServiceTemplates",
+    "ServiceTemplate"
 );
 resource!(
     services,
@@ -162,7 +161,9 @@ resource!(
     Policy::ProviderOwns,
     "catalogue",
     "/services",
-    "/services/{id}"
+    "/services/{id}",
+    "Services",
+    "Service"
 );
 resource!(
     provider_services,
@@ -172,7 +173,9 @@ resource!(
     Policy::ProviderOwns,
     "catalogue",
     "/provider-services",
-    "/provider-services/{id}"
+    "/provider-services/{id}",
+    "ProviderServices",
+    "ProviderService"
 );
 resource!(
     availability_rules,
@@ -182,7 +185,9 @@ resource!(
     Policy::ProviderOwns,
     "scheduling rules",
     "/availability",
-    "/availability/{id}"
+    "/availability/{id}",
+    "AvailabilityRules",
+    "AvailabilityRule"
 );
 resource!(
     breaks,
@@ -192,7 +197,9 @@ resource!(
     Policy::ProviderOwns,
     "scheduling rules",
     "/breaks",
-    "/breaks/{id}"
+    "/breaks/{id}",
+    "Breaks",
+    "Break"
 );
 resource!(
     blocked_slots,
@@ -202,7 +209,9 @@ resource!(
     Policy::ProviderOwns,
     "scheduling rules",
     "/blocked-slots",
-    "/blocked-slots/{id}"
+    "/blocked-slots/{id}",
+    "BlockedSlots",
+    "BlockedSlot"
 );
 
 /// Every resource router.

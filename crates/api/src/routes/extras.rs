@@ -35,7 +35,6 @@ use agenda_storage::repo::resource::Repo;
 use agenda_storage::repo::users::UserRepo;
 use agenda_storage::{StorageError, TenantOwned, TenantScope};
 use axum::Json;
-use axum::extract::Query;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use sea_orm::{
@@ -49,11 +48,11 @@ use uuid::Uuid;
 use validator::Validate;
 
 use super::catalogue::resource;
-use super::resources::{self, Policy, RowPage, row_json};
+use super::resources::{self, Filters, PageParams, Policy, Row, RowPage, row_json};
 use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ErrorResponse};
-use crate::extract::{ValidJson, ValidPath};
+use crate::extract::{QueryMap, ValidJson, ValidPath};
 use crate::uow::UnitOfWork;
 
 resource!(
@@ -64,7 +63,9 @@ resource!(
     Policy::AdminWrites,
     "staff",
     "/staff",
-    "/staff/{id}"
+    "/staff/{id}",
+    "StaffMembers",
+    "StaffMember"
 );
 resource!(
     onboarding_steps,
@@ -74,7 +75,9 @@ resource!(
     Policy::AdminWrites,
     "onboarding",
     "/onboarding/steps",
-    "/onboarding/steps/{id}"
+    "/onboarding/steps/{id}",
+    "OnboardingSteps",
+    "OnboardingStep"
 );
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -117,35 +120,40 @@ async fn find_one<E: TenantOwned>(
 // ---------------------------------------------------------------- promotions
 
 /// Promotions of the organization; admins and support see all, others only active ones.
-#[utoipa::path(get, path = "/promotions", tag = "promotions", security(("bearer" = [])),
-    params(
-        ("limit" = Option<u64>, Query, description = "Page size, 1 to 100 (default 20)"),
-        ("after" = Option<String>, Query, description = "The `next` of the previous page"),
-        ("order" = Option<String>, Query, description = "`oldest` (default) or `newest`"),
-    ),
+#[utoipa::path(get, operation_id = "listPromotions", path = "/promotions", tag = "promotions", security(("bearer" = [])),
+    params(PageParams, Filters<promotion::Entity>),
     responses(
         (status = 200, description = "A page", body = RowPage),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 422, description = "Unknown filter or bad value", body = ErrorResponse),
     ))]
 async fn promotions_list(
     uow: UnitOfWork,
     auth: Auth,
-    Query(mut params): Query<HashMap<String, String>>,
+    QueryMap(mut params): QueryMap,
 ) -> Result<Json<RowPage>, ApiError> {
-    if !STAFF.contains(&auth.role()) {
+    // Others see active ones only: asking them for inactive ones finds none (after
+    // the parameters are checked like any list's).
+    let staff = STAFF.contains(&auth.role());
+    let inactive_asked = params.get("is_active").is_some_and(|v| v == "false");
+    if !staff && !params.contains_key("is_active") {
         params.insert("is_active".into(), "true".into());
     }
-    resources::list::<promotion::Entity>(uow.read().await?, &auth, params).await
+    let Json(mut page) =
+        resources::list::<promotion::Entity>(uow.read().await?, &auth, params).await?;
+    if !staff && inactive_asked {
+        page = RowPage {
+            items: Vec::new(),
+            next: None,
+        };
+    }
+    Ok(Json(page))
 }
 
 /// Creates a promotion (admin).
-#[utoipa::path(post, path = "/promotions", tag = "promotions", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "createPromotion", path = "/promotions", tag = "promotions", security(("bearer" = [])),
     request_body = promotion::CreatePromotion,
     responses(
-        (status = 201, description = "Created", body = Object),
-        (status = 400, description = "Malformed JSON", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 201, description = "Created", body = Row),
         (status = 403, description = "Admins only", body = ErrorResponse),
         (status = 409, description = "Taken code or a missing reference", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
@@ -159,12 +167,10 @@ async fn promotions_create(
 }
 
 /// One promotion (an inactive one is 404 except for admins and support).
-#[utoipa::path(get, path = "/promotions/{id}", tag = "promotions", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "getPromotion", path = "/promotions/{id}", tag = "promotions", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses(
-        (status = 200, description = "The promotion", body = Object),
-        (status = 400, description = "Bad id", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 200, description = "The promotion", body = Row),
         (status = 404, description = "Not found", body = ErrorResponse),
     ))]
 async fn promotions_show(
@@ -181,12 +187,10 @@ async fn promotions_show(
 }
 
 /// Changes a promotion (admin).
-#[utoipa::path(patch, path = "/promotions/{id}", tag = "promotions", security(("bearer" = [])),
+#[utoipa::path(patch, operation_id = "updatePromotion", path = "/promotions/{id}", tag = "promotions", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = promotion::UpdatePromotion,
     responses(
-        (status = 200, description = "The updated promotion", body = Object),
-        (status = 400, description = "Malformed JSON or bad id", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 200, description = "The updated promotion", body = Row),
         (status = 403, description = "Admins only", body = ErrorResponse),
         (status = 404, description = "Not found", body = ErrorResponse),
         (status = 409, description = "Taken code or a missing reference", body = ErrorResponse),
@@ -203,12 +207,10 @@ async fn promotions_update(
 }
 
 /// Deletes a promotion (admin).
-#[utoipa::path(delete, path = "/promotions/{id}", tag = "promotions", security(("bearer" = [])),
+#[utoipa::path(delete, operation_id = "deletePromotion", path = "/promotions/{id}", tag = "promotions", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "Bad id", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Admins only", body = ErrorResponse),
         (status = 404, description = "Not found", body = ErrorResponse),
         (status = 409, description = "Still referenced", body = ErrorResponse),
@@ -223,6 +225,7 @@ async fn promotions_delete(
 
 /// A coupon check: the code and what it would apply to.
 #[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(example = json!({"code": "WELCOME10", "amount_cents": 5000, "service_id": "0190f5a2-6c1e-7b3a-9d4e-2f1a3b4c5d6e"}))]
 #[serde(deny_unknown_fields)]
 pub struct ValidateCoupon {
     #[validate(length(min = 1, max = 40))]
@@ -318,12 +321,10 @@ pub fn coupon_discount(
 }
 
 /// Checks a coupon code against an amount and, optionally, a service and a provider.
-#[utoipa::path(post, path = "/promotions/validate", tag = "promotions", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "validateCoupon", path = "/promotions/validate", tag = "promotions", security(("bearer" = [])),
     request_body = ValidateCoupon,
     responses(
         (status = 200, description = "The verdict (`valid: false` with a reason when the code does not apply)", body = CouponVerdict),
-        (status = 400, description = "Malformed JSON", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 404, description = "The service or provider is not in your organization", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
     ))]
@@ -394,10 +395,9 @@ async fn provider_of(
 // ------------------------------------------------------- payment preferences
 
 /// The signed-in provider's payout preferences.
-#[utoipa::path(get, path = "/providers/me/payment-preferences", tag = "settings", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "getMyProviderPaymentPreferences", path = "/providers/me/payment-preferences", tag = "settings", security(("bearer" = [])),
     responses(
-        (status = 200, description = "Your payout preferences", body = Object),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 200, description = "Your payout preferences", body = Row),
         (status = 403, description = "Providers only", body = ErrorResponse),
         (status = 404, description = "Not set up yet (PUT them first)", body = ErrorResponse),
     ))]
@@ -416,13 +416,11 @@ async fn provider_preferences_show(uow: UnitOfWork, auth: Auth) -> Result<Json<V
 }
 
 /// Creates (201) or replaces (200) the signed-in provider's payout preferences.
-#[utoipa::path(put, path = "/providers/me/payment-preferences", tag = "settings", security(("bearer" = [])),
+#[utoipa::path(put, operation_id = "putMyProviderPaymentPreferences", path = "/providers/me/payment-preferences", tag = "settings", security(("bearer" = [])),
     request_body = provider_payment_preference::CreateProviderPaymentPreference,
     responses(
-        (status = 200, description = "Replaced", body = Object),
-        (status = 201, description = "Created", body = Object),
-        (status = 400, description = "Malformed JSON", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 200, description = "Replaced", body = Row),
+        (status = 201, description = "Created", body = Row),
         (status = 403, description = "Providers only", body = ErrorResponse),
         (status = 409, description = "Created concurrently; retry", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
@@ -466,10 +464,9 @@ async fn provider_preferences_put(
 }
 
 /// The signed-in client's payment preferences.
-#[utoipa::path(get, path = "/clients/me/payment-preferences", tag = "settings", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "getMyClientPaymentPreferences", path = "/clients/me/payment-preferences", tag = "settings", security(("bearer" = [])),
     responses(
-        (status = 200, description = "Your payment preferences", body = Object),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 200, description = "Your payment preferences", body = Row),
         (status = 403, description = "Clients only", body = ErrorResponse),
         (status = 404, description = "Not set up yet (PUT them first)", body = ErrorResponse),
     ))]
@@ -488,13 +485,11 @@ async fn client_preferences_show(uow: UnitOfWork, auth: Auth) -> Result<Json<Val
 
 /// Creates (201) or replaces (200) the signed-in client's payment preferences; the
 /// default payment method must be one of the organization's saved methods.
-#[utoipa::path(put, path = "/clients/me/payment-preferences", tag = "settings", security(("bearer" = [])),
+#[utoipa::path(put, operation_id = "putMyClientPaymentPreferences", path = "/clients/me/payment-preferences", tag = "settings", security(("bearer" = [])),
     request_body = client_payment_preference::CreateClientPaymentPreference,
     responses(
-        (status = 200, description = "Replaced", body = Object),
-        (status = 201, description = "Created", body = Object),
-        (status = 400, description = "Malformed JSON", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 200, description = "Replaced", body = Row),
+        (status = 201, description = "Created", body = Row),
         (status = 403, description = "Clients only", body = ErrorResponse),
         (status = 404, description = "The default payment method is not yours", body = ErrorResponse),
         (status = 409, description = "Created concurrently, or a missing reference", body = ErrorResponse),
@@ -550,35 +545,27 @@ async fn client_preferences_put(
 // ------------------------------------------------------------ fee overrides
 
 /// Providers' fee overrides (admin).
-#[utoipa::path(get, path = "/admin/fee-overrides", tag = "settings", security(("bearer" = [])),
-    params(
-        ("limit" = Option<u64>, Query, description = "Page size, 1 to 100 (default 20)"),
-        ("after" = Option<String>, Query, description = "The `next` of the previous page"),
-        ("order" = Option<String>, Query, description = "`oldest` (default) or `newest`"),
-        ("provider_id" = Option<Uuid>, Query, description = "One provider's override"),
-    ),
+#[utoipa::path(get, operation_id = "listFeeOverrides", path = "/admin/fee-overrides", tag = "settings", security(("bearer" = [])),
+    params(PageParams, Filters<provider_service_fee::Entity>),
     responses(
         (status = 200, description = "A page", body = RowPage),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Admins only", body = ErrorResponse),
         (status = 422, description = "Unknown filter or bad value", body = ErrorResponse),
     ))]
 async fn fee_overrides_list(
     uow: UnitOfWork,
     auth: Auth,
-    Query(params): Query<HashMap<String, String>>,
+    QueryMap(params): QueryMap,
 ) -> Result<Json<RowPage>, ApiError> {
     auth.require(&[UserRole::Admin])?;
     resources::list::<provider_service_fee::Entity>(uow.read().await?, &auth, params).await
 }
 
 /// Sets a provider's fee override (admin); unset fields inherit the payment settings.
-#[utoipa::path(post, path = "/admin/fee-overrides", tag = "settings", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "createFeeOverride", path = "/admin/fee-overrides", tag = "settings", security(("bearer" = [])),
     request_body = provider_service_fee::CreateProviderServiceFee,
     responses(
-        (status = 201, description = "Created", body = Object),
-        (status = 400, description = "Malformed JSON", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 201, description = "Created", body = Row),
         (status = 403, description = "Admins only", body = ErrorResponse),
         (status = 404, description = "Not a provider of your organization", body = ErrorResponse),
         (status = 409, description = "The provider already has an override", body = ErrorResponse),
@@ -596,12 +583,10 @@ async fn fee_overrides_create(
 }
 
 /// One fee override (admin).
-#[utoipa::path(get, path = "/admin/fee-overrides/{id}", tag = "settings", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "getFeeOverride", path = "/admin/fee-overrides/{id}", tag = "settings", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses(
-        (status = 200, description = "The override", body = Object),
-        (status = 400, description = "Bad id", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 200, description = "The override", body = Row),
         (status = 403, description = "Admins only", body = ErrorResponse),
         (status = 404, description = "Not found", body = ErrorResponse),
     ))]
@@ -615,12 +600,10 @@ async fn fee_overrides_show(
 }
 
 /// Changes a fee override (admin; `null` clears a field, which then inherits).
-#[utoipa::path(patch, path = "/admin/fee-overrides/{id}", tag = "settings", security(("bearer" = [])),
+#[utoipa::path(patch, operation_id = "updateFeeOverride", path = "/admin/fee-overrides/{id}", tag = "settings", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = provider_service_fee::UpdateProviderServiceFee,
     responses(
-        (status = 200, description = "The updated override", body = Object),
-        (status = 400, description = "Malformed JSON or bad id", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 200, description = "The updated override", body = Row),
         (status = 403, description = "Admins only", body = ErrorResponse),
         (status = 404, description = "Not found", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
@@ -642,12 +625,10 @@ async fn fee_overrides_update(
 }
 
 /// Deletes a fee override (admin); the provider then pays the organization's fee.
-#[utoipa::path(delete, path = "/admin/fee-overrides/{id}", tag = "settings", security(("bearer" = [])),
+#[utoipa::path(delete, operation_id = "deleteFeeOverride", path = "/admin/fee-overrides/{id}", tag = "settings", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "Bad id", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Admins only", body = ErrorResponse),
         (status = 404, description = "Not found", body = ErrorResponse),
     ))]
@@ -684,6 +665,7 @@ pub struct StepProgress {
 
 /// A new status for one step.
 #[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(example = json!({"status": "completed"}))]
 #[serde(deny_unknown_fields)]
 pub struct SetProgress {
     pub status: OnboardingStatus,
@@ -691,10 +673,9 @@ pub struct SetProgress {
 
 /// Every active step for the caller's role, in order, with the caller's status
 /// (`pending` where there is no progress yet).
-#[utoipa::path(get, path = "/onboarding/progress", tag = "onboarding", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "listMyOnboardingProgress", path = "/onboarding/progress", tag = "onboarding", security(("bearer" = [])),
     responses(
         (status = 200, description = "Your checklist", body = Vec<StepProgress>),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
     ))]
 async fn onboarding_progress(
     uow: UnitOfWork,
@@ -741,13 +722,11 @@ async fn onboarding_progress(
 }
 
 /// Sets the caller's status on a step of their role; `completed` records when.
-#[utoipa::path(post, path = "/onboarding/progress/{step_id}", tag = "onboarding", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "setMyOnboardingProgress", path = "/onboarding/progress/{step_id}", tag = "onboarding", security(("bearer" = [])),
     params(("step_id" = Uuid, Path)), request_body = SetProgress,
     responses(
-        (status = 200, description = "Updated", body = Object),
-        (status = 201, description = "First progress on this step", body = Object),
-        (status = 400, description = "Malformed JSON or bad id", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 200, description = "Updated", body = Row),
+        (status = 201, description = "First progress on this step", body = Row),
         (status = 404, description = "No active step of your role with this id", body = ErrorResponse),
         (status = 409, description = "Created concurrently; retry", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),

@@ -35,7 +35,7 @@ use validator::Validate;
 use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ErrorResponse};
-use crate::extract::{ValidJson, ValidPath, ValidQuery, parse_json};
+use crate::extract::{RawBody, ValidJson, ValidPath, ValidQuery, parse_json};
 use crate::idempotency::Claim;
 use crate::uow::UnitOfWork;
 
@@ -147,6 +147,7 @@ pub struct ReleaseView {
 
 /// Which provider (staff only; providers always get their own).
 #[derive(Debug, Deserialize, Validate, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderParam {
     /// Required for admin and support; a provider may leave it out (or name themself).
@@ -154,12 +155,14 @@ pub struct ProviderParam {
 }
 
 #[derive(Debug, Deserialize, Validate, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TransactionQuery {
     /// Required for admin and support; a provider may leave it out (or name themself).
     pub provider_id: Option<Uuid>,
     /// Page size, at most 100 (default 20).
     #[validate(range(min = 1, max = 100))]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// The `next` of the previous page.
     pub after: Option<String>,
@@ -168,6 +171,7 @@ pub struct TransactionQuery {
 }
 
 #[derive(Debug, Serialize, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(example = json!({"amount_cents": 10000, "payout_method": "pix"}))]
 #[serde(deny_unknown_fields)]
 pub struct WithdrawalRequest {
     /// Positive, at least the organization's minimum withdrawal, at most the
@@ -257,12 +261,10 @@ async fn visible_withdrawal(
 }
 
 /// A provider's balance (provider: their own; admin, support: `?provider_id=`).
-#[utoipa::path(get, path = "/marketplace/balance", tag = "marketplace", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "getBalance", path = "/marketplace/balance", tag = "marketplace", security(("bearer" = [])),
     params(ProviderParam),
     responses(
         (status = 200, description = "The balance", body = BalanceView),
-        (status = 400, description = "Bad parameter", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Clients have no balance", body = ErrorResponse),
         (status = 404, description = "No such provider (or not yours)", body = ErrorResponse),
         (status = 422, description = "Staff did not name the provider", body = ErrorResponse),
@@ -280,12 +282,10 @@ async fn balance(
 }
 
 /// A provider's ledger entries, newest first by default (keyset pages).
-#[utoipa::path(get, path = "/marketplace/transactions", tag = "marketplace", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "listTransactions", path = "/marketplace/transactions", tag = "marketplace", security(("bearer" = [])),
     params(TransactionQuery),
     responses(
         (status = 200, description = "A page of entries", body = TransactionPage),
-        (status = 400, description = "Bad parameter", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Clients have no ledger", body = ErrorResponse),
         (status = 404, description = "No such provider (or not yours)", body = ErrorResponse),
         (status = 422, description = "Bad page size or cursor, or no provider named", body = ErrorResponse),
@@ -312,13 +312,11 @@ async fn transactions(
 
 /// Requests a payout from the caller's available balance (provider only). Send
 /// `Idempotency-Key` to make retries safe.
-#[utoipa::path(post, path = "/marketplace/withdrawals", tag = "marketplace", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "requestWithdrawal", path = "/marketplace/withdrawals", tag = "marketplace", security(("bearer" = [])),
     request_body = WithdrawalRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries return the first response")),
     responses(
         (status = 201, description = "Requested; the amount left the available balance", body = WithdrawalView),
-        (status = 400, description = "Malformed JSON", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Only providers withdraw", body = ErrorResponse),
         (status = 409, description = "The same key is still running", body = ErrorResponse),
         (status = 422, description = "Not positive, below the minimum or above the available balance", body = ErrorResponse),
@@ -357,12 +355,10 @@ async fn request_withdrawal(
 }
 
 /// One withdrawal (its provider, admin, support).
-#[utoipa::path(get, path = "/marketplace/withdrawals/{id}", tag = "marketplace", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "getWithdrawal", path = "/marketplace/withdrawals/{id}", tag = "marketplace", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, description = "The withdrawal", body = WithdrawalView),
-        (status = 400, description = "Bad UUID", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Clients have no withdrawals", body = ErrorResponse),
         (status = 404, description = "Not found (or not yours)", body = ErrorResponse),
     ))]
@@ -377,12 +373,10 @@ async fn show_withdrawal(
 }
 
 /// Marks an open withdrawal as paid (admin only). Optional body `{"payout_ref"}`.
-#[utoipa::path(post, path = "/marketplace/withdrawals/{id}/complete", tag = "marketplace", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "completeWithdrawal", path = "/marketplace/withdrawals/{id}/complete", tag = "marketplace", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = Option<CompleteBody>,
     responses(
         (status = 200, description = "Paid", body = WithdrawalView),
-        (status = 400, description = "Bad UUID or malformed JSON", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Admins only", body = ErrorResponse),
         (status = 404, description = "Not found", body = ErrorResponse),
         (status = 409, description = "Not open any more (paid, failed or canceled)", body = ErrorResponse),
@@ -392,7 +386,7 @@ async fn complete_withdrawal(
     uow: UnitOfWork,
     auth: Auth,
     ValidPath(id): ValidPath<Uuid>,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Json<WithdrawalView>, ApiError> {
     auth.require(&[UserRole::Admin])?;
     let body: CompleteBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -410,12 +404,10 @@ async fn complete_withdrawal(
 
 /// Marks an open withdrawal as failed and returns its amount to the available
 /// balance (admin only).
-#[utoipa::path(post, path = "/marketplace/withdrawals/{id}/fail", tag = "marketplace", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "failWithdrawal", path = "/marketplace/withdrawals/{id}/fail", tag = "marketplace", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = FailBody,
     responses(
         (status = 200, description = "Failed; the money is back in the available balance", body = WithdrawalView),
-        (status = 400, description = "Bad UUID or malformed JSON", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Admins only", body = ErrorResponse),
         (status = 404, description = "Not found", body = ErrorResponse),
         (status = 409, description = "Not open any more (paid, failed or canceled)", body = ErrorResponse),
@@ -438,12 +430,10 @@ async fn fail_withdrawal(
 /// Moves the provider's pending money whose payout delay has passed to the
 /// available balance (provider: their own; admin: `?provider_id=`). Safe to repeat:
 /// money is released once.
-#[utoipa::path(post, path = "/marketplace/release", tag = "marketplace", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "releasePending", path = "/marketplace/release", tag = "marketplace", security(("bearer" = [])),
     params(ProviderParam),
     responses(
         (status = 200, description = "What moved and the balance after", body = ReleaseView),
-        (status = 400, description = "Bad parameter", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Providers and admins only", body = ErrorResponse),
         (status = 404, description = "No such provider (or not yours)", body = ErrorResponse),
         (status = 422, description = "The admin did not name the provider", body = ErrorResponse),

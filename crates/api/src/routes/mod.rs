@@ -9,10 +9,10 @@
 use std::sync::Arc;
 
 use axum::{Json, Router};
-use utoipa::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
+use self::document::BearerAuth;
 use crate::app::AppState;
 use crate::uow::unit_of_work;
 
@@ -21,6 +21,8 @@ mod analytics;
 mod appointments;
 mod auth;
 mod catalogue;
+mod docs;
+mod document;
 mod extras;
 mod health;
 mod marketplace;
@@ -65,18 +67,6 @@ mod webhooks;
 )]
 struct ApiDoc;
 
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
-
 /// Every `/api/v1` route, documented.
 fn v1() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -98,14 +88,17 @@ fn v1() -> OpenApiRouter<AppState> {
 
 /// The routes and the OpenAPI document generated from them.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1())
         .routes(utoipa_axum::routes!(openapi_json))
-        .split_for_parts()
+        .split_for_parts();
+    // After the merge: the rules apply to every operation of every router.
+    document::StandardResponses.modify(&mut doc);
+    (router, doc)
 }
 
 /// The OpenAPI 3.1 document of this API.
-#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",
+#[utoipa::path(get, operation_id = "getOpenApiDocument", path = "/api/v1/openapi.json", tag = "meta",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
 async fn openapi_json(
     axum::extract::State(state): axum::extract::State<AppState>,
@@ -120,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(api.layer(axum::middleware::from_fn(unit_of_work)))
         .with_state(state)
+        .merge(docs::router())
 }
 
 /// The document, built once for the application state.

@@ -75,24 +75,24 @@ pub struct UnreadCountView {
 }
 
 #[derive(Debug, Deserialize, Validate, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only unread ones.
     pub unread: Option<bool>,
     /// Page size, at most 100 (default 20).
     #[validate(range(min = 1, max = 100))]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// The `next` of the previous page.
     pub after: Option<String>,
 }
 
 /// The caller's notifications, newest first.
-#[utoipa::path(get, path = "/notifications", tag = "notifications", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "listNotifications", path = "/notifications", tag = "notifications", security(("bearer" = [])),
     params(ListQuery),
     responses(
         (status = 200, description = "A page", body = NotificationPage),
-        (status = 400, description = "Bad parameter", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 422, description = "Bad page size or cursor", body = ErrorResponse),
     ))]
 async fn list(
@@ -117,12 +117,10 @@ async fn list(
 }
 
 /// Marks one of the caller's notifications read (again is harmless).
-#[utoipa::path(post, path = "/notifications/{id}/read", tag = "notifications", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "markNotificationRead", path = "/notifications/{id}/read", tag = "notifications", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, description = "The notification", body = NotificationView),
-        (status = 400, description = "Bad UUID", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 404, description = "Not found (or not yours)", body = ErrorResponse),
     ))]
 async fn mark_read(
@@ -136,10 +134,9 @@ async fn mark_read(
 }
 
 /// Marks all of the caller's unread notifications read.
-#[utoipa::path(post, path = "/notifications/read-all", tag = "notifications", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "markAllNotificationsRead", path = "/notifications/read-all", tag = "notifications", security(("bearer" = [])),
     responses(
         (status = 200, description = "How many changed", body = UpdatedView),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
     ))]
 async fn mark_all_read(uow: UnitOfWork, auth: Auth) -> Result<Json<UpdatedView>, ApiError> {
     let tx = uow.tx().await?;
@@ -148,10 +145,9 @@ async fn mark_all_read(uow: UnitOfWork, auth: Auth) -> Result<Json<UpdatedView>,
 }
 
 /// How many of the caller's notifications are unread.
-#[utoipa::path(get, path = "/notifications/unread-count", tag = "notifications", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "countUnreadNotifications", path = "/notifications/unread-count", tag = "notifications", security(("bearer" = [])),
     responses(
         (status = 200, description = "The count", body = UnreadCountView),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
     ))]
 async fn unread_count(uow: UnitOfWork, auth: Auth) -> Result<Json<UnreadCountView>, ApiError> {
     let db = uow.read().await?;

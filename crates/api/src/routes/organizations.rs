@@ -62,14 +62,12 @@ impl From<organization::Model> for OrganizationView {
 }
 
 /// Creates an organization (a tenant).
-#[utoipa::path(post, path = "/organizations", tag = "organizations",
+#[utoipa::path(post, operation_id = "createOrganization", path = "/organizations", tag = "organizations",
     request_body = CreateOrganization,
     responses(
         (status = 201, description = "Created", body = OrganizationView),
-        (status = 400, description = "Malformed JSON or wrong content type", body = ErrorResponse),
         (status = 409, description = "The slug is taken", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
-        (status = 503, description = "Database unavailable; retry after Retry-After", body = ErrorResponse),
     ))]
 async fn create(
     uow: UnitOfWork,
@@ -85,13 +83,11 @@ async fn create(
 }
 
 /// The caller's own organization.
-#[utoipa::path(get, path = "/organizations/{id}", tag = "organizations",
+#[utoipa::path(get, operation_id = "getOrganization", path = "/organizations/{id}", tag = "organizations",
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Organization id")),
     responses(
         (status = 200, description = "The organization", body = OrganizationView),
-        (status = 400, description = "The id is not a UUID", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 404, description = "No such organization (or not yours)", body = ErrorResponse),
     ))]
 async fn show(

@@ -41,12 +41,119 @@ pub enum Policy {
     ProviderOwns,
 }
 
+/// A row as the generic routes return it: every column of its table by name, ids and
+/// instants as strings (RFC 3339), local times as `HH:MM`, dates as `YYYY-MM-DD`.
+/// Every row has `id` and `organization_id`.
+pub struct Row;
+
+impl utoipa::PartialSchema for Row {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        let uuid = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+        };
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "Every column of the row by name: ids and instants as strings (RFC 3339), local times as HH:MM, dates as YYYY-MM-DD",
+            ))
+            .property("id", uuid())
+            .property("organization_id", uuid())
+            .required("id")
+            .required("organization_id")
+            .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::FreeForm(true)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Row {}
+
 /// A page of rows.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RowPage {
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<Row>)]
     pub items: Vec<Json_>,
     pub next: Option<String>,
+}
+
+/// The paging parameters of every generic list (parsed by [`list`]).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct PageParams {
+    /// Page size, 1 to 100 (default 20); outside that range is 422 on `limit`.
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u64>,
+    /// The `next` of the previous page; anything else is 422 on `after`.
+    after: Option<String>,
+    /// `oldest` (the default) or `newest` first.
+    #[param(inline)]
+    order: Option<ListOrder>,
+}
+
+/// The direction of a generic list (rows come in creation order).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "snake_case")]
+pub enum ListOrder {
+    Oldest,
+    Newest,
+}
+
+/// The equality filters of a generic list, from the table's allow-list
+/// ([`Resource::filterable`]), so the document names exactly what [`list`] accepts.
+pub struct Filters<E>(std::marker::PhantomData<E>);
+
+impl<E> utoipa::IntoParams for Filters<E>
+where
+    E: Resource,
+    E::Model: Rules + IntoActiveModel<E::ActiveModel> + Send + Sync,
+    E::ActiveModel: ActiveModelBehavior + TryIntoModel<E::Model> + Send,
+{
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use sea_orm::ColumnTrait;
+        use sea_orm::sea_query::ColumnType;
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        use utoipa::openapi::{Object, Required};
+        E::filterable()
+            .into_iter()
+            .map(|column| {
+                let name = sea_orm::IdenStatic::as_str(&column);
+                let schema: Object = match column.def().get_column_type() {
+                    ColumnType::Uuid => ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+                        .build(),
+                    ColumnType::Boolean => ObjectBuilder::new().schema_type(Type::Boolean).build(),
+                    ColumnType::Integer | ColumnType::SmallInteger => ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+                        .build(),
+                    ColumnType::BigInteger => ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                        .build(),
+                    ColumnType::Date => ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)))
+                        .build(),
+                    _ => ObjectBuilder::new().schema_type(Type::String).build(),
+                };
+                ParameterBuilder::new()
+                    .name(name)
+                    .parameter_in(ParameterIn::Query)
+                    .required(Required::False)
+                    .description(Some(format!("Only rows whose `{name}` equals this value")))
+                    .schema(Some(schema))
+                    .build()
+            })
+            .collect()
+    }
 }
 
 /// Every column of a row as JSON.
@@ -123,7 +230,11 @@ where
         match key.as_str() {
             "limit" => {
                 let limit: u64 = value.parse().map_err(|_| {
-                    ApiError::bad_request("invalid_query", "limit must be a number")
+                    crate::extract::invalid_param(
+                        "invalid_query",
+                        key.clone(),
+                        "must be a whole number".to_owned(),
+                    )
                 })?;
                 if !(1..=100).contains(&limit) {
                     return Err(ApiError::invalid_field(

@@ -90,6 +90,7 @@ pub struct ReviewPage {
 }
 
 #[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[schema(example = json!({"appointment_id": "0190f5a2-6c1e-7b3a-9d4e-2f1a3b4c5d6e", "rating": 5, "comment": "Great cut"}))]
 #[serde(deny_unknown_fields)]
 pub struct CreateReviewBody {
     /// A completed appointment of the caller.
@@ -102,6 +103,7 @@ pub struct CreateReviewBody {
 }
 
 #[derive(Debug, Deserialize, Validate, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewQuery {
     pub provider_id: Option<Uuid>,
@@ -110,6 +112,7 @@ pub struct ReviewQuery {
     pub moderation_status: Option<ModerationStatus>,
     /// Page size, at most 100 (default 20).
     #[validate(range(min = 1, max = 100))]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// The `next` of the previous page.
     pub after: Option<String>,
@@ -137,12 +140,10 @@ fn is_staff(auth: &Auth) -> bool {
 }
 
 /// Reviews a completed appointment of the caller (once per appointment).
-#[utoipa::path(post, path = "/reviews", tag = "reviews", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "createReview", path = "/reviews", tag = "reviews", security(("bearer" = [])),
     request_body = CreateReviewBody,
     responses(
         (status = 201, description = "Created, pending moderation", body = ReviewView),
-        (status = 400, description = "Malformed JSON", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Only clients write reviews", body = ErrorResponse),
         (status = 404, description = "No such appointment of yours", body = ErrorResponse),
         (status = 409, description = "Not completed, or already reviewed", body = ErrorResponse),
@@ -182,12 +183,10 @@ async fn create(
 
 /// Reviews, oldest first. Clients see approved reviews only; providers see approved
 /// reviews, and every review of themself when `provider_id` is their own id.
-#[utoipa::path(get, path = "/reviews", tag = "reviews", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "listReviews", path = "/reviews", tag = "reviews", security(("bearer" = [])),
     params(ReviewQuery),
     responses(
         (status = 200, description = "A page", body = ReviewPage),
-        (status = 400, description = "Bad parameter", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 422, description = "Invalid page size or cursor", body = ErrorResponse),
     ))]
 async fn list(
@@ -226,12 +225,10 @@ async fn list(
 }
 
 /// The reviewed provider answers a review (replaces an earlier answer).
-#[utoipa::path(post, path = "/reviews/{id}/response", tag = "reviews", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "respondToReview", path = "/reviews/{id}/response", tag = "reviews", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = ResponseBody,
     responses(
         (status = 200, description = "The review with the response", body = ReviewView),
-        (status = 400, description = "Bad UUID or malformed JSON", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Only providers respond", body = ErrorResponse),
         (status = 404, description = "Not found (or not about you)", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
@@ -256,12 +253,10 @@ async fn respond(
 }
 
 /// Approves or rejects a review and keeps the provider's rating counters in step.
-#[utoipa::path(post, path = "/reviews/{id}/moderate", tag = "reviews", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "moderateReview", path = "/reviews/{id}/moderate", tag = "reviews", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = ModerateBody,
     responses(
         (status = 200, description = "The moderated review", body = ReviewView),
-        (status = 400, description = "Bad UUID or malformed JSON", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Admin or support only", body = ErrorResponse),
         (status = 404, description = "Not found", body = ErrorResponse),
         (status = 409, description = "Changed concurrently; retry", body = ErrorResponse),

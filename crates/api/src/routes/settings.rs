@@ -37,7 +37,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 use validator::Validate;
 
-use super::resources::{RowPage, row_json};
+use super::resources::{Row, RowPage, row_json};
 use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ErrorResponse};
@@ -53,6 +53,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Deserialize, Validate, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditLogQuery {
     pub actor_id: Option<Uuid>,
@@ -61,17 +62,20 @@ pub struct AuditLogQuery {
     pub action: Option<String>,
     /// Page size, at most 100 (default 20).
     #[validate(range(min = 1, max = 100))]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// The `next` of the previous page.
     pub after: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Validate, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsQuery {
     pub key: Option<String>,
     /// Page size, at most 100 (default 20).
     #[validate(range(min = 1, max = 100))]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// The `next` of the previous page.
     pub after: Option<String>,
@@ -115,10 +119,9 @@ async fn audit(
 }
 
 /// The signed-in provider's settings.
-#[utoipa::path(get, path = "/providers/me/settings", tag = "settings", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "getMyProviderSettings", path = "/providers/me/settings", tag = "settings", security(("bearer" = [])),
     responses(
-        (status = 200, description = "Your settings", body = Object),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 200, description = "Your settings", body = Row),
         (status = 403, description = "Providers only", body = ErrorResponse),
         (status = 404, description = "Not set up yet (PUT them first)", body = ErrorResponse),
     ))]
@@ -136,13 +139,11 @@ async fn provider_settings_show(uow: UnitOfWork, auth: Auth) -> Result<Json<Valu
 }
 
 /// Creates (201) or replaces (200) the signed-in provider's settings.
-#[utoipa::path(put, path = "/providers/me/settings", tag = "settings", security(("bearer" = [])),
+#[utoipa::path(put, operation_id = "putMyProviderSettings", path = "/providers/me/settings", tag = "settings", security(("bearer" = [])),
     request_body = CreateProviderSettings,
     responses(
-        (status = 200, description = "Replaced", body = Object),
-        (status = 201, description = "Created", body = Object),
-        (status = 400, description = "Malformed JSON", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 200, description = "Replaced", body = Row),
+        (status = 201, description = "Created", body = Row),
         (status = 403, description = "Providers only", body = ErrorResponse),
         (status = 409, description = "Created concurrently; retry", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
@@ -193,10 +194,9 @@ async fn provider_settings_put(
 }
 
 /// The organization's payment settings (admin).
-#[utoipa::path(get, path = "/admin/payment-settings", tag = "settings", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "getPaymentSettings", path = "/admin/payment-settings", tag = "settings", security(("bearer" = [])),
     responses(
-        (status = 200, description = "The payment settings", body = Object),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 200, description = "The payment settings", body = Row),
         (status = 403, description = "Admin only", body = ErrorResponse),
         (status = 404, description = "Not configured yet (PATCH creates them)", body = ErrorResponse),
     ))]
@@ -211,12 +211,10 @@ async fn payment_settings_show(uow: UnitOfWork, auth: Auth) -> Result<Json<Value
 
 /// Changes the organization's payment settings (admin); creates them with defaults
 /// first if there are none.
-#[utoipa::path(patch, path = "/admin/payment-settings", tag = "settings", security(("bearer" = [])),
+#[utoipa::path(patch, operation_id = "updatePaymentSettings", path = "/admin/payment-settings", tag = "settings", security(("bearer" = [])),
     request_body = UpdatePaymentSettings,
     responses(
-        (status = 200, description = "The updated payment settings", body = Object),
-        (status = 400, description = "Malformed JSON", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 200, description = "The updated payment settings", body = Row),
         (status = 403, description = "Admin only", body = ErrorResponse),
         (status = 422, description = "Invalid fields (e.g. minimum fee above maximum)", body = ErrorResponse),
     ))]
@@ -261,12 +259,10 @@ async fn payment_settings_patch(
 }
 
 /// The organization's audit log, newest first (admin).
-#[utoipa::path(get, path = "/admin/audit-log", tag = "settings", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "listAuditLog", path = "/admin/audit-log", tag = "settings", security(("bearer" = [])),
     params(AuditLogQuery),
     responses(
         (status = 200, description = "A page", body = RowPage),
-        (status = 400, description = "Bad parameter", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Admin only", body = ErrorResponse),
         (status = 422, description = "Invalid page size or cursor", body = ErrorResponse),
     ))]
@@ -293,12 +289,10 @@ async fn audit_log(
 }
 
 /// The organization's system settings, oldest first (admin).
-#[utoipa::path(get, path = "/admin/settings", tag = "settings", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "listSystemSettings", path = "/admin/settings", tag = "settings", security(("bearer" = [])),
     params(SettingsQuery),
     responses(
         (status = 200, description = "A page", body = RowPage),
-        (status = 400, description = "Bad parameter", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Admin only", body = ErrorResponse),
         (status = 422, description = "Invalid page size or cursor", body = ErrorResponse),
     ))]
@@ -326,13 +320,11 @@ async fn system_settings_list(
 
 /// Sets a system setting (admin): creates the key (201) or replaces its value and
 /// description (200).
-#[utoipa::path(post, path = "/admin/settings", tag = "settings", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "setSystemSetting", path = "/admin/settings", tag = "settings", security(("bearer" = [])),
     request_body = CreateSystemSetting,
     responses(
-        (status = 200, description = "Replaced", body = Object),
-        (status = 201, description = "Created", body = Object),
-        (status = 400, description = "Malformed JSON", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 200, description = "Replaced", body = Row),
+        (status = 201, description = "Created", body = Row),
         (status = 403, description = "Admin only", body = ErrorResponse),
         (status = 409, description = "Created concurrently; retry", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),

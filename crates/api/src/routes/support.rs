@@ -131,22 +131,26 @@ pub struct OpenTicket {
 }
 
 #[derive(Debug, Deserialize, Validate, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TicketQuery {
     pub status: Option<TicketStatus>,
     pub priority: Option<TicketPriority>,
     /// Page size, at most 100 (default 20).
     #[validate(range(min = 1, max = 100))]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// The `next` of the previous page.
     pub after: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Validate, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// Page size, at most 100 (default 20).
     #[validate(range(min = 1, max = 100))]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// The `next` of the previous page.
     pub after: Option<String>,
@@ -191,12 +195,10 @@ async fn visible(
 }
 
 /// Opens a ticket; the caller is the requester.
-#[utoipa::path(post, path = "/support/tickets", tag = "support", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "openTicket", path = "/support/tickets", tag = "support", security(("bearer" = [])),
     request_body = OpenTicket,
     responses(
         (status = 201, description = "Opened", body = TicketView),
-        (status = 400, description = "Malformed JSON", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 422, description = "Invalid fields, or not your appointment", body = ErrorResponse),
     ))]
 async fn open(
@@ -236,12 +238,10 @@ async fn open(
 }
 
 /// Tickets, oldest first: clients and providers get their own, staff all.
-#[utoipa::path(get, path = "/support/tickets", tag = "support", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "listTickets", path = "/support/tickets", tag = "support", security(("bearer" = [])),
     params(TicketQuery),
     responses(
         (status = 200, description = "A page", body = TicketPage),
-        (status = 400, description = "Bad parameter", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 422, description = "Invalid page size or cursor", body = ErrorResponse),
     ))]
 async fn list(
@@ -278,12 +278,10 @@ async fn list(
 }
 
 /// One ticket.
-#[utoipa::path(get, path = "/support/tickets/{id}", tag = "support", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "getTicket", path = "/support/tickets/{id}", tag = "support", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, description = "The ticket", body = TicketView),
-        (status = 400, description = "Bad UUID", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 404, description = "Not found (or not yours)", body = ErrorResponse),
     ))]
 async fn show(
@@ -296,12 +294,10 @@ async fn show(
 }
 
 /// Adds a message to a ticket. Only staff may write internal notes.
-#[utoipa::path(post, path = "/support/tickets/{id}/messages", tag = "support", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "postTicketMessage", path = "/support/tickets/{id}/messages", tag = "support", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = NewMessage,
     responses(
         (status = 201, description = "Added", body = MessageView),
-        (status = 400, description = "Bad UUID or malformed JSON", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Internal notes are for staff only", body = ErrorResponse),
         (status = 404, description = "Not found (or not yours)", body = ErrorResponse),
         (status = 409, description = "The ticket is closed", body = ErrorResponse),
@@ -344,12 +340,10 @@ async fn post_message(
 }
 
 /// Messages of a ticket, oldest first. Internal notes only for staff.
-#[utoipa::path(get, path = "/support/tickets/{id}/messages", tag = "support", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "listTicketMessages", path = "/support/tickets/{id}/messages", tag = "support", security(("bearer" = [])),
     params(("id" = Uuid, Path), PageQuery),
     responses(
         (status = 200, description = "A page", body = MessagePage),
-        (status = 400, description = "Bad UUID or parameter", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 404, description = "Not found (or not yours)", body = ErrorResponse),
         (status = 422, description = "Invalid page size or cursor", body = ErrorResponse),
     ))]
@@ -385,12 +379,10 @@ async fn messages(
 
 /// Changes a ticket's status (and optionally its assignee). `closed` sets
 /// `closed_at`; any other status clears it.
-#[utoipa::path(post, path = "/support/tickets/{id}/status", tag = "support", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "setTicketStatus", path = "/support/tickets/{id}/status", tag = "support", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = StatusBody,
     responses(
         (status = 200, description = "The ticket", body = TicketView),
-        (status = 400, description = "Bad UUID or malformed JSON", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Admin or support only", body = ErrorResponse),
         (status = 404, description = "Not found", body = ErrorResponse),
         (status = 422, description = "Invalid fields, or the assignee is not a staff user of this organization", body = ErrorResponse),

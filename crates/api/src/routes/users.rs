@@ -31,7 +31,7 @@ use uuid::Uuid;
 use validator::Validate;
 
 use super::auth::UserView;
-use super::resources::{RowPage, row_json};
+use super::resources::{Row, RowPage, row_json};
 use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ErrorResponse};
@@ -55,14 +55,16 @@ pub struct UserPage {
 }
 
 #[derive(Debug, Deserialize, Validate, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UserQuery {
     pub role: Option<UserRole>,
     /// Page size, at most 100 (default 20).
     #[validate(range(min = 1, max = 100))]
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
     /// The `next` of the previous page.
-    pub after: Option<Uuid>,
+    pub after: Option<String>,
 }
 
 fn is_staff(auth: &Auth) -> bool {
@@ -70,22 +72,19 @@ fn is_staff(auth: &Auth) -> bool {
 }
 
 /// The signed-in user.
-#[utoipa::path(get, path = "/users/me", tag = "users", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "getMyProfile", path = "/users/me", tag = "users", security(("bearer" = [])),
     responses(
         (status = 200, description = "You", body = UserView),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
     ))]
 async fn me(auth: Auth) -> Json<UserView> {
     Json(auth.user.into())
 }
 
 /// Changes the signed-in user's profile (the fields present in the body).
-#[utoipa::path(patch, path = "/users/me", tag = "users", security(("bearer" = [])),
+#[utoipa::path(patch, operation_id = "updateMyProfile", path = "/users/me", tag = "users", security(("bearer" = [])),
     request_body = UpdateUser,
     responses(
         (status = 200, description = "The updated profile", body = UserView),
-        (status = 400, description = "Malformed JSON", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
     ))]
 async fn update_me(
@@ -98,12 +97,10 @@ async fn update_me(
 }
 
 /// The organization's users in creation order (admin, support).
-#[utoipa::path(get, path = "/users", tag = "users", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "listUsers", path = "/users", tag = "users", security(("bearer" = [])),
     params(UserQuery),
     responses(
         (status = 200, description = "A page", body = UserPage),
-        (status = 400, description = "Bad parameter", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 403, description = "Admin or support only", body = ErrorResponse),
         (status = 422, description = "Invalid page size", body = ErrorResponse),
     ))]
@@ -120,6 +117,9 @@ async fn list(
         select = select.filter(user::Column::Role.eq(role));
     }
     if let Some(after) = q.after {
+        let after = Uuid::parse_str(&after).map_err(|_| {
+            ApiError::invalid_field("after", "invalid", "is not a cursor this list returned")
+        })?;
         select = select.filter(user::Column::Id.gt(after));
     }
     let mut items = select
@@ -141,12 +141,10 @@ async fn list(
 }
 
 /// One user: staff see anyone of the organization, others only themselves.
-#[utoipa::path(get, path = "/users/{id}", tag = "users", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "getUser", path = "/users/{id}", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, description = "The user", body = UserView),
-        (status = 400, description = "Bad UUID", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 404, description = "Not found (or not you)", body = ErrorResponse),
     ))]
 async fn show(
@@ -194,10 +192,9 @@ async fn own_address(
 }
 
 /// The signed-in user's addresses, oldest first (at most 100).
-#[utoipa::path(get, path = "/users/me/addresses", tag = "users", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "listMyAddresses", path = "/users/me/addresses", tag = "users", security(("bearer" = [])),
     responses(
         (status = 200, description = "Your addresses", body = RowPage),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
     ))]
 async fn addresses(uow: UnitOfWork, auth: Auth) -> Result<Json<RowPage>, ApiError> {
     let db = uow.read().await?;
@@ -214,12 +211,10 @@ async fn addresses(uow: UnitOfWork, auth: Auth) -> Result<Json<RowPage>, ApiErro
 }
 
 /// Adds an address for the signed-in user.
-#[utoipa::path(post, path = "/users/me/addresses", tag = "users", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "addMyAddress", path = "/users/me/addresses", tag = "users", security(("bearer" = [])),
     request_body = CreateUserAddress,
     responses(
-        (status = 201, description = "Created", body = Object),
-        (status = 400, description = "Malformed JSON", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 201, description = "Created", body = Row),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
     ))]
 async fn add_address(
@@ -240,12 +235,10 @@ async fn add_address(
 }
 
 /// Changes one of the signed-in user's addresses (`null` clears an optional field).
-#[utoipa::path(patch, path = "/users/me/addresses/{id}", tag = "users", security(("bearer" = [])),
+#[utoipa::path(patch, operation_id = "updateMyAddress", path = "/users/me/addresses/{id}", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = UpdateUserAddress,
     responses(
-        (status = 200, description = "The updated address", body = Object),
-        (status = 400, description = "Bad UUID or malformed JSON", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
+        (status = 200, description = "The updated address", body = Row),
         (status = 404, description = "Not found (or not yours)", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
     ))]
@@ -265,12 +258,10 @@ async fn update_address(
 }
 
 /// Deletes one of the signed-in user's addresses.
-#[utoipa::path(delete, path = "/users/me/addresses/{id}", tag = "users", security(("bearer" = [])),
+#[utoipa::path(delete, operation_id = "deleteMyAddress", path = "/users/me/addresses/{id}", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "Bad UUID", body = ErrorResponse),
-        (status = 401, description = "Not signed in", body = ErrorResponse),
         (status = 404, description = "Not found (or not yours)", body = ErrorResponse),
     ))]
 async fn delete_address(

@@ -48,7 +48,6 @@ use agenda_storage::repo::idempotency::{IdempotencyRepo, IdempotencyState, Idemp
 use agenda_storage::repo::organizations::OrganizationRepo;
 use agenda_storage::repo::resource::{ListQuery, Repo};
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -64,7 +63,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorResponse};
-use crate::extract::{ValidPath, parse_json};
+use crate::extract::{RawBody, ValidPath, parse_json};
 use crate::uow::UnitOfWork;
 
 /// The header naming the organization (its slug).
@@ -127,7 +126,7 @@ struct Handled {
 
 /// Receives a signed payment event from a processor (no bearer token: see the
 /// "Payment webhooks" section of docs/api.md for the signature).
-#[utoipa::path(post, path = "/webhooks/payments/{processor}", tag = "webhooks",
+#[utoipa::path(post, operation_id = "receivePaymentWebhook", path = "/webhooks/payments/{processor}", tag = "webhooks",
     params(
         ("processor" = String, Path, description = "The integration key, e.g. `stripe`"),
         ("X-Agenda-Organization" = String, Header, description = "The organization's slug"),
@@ -147,7 +146,7 @@ async fn payment_webhook(
     uow: UnitOfWork,
     headers: HeaderMap,
     ValidPath(processor): ValidPath<String>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let slug = headers
         .get(ORGANIZATION_HEADER)

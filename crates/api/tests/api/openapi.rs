@@ -233,3 +233,200 @@ async fn every_protected_route_refuses_anonymous_callers() {
     assert!(checked > 90, "only {checked} protected operations found");
     app.stop().await;
 }
+
+/// Every operation has an explicit operationId, and no two share one (generated
+/// clients name their functions after them).
+#[tokio::test]
+async fn operation_ids_are_unique_and_descriptive() {
+    let app = TestApp::spawn(TestDb::sqlite().await).await;
+    let (_, doc) = app.get("/api/v1/openapi.json").await;
+    let mut seen = std::collections::BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has no operationId"))
+                .to_owned();
+            assert!(
+                id.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                    && id.chars().all(|c| c.is_ascii_alphanumeric()),
+                "{method} {path}: operationId {id:?} is not lowerCamelCase"
+            );
+            if let Some(other) = seen.insert(id.clone(), format!("{method} {path}")) {
+                panic!("operationId {id} is used by {other} and {method} {path}");
+            }
+        }
+    }
+    assert_eq!(seen.len(), 132);
+    app.stop().await;
+}
+
+/// Parameters sit where the server reads them: every path parameter is in the path
+/// template (and required), every `{name}` of a template is a declared path parameter.
+#[tokio::test]
+async fn parameters_are_in_their_real_place() {
+    let app = TestApp::spawn(TestDb::sqlite().await).await;
+    let (_, doc) = app.get("/api/v1/openapi.json").await;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let params = operation["parameters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for p in &params {
+                let name = p["name"].as_str().unwrap();
+                if p["in"] == "path" {
+                    assert!(
+                        path.contains(&format!("{{{name}}}")),
+                        "{method} {path}: path parameter {name} is not in the path"
+                    );
+                    assert_eq!(p["required"], true, "{method} {path}: {name}");
+                }
+            }
+            for segment in path.split('/').filter(|s| s.starts_with('{')) {
+                let name = segment.trim_matches(|c| c == '{' || c == '}');
+                assert!(
+                    params
+                        .iter()
+                        .any(|p| p["in"] == "path" && p["name"] == name),
+                    "{method} {path}: {name} is not declared"
+                );
+            }
+        }
+    }
+    // The slots route's offering and dates are query parameters.
+    let slots = &doc["paths"]["/api/v1/providers/{provider_id}/slots"]["get"]["parameters"];
+    for (name, required) in [
+        ("service_id", false),
+        ("provider_service_id", false),
+        ("from", true),
+        ("to", true),
+    ] {
+        let p = slots
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap();
+        assert_eq!(
+            (p["in"].as_str(), p["required"].as_bool()),
+            (Some("query"), Some(required)),
+            "{name}"
+        );
+    }
+    app.stop().await;
+}
+
+/// The statuses that follow from what an operation is are documented on every
+/// operation of that kind, with the error body.
+#[tokio::test]
+async fn every_operation_lists_the_statuses_of_its_kind() {
+    let app = TestApp::spawn(TestDb::sqlite().await).await;
+    let (_, doc) = app.get("/api/v1/openapi.json").await;
+    let responses = &doc["components"]["responses"];
+    for name in [
+        "BadRequest",
+        "Unauthorized",
+        "PayloadTooLarge",
+        "Unprocessable",
+        "Unavailable",
+    ] {
+        assert_eq!(
+            responses[name]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/ErrorResponse",
+            "{name}"
+        );
+    }
+    assert!(responses["Unavailable"]["headers"]["Retry-After"].is_object());
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let has = |status: &str| op["responses"].get(status).is_some();
+            assert!(has("503"), "{method} {path}: 503");
+            if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+                assert!(has("401"), "{method} {path}: 401");
+            }
+            if op.get("requestBody").is_some() {
+                for s in ["400", "413", "422"] {
+                    assert!(has(s), "{method} {path}: {s}");
+                }
+            }
+            if op["parameters"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|p| p["in"] != "header"))
+            {
+                assert!(has("400") && has("422"), "{method} {path}: 400/422");
+            }
+        }
+    }
+    app.stop().await;
+}
+
+/// Validates every schema example of the document against its schema; prints how
+/// many it checked.
+const CHECK_EXAMPLES: &str = r##"
+import json, sys, jsonschema
+doc = json.load(open(sys.argv[1]))
+bad, checked = [], 0
+for name, schema in doc["components"]["schemas"].items():
+    for example in schema.get("examples", []) + ([schema["example"]] if "example" in schema else []):
+        checked += 1
+        root = {"$ref": "#/components/schemas/" + name, "components": doc["components"]}
+        for error in jsonschema.Draft202012Validator(root).iter_errors(example):
+            bad.append(f"{name}: {error.message}")
+print("\n".join(bad) if bad else checked)
+sys.exit(1 if bad else 0)
+"##;
+
+/// An independent validator (openapi-spec-validator, pinned in .ci/requirements.txt)
+/// accepts the document the running server serves.
+#[tokio::test]
+async fn an_independent_validator_accepts_the_served_document() {
+    use agenda_testkit::tools;
+    let Some(validator) = tools::require(tools::python_tool("openapi-spec-validator")) else {
+        return;
+    };
+    let app = TestApp::spawn(TestDb::sqlite().await).await;
+    let text = app.get_text("/api/v1/openapi.json").await;
+    let file = std::env::temp_dir().join(format!("agenda-openapi-{}.json", uuid::Uuid::now_v7()));
+    std::fs::write(&file, text).unwrap();
+    let arg = file.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(validator).arg(arg).output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    // The examples the document gives satisfy their own schemas (jsonschema comes
+    // with the validator).
+    let python = tools::python().unwrap();
+    let arg = file.clone();
+    let examples = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .args(["-c", CHECK_EXAMPLES])
+            .arg(arg)
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        examples.status.success(),
+        "examples that break their schema: {}{}",
+        String::from_utf8_lossy(&examples.stdout),
+        String::from_utf8_lossy(&examples.stderr)
+    );
+    let checked = String::from_utf8_lossy(&examples.stdout);
+    assert!(checked.trim().parse::<u32>().unwrap() >= 25, "{checked}");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "the validator refused the document: {said}"
+    );
+    assert!(said.contains("OK"), "{said}");
+    app.stop().await;
+}

@@ -93,6 +93,17 @@ impl TestApp {
         read(response).await
     }
 
+    /// The body of `GET path` as text (the OpenAPI document as served, for tools).
+    pub async fn get_text(&self, path: &str) -> String {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        assert!(
+            response.status().is_success(),
+            "GET {path}: {}",
+            response.status()
+        );
+        response.text().await.unwrap()
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         let response = self
             .client
