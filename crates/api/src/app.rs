@@ -32,6 +32,8 @@ pub struct AppState {
     pub openapi: Arc<utoipa::openapi::OpenApi>,
     /// Request counts and latencies for `GET /metrics`.
     pub http_metrics: Arc<crate::metrics::HttpMetrics>,
+    /// The bound on password hashing (sign-in, sign-up, password reset).
+    pub passwords: crate::password::PasswordHashing,
 }
 
 /// Why the server could not start.
@@ -82,8 +84,13 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
+        let passwords = crate::password::PasswordHashing::new(
+            settings.passwords.concurrency,
+            settings.passwords.queue,
+        );
         let state = AppState {
             db,
+            passwords,
             settings: Arc::new(settings),
             openapi: crate::routes::openapi(),
             http_metrics: Arc::default(),
@@ -273,6 +280,7 @@ pub fn router(state: AppState, extra: Router<AppState>) -> Router {
             )
             .into_response()
         }))
+
 }
 
 async fn fallback() -> ApiError {

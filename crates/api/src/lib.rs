@@ -6,6 +6,8 @@
 //! - [`uow`]: the per-request unit of work (transaction);
 //! - [`error`] and [`extract`]: one error shape for every failure;
 //! - [`auth`]: bearer-token authentication and roles;
+//! - [`password`]: password hashing and its bound;
+//! - [`memory`]: how the process returns large blocks to the OS;
 //! - [`cli`]: the `agenda` command line.
 
 pub mod app;
@@ -15,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod memory;
 pub mod metrics;
 pub mod password;
 pub mod progress;

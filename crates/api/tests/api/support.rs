@@ -21,6 +21,8 @@ pub struct TestApp {
     /// The server's own pool: as the least-privilege application role on PostgreSQL
     /// (confined by row-level security, like production), `t.db` on SQLite.
     pub db: agenda_storage::Db,
+    /// The running server's state (its settings, the password-hashing bound, ...).
+    pub state: AppState,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -43,24 +45,40 @@ impl TestApp {
     /// The real application plus `extra` routes (behind the unit-of-work layer), for
     /// tests that need handlers of their own.
     pub async fn spawn_with(t: TestDb, extra: Router<AppState>) -> TestApp {
+        Self::spawn_full(t, extra, |_| {}).await
+    }
+
+    /// The real application with settings adjusted by `adjust`.
+    pub async fn spawn_configured(t: TestDb, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+        Self::spawn_full(t, Router::new(), adjust).await
+    }
+
+    async fn spawn_full(
+        t: TestDb,
+        extra: Router<AppState>,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> TestApp {
         let mut settings = settings_for(&t);
         settings.db = t.app_role_settings().await;
+        adjust(&mut settings);
         let db = t.app_role_pool().await;
         let app = Application::with_routes(settings, db.clone(), extra)
             .await
             .unwrap();
         let addr = app.local_addr();
+        let state = app.state().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async {
             let _ = stopped.await;
         }));
-        TestApp::new(addr, t, db, stop, server)
+        TestApp::new(addr, t, db, state, stop, server)
     }
 
     fn new(
         addr: SocketAddr,
         t: TestDb,
         db: agenda_storage::Db,
+        state: AppState,
         stop: oneshot::Sender<()>,
         server: JoinHandle<std::io::Result<()>>,
     ) -> Self {
@@ -69,6 +87,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             t,
             db,
+            state,
             stop: Some(stop),
             server: Some(server),
         }
