@@ -280,7 +280,10 @@ pub fn router(state: AppState, extra: Router<AppState>) -> Router {
             )
             .into_response()
         }))
-
+        // Outermost, so every answer (a panic's, a timeout's, a 413) is covered.
+        .layer(axum::middleware::from_fn(
+            crate::keep_alive::honest_keep_alive,
+        ))
 }
 
 async fn fallback() -> ApiError {

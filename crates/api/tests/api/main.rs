@@ -13,6 +13,7 @@ mod extras;
 mod faults;
 mod foundation;
 mod http_layer;
+mod keep_alive;
 mod marketplace;
 mod metrics;
 mod openapi;
