@@ -3,8 +3,12 @@
 //! application role, seeds a large data set, starts the real `agenda` server as that
 //! role, drives each scenario over HTTP, reads `pg_stat_statements`, replays the
 //! captured SQL through `pgbench`, and writes `bench/results/`. See bench/README.md.
+//!
+//! `agenda-bench login-flood`: the server's memory under failed sign-ins
+//! ([`login_flood`]).
 
 mod load;
+mod login_flood;
 mod report;
 mod seed;
 mod server;
@@ -39,6 +43,8 @@ struct Cli {
 enum Cmd {
     /// Seed, serve, load, compare with pgbench, write bench/results/.
     Run(RunArgs),
+    /// Failed sign-ins for unknown e-mails; the server's memory before and after.
+    LoginFlood(login_flood::LoginFloodArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -104,12 +110,15 @@ const CAPTURED_REQUESTS: usize = 24;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let Cmd::Run(args) = cli.command;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(run(args)) {
+    let outcome = match cli.command {
+        Cmd::Run(args) => runtime.block_on(run(args)),
+        Cmd::LoginFlood(args) => runtime.block_on(login_flood::run(args)),
+    };
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("agenda-bench: {e}");

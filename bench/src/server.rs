@@ -94,6 +94,11 @@ impl Server {
         status_kib(self.pid(), "VmHWM:").map_or(0.0, |k| k as f64 / 1024.0)
     }
 
+    /// Resident memory (MiB) now.
+    pub fn resident_memory_mib(&self) -> f64 {
+        status_kib(self.pid(), "VmRSS:").map_or(0.0, |k| k as f64 / 1024.0)
+    }
+
     /// Resets the kernel's peak-RSS mark (`/proc/<pid>/clear_refs` ← 5).
     pub fn reset_peak_memory(&self) {
         let _ = std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5");

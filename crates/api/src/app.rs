@@ -34,6 +34,8 @@ pub struct AppState {
     pub http_metrics: Arc<crate::metrics::HttpMetrics>,
     /// Renders e-mail and writes it to the outbox (`state.mail.enqueue(tx, …)`).
     pub mail: agenda_mail::Outbox,
+    /// The bound on password hashing (sign-in, sign-up, password reset).
+    pub passwords: crate::password::PasswordHashing,
 }
 
 /// Why the server could not start.
@@ -84,9 +86,14 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
+        let passwords = crate::password::PasswordHashing::new(
+            settings.passwords.concurrency,
+            settings.passwords.queue,
+        );
         let state = AppState {
             db,
             mail: agenda_mail::Outbox::new(settings.mail.clone()),
+            passwords,
             settings: Arc::new(settings),
             openapi: crate::routes::openapi(),
             http_metrics: Arc::default(),
@@ -292,6 +299,10 @@ pub fn router(state: AppState, extra: Router<AppState>) -> Router {
             )
             .into_response()
         }))
+        // Outermost, so every answer (a panic's, a timeout's, a 413) is covered.
+        .layer(axum::middleware::from_fn(
+            crate::keep_alive::honest_keep_alive,
+        ))
 }
 
 async fn fallback() -> ApiError {

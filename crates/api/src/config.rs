@@ -13,6 +13,8 @@
 //! | `CORS_ALLOWED_ORIGINS`     | empty (no cross-origin access) |
 //! | `CACHE_TTL`                | `60s` (`0` turns caching off) |
 //! | `SESSION_TTL`              | `7d`                          |
+//! | `PASSWORD_HASH_CONCURRENCY` | the number of CPU cores       |
+//! | `PASSWORD_HASH_QUEUE`      | 16 × `PASSWORD_HASH_CONCURRENCY` |
 //! | `CACHE_MAX_ENTRIES`        | `10000`                       |
 //! | `SMTP_URL`, `MAIL_*`, `PUBLIC_BASE_URL` | see [`agenda_mail::MailSettings`] |
 //! | `LOG_FORMAT`               | `pretty` (or `json`)          |
@@ -49,6 +51,26 @@ pub struct Settings {
     pub session_ttl: Duration,
     /// `SMTP_URL`, `MAIL_FROM`, `PUBLIC_BASE_URL`, `MAIL_*`: e-mail (docs/email.md).
     pub mail: agenda_mail::MailSettings,
+    pub passwords: PasswordSettings,
+}
+
+/// The bound on password hashing (see [`crate::password::PasswordHashing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordSettings {
+    /// `PASSWORD_HASH_CONCURRENCY`: argon2 computations (19 MiB each) run at once.
+    pub concurrency: usize,
+    /// `PASSWORD_HASH_QUEUE`: requests that may wait for one; past that, sign-in,
+    /// sign-up and password reset answer 503 with `Retry-After` without hashing.
+    pub queue: usize,
+}
+
+impl PasswordSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let concurrency = env.number("PASSWORD_HASH_CONCURRENCY", cores, 1..=1024)?;
+        let queue = env.number("PASSWORD_HASH_QUEUE", 16 * concurrency, 0..=100_000)?;
+        Ok(PasswordSettings { concurrency, queue })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +111,7 @@ impl Settings {
             log: LogSettings::from_env(env)?,
             session_ttl: env.duration("SESSION_TTL", Duration::from_secs(7 * 24 * 3600))?,
             mail: agenda_mail::MailSettings::from_env(env)?,
+            passwords: PasswordSettings::from_env(env)?,
             cache: CacheConfig {
                 ttl: env.duration("CACHE_TTL", CacheConfig::default().ttl)?,
                 max_entries: env.parsed(
@@ -165,6 +188,25 @@ mod tests {
         assert_eq!(s.log.format, LogFormat::Pretty);
         assert_eq!(s.log.filter, "info");
         assert_eq!(s.http.health_timeout, Duration::from_secs(2));
+        assert!(s.passwords.concurrency >= 1);
+        assert_eq!(s.passwords.queue, 16 * s.passwords.concurrency);
+    }
+
+    #[test]
+    fn password_hashing_bounds() {
+        let env = Env::from_pairs([
+            ("PASSWORD_HASH_CONCURRENCY", "3"),
+            ("PASSWORD_HASH_QUEUE", "0"),
+        ]);
+        let s = PasswordSettings::from_env(&env).unwrap();
+        assert_eq!((s.concurrency, s.queue), (3, 0));
+        let err =
+            PasswordSettings::from_env(&Env::from_pairs([("PASSWORD_HASH_CONCURRENCY", "0")]))
+                .unwrap_err();
+        assert!(
+            err.to_string().contains("PASSWORD_HASH_CONCURRENCY"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -365,6 +365,20 @@ impl From<ValidationErrors> for ApiError {
     }
 }
 
+/// A saturated password-hashing bound is 503 with `Retry-After`, like a busy
+/// database: the request did no work and may be retried as it is.
+impl From<crate::password::HashingError> for ApiError {
+    fn from(err: crate::password::HashingError) -> Self {
+        match err {
+            crate::password::HashingError::Overloaded(_) => ApiError::unavailable(
+                "too many sign-in attempts are being checked; retry shortly",
+                Duration::from_secs(1),
+            ),
+            crate::password::HashingError::Failed(_) => ApiError::internal(err),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

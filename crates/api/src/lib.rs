@@ -6,6 +6,9 @@
 //! - [`uow`]: the per-request unit of work (transaction);
 //! - [`error`] and [`extract`]: one error shape for every failure;
 //! - [`auth`]: bearer-token authentication and roles;
+//! - [`password`]: password hashing and its bound;
+//! - [`keep_alive`]: what happens to request bodies answered before being read;
+//! - [`memory`]: how the process returns large blocks to the OS;
 //! - [`cli`]: the `agenda` command line.
 
 pub mod app;
@@ -15,6 +18,8 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod keep_alive;
+pub mod memory;
 pub mod metrics;
 pub mod password;
 pub mod progress;

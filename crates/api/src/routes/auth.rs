@@ -6,7 +6,13 @@
 //!   message whether the email is unknown or the password wrong (and the same work:
 //!   an unknown email is checked against a dummy hash). After
 //!   [`MAX_FAILED_LOGINS`] consecutive failures the account is locked for
-//!   [`LOCK_MINUTES`] minutes; while locked, sign-in fails with the same 401.
+//!   [`LOCK_MINUTES`] minutes; while locked, sign-in fails with the same 401, even
+//!   with the right password. The count and the lock are decided by single
+//!   statements ([`UserRepo::record_failed_login`], [`UserRepo::record_login`]), so
+//!   concurrent attempts cannot outrun the lock and a success never lifts it.
+//! - Sign-in, sign-up and reset confirmation hash passwords within the server's
+//!   bound ([`crate::password::PasswordHashing`]); when it is saturated they answer
+//!   503 with `Retry-After` without hashing.
 //! - `POST /api/v1/auth/logout` → 204: revokes the session of the token used.
 //! - `GET /api/v1/auth/me` → 200: the signed-in user.
 //! - `POST /api/v1/auth/password-reset` → 202 whether or not the account exists; when
@@ -42,7 +48,6 @@ use crate::app::AppState;
 use crate::auth::{Auth, new_token, token_digest};
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::ValidJson;
-use crate::password;
 use crate::uow::UnitOfWork;
 
 /// Consecutive failed sign-ins that lock an account.
@@ -278,6 +283,7 @@ async fn mail_token(
         (status = 201, description = "The new user", body = UserView),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
         (status = 409, description = "The email is taken in this organization", body = ErrorResponse),
+        (status = 503, description = "Too many password checks in progress; retry after `Retry-After` seconds", body = ErrorResponse),
     ))]
 async fn register(
     State(state): State<AppState>,
@@ -290,7 +296,7 @@ async fn register(
             ApiError::invalid_field("organization", "unknown", "no such organization")
         })?;
     let scope = TenantScope::new(organization.id);
-    let hash = hash_password(input.password.clone()).await?;
+    let hash = state.passwords.hash(input.password.clone()).await?;
     uow.enter(scope).await?;
     let db = uow.tx().await?;
     let created = UserRepo::create(db, scope, input.account(), hash).await?;
@@ -311,6 +317,7 @@ async fn register(
         (status = 200, description = "Signed in", body = SignedIn),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
         (status = 401, description = "Invalid email or password (or the account is locked)", body = ErrorResponse),
+        (status = 503, description = "Too many password checks in progress; retry after `Retry-After` seconds", body = ErrorResponse),
     ))]
 async fn login(
     State(state): State<AppState>,
@@ -318,7 +325,6 @@ async fn login(
     headers: HeaderMap,
     ValidJson(input): ValidJson<Login>,
 ) -> Result<Json<SignedIn>, ApiError> {
-    let now = Utc::now();
     let scope = organization_scope(&state, &input.organization).await?;
     // A short read of its own: the password check below is slow on purpose and must
     // not hold a connection (or, on SQLite, the write lock).
@@ -331,28 +337,39 @@ async fn login(
         }
         None => None,
     };
+    // The same check whether or not the account exists (an unknown one is checked
+    // against the dummy hash) and whether or not it is locked, so neither the answer
+    // nor its timing tells them apart.
+    let stored = found.as_ref().map(|(_, u)| u.password_hash.clone());
+    let matches = state.passwords.verify(input.password, stored).await?;
     let Some((scope, user)) = found else {
-        // Same work as a wrong password, so timing does not reveal the account.
-        verify_password(input.password, password::dummy_hash().to_owned()).await?;
         return Err(bad_credentials());
     };
-    let locked = user.locked_until.is_some_and(|until| until > now);
-    let matches = verify_password(input.password, user.password_hash.clone()).await?;
-    if locked || !matches || !user.is_active {
-        if !locked && !matches {
-            // Its own transaction: the request's is rolled back with the 401.
-            let tx = state.db.begin_in(scope).await?;
-            UserRepo::record_failed_login(
-                &tx,
-                scope,
-                user.id,
-                now,
-                MAX_FAILED_LOGINS,
-                Duration::minutes(LOCK_MINUTES),
-            )
-            .await?;
-            tx.commit().await.map_err(StorageError::from)?;
+    // Whether the account is locked is decided by the writes below, not by the row
+    // read above: a failure may have locked it since.
+    let now = Utc::now();
+    if !matches {
+        // Its own transaction: the request's is rolled back with the 401.
+        let tx = state.db.begin_in(scope).await?;
+        let locked = UserRepo::record_failed_login(
+            &tx,
+            scope,
+            user.id,
+            now,
+            MAX_FAILED_LOGINS,
+            Duration::minutes(LOCK_MINUTES),
+        )
+        .await?;
+        tx.commit().await.map_err(StorageError::from)?;
+        if locked {
+            tracing::warn!(user_id = %user.id, failures = MAX_FAILED_LOGINS, lock_minutes = LOCK_MINUTES, "account locked after failed sign-ins");
         }
+        return Err(bad_credentials());
+    }
+    uow.enter(scope).await?;
+    let db = uow.tx().await?;
+    if !UserRepo::record_login(db, scope, user.id, now).await? {
+        // Locked or inactive: the same answer as a wrong password.
         return Err(bad_credentials());
     }
     let token = new_token();
@@ -361,8 +378,6 @@ async fn login(
     let agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
-    uow.enter(scope).await?;
-    let db = uow.tx().await?;
     SessionRepo::create(
         db,
         scope,
@@ -373,7 +388,6 @@ async fn login(
         agent,
     )
     .await?;
-    UserRepo::record_login(db, scope, user.id, now).await?;
     let user = UserRepo::get(db, scope, user.id).await?;
     Ok(Json(SignedIn {
         token,
@@ -442,13 +456,15 @@ async fn request_reset(
     responses(
         (status = 204, description = "Password changed"),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
+        (status = 503, description = "Too many password checks in progress; retry after `Retry-After` seconds", body = ErrorResponse),
     ))]
 async fn confirm_reset(
+    State(state): State<AppState>,
     uow: UnitOfWork,
     ValidJson(input): ValidJson<ResetConfirm>,
 ) -> Result<StatusCode, ApiError> {
     // Hashed before the transaction opens: the hash is slow on purpose.
-    let hash = hash_password(input.new_password).await?;
+    let hash = state.passwords.hash(input.new_password).await?;
     let tx = uow.tx().await?;
     let now = Utc::now();
     let user = use_token(tx, TokenPurpose::PasswordReset, &input.token).await?;
@@ -516,18 +532,4 @@ async fn use_token(
     OneTimeTokenRepo::consume(tx, purpose, &token_digest(token.trim()), Utc::now())
         .await
         .map_err(|_| ApiError::invalid_field("token", "invalid", "is unknown, used or expired"))
-}
-
-/// Argon2 is deliberately slow: run it off the async workers.
-async fn hash_password(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || password::hash(&password))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| ApiError::internal(e.to_string()))
-}
-
-async fn verify_password(password: String, hash: String) -> Result<bool, ApiError> {
-    tokio::task::spawn_blocking(move || password::verify(&password, &hash))
-        .await
-        .map_err(ApiError::internal)
 }

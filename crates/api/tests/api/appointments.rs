@@ -165,6 +165,65 @@ both_engines! {
 }
 
 both_engines! {
+    async fn booking_references_belong_to_the_booking(t: TestDb) {
+        use agenda_entity::enums::UserRole;
+        let app = TestApp::spawn(t).await;
+        let p = setup(&app).await;
+        let admin = crate::support::member(&app, p.scope, "acme", "admin@example.com", UserRole::Admin).await;
+        let day = (Utc::now() + Duration::days(2)).date_naive();
+        let at = |h: u32| day.and_hms_opt(h, 0, 0).unwrap().and_utc().to_rfc3339();
+        let address = json!({"kind": "home", "street": "Rua A", "city": "São Paulo", "state": "SP", "postal_code": "01000-000", "country": "BR"});
+        let (status, mine) = call(&app, "POST", "/api/v1/users/me/addresses", &p.client.1, Some(address.clone()), None).await;
+        assert_eq!(status, 201, "{mine}");
+        let (_, theirs) = call(&app, "POST", "/api/v1/users/me/addresses", &p.other_client.1, Some(address), None).await;
+        let book = |extra: Value| {
+            let mut body = json!({"service_id": p.service, "start_at": at(9)});
+            body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            body
+        };
+        let refused = |(status, body): (u16, Value), field: &str| {
+            assert_eq!((status, code(&body), fields(&body)), (422, "validation_failed", vec![field.to_owned()]), "{body}");
+        };
+
+        // The address must be the client's own.
+        for address_id in [theirs["id"].clone(), json!(Uuid::now_v7())] {
+            refused(call(&app, "POST", "/api/v1/appointments", &p.client.1, Some(book(json!({"address_id": address_id}))), None).await, "address_id");
+            refused(call(&app, "POST", "/api/v1/appointments", &admin.token, Some(book(json!({"client_id": p.client.0, "address_id": address_id}))), None).await, "address_id");
+        }
+        // Staff book for an active client of the organization, never for anyone else.
+        for client_id in [p.provider.0, admin.id, Uuid::now_v7()] {
+            refused(call(&app, "POST", "/api/v1/appointments", &admin.token, Some(book(json!({"client_id": client_id}))), None).await, "client_id");
+        }
+        let other_org = crate::support::organization(&app, "elsewhere").await;
+        let stranger = crate::support::member(&app, other_org, "elsewhere", "stranger@example.com", UserRole::Client).await;
+        refused(call(&app, "POST", "/api/v1/appointments", &admin.token, Some(book(json!({"client_id": stranger.id}))), None).await, "client_id");
+        {
+            use agenda_entity::user;
+            use sea_orm::sea_query::Expr;
+            use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+            user::Entity::update_many()
+                .col_expr(user::Column::IsActive, Expr::value(false))
+                .filter(user::Column::Id.eq(p.other_client.0))
+                .exec(app.t.conn())
+                .await
+                .unwrap();
+        }
+        refused(call(&app, "POST", "/api/v1/appointments", &admin.token, Some(book(json!({"client_id": p.other_client.0}))), None).await, "client_id");
+        let (_, page) = call(&app, "GET", "/api/v1/appointments", &admin.token, None, None).await;
+        assert_eq!(page["items"].as_array().unwrap().len(), 0, "nothing was booked: {page}");
+
+        // The right references book.
+        let (status, booked) = call(&app, "POST", "/api/v1/appointments", &p.client.1, Some(book(json!({"address_id": mine["id"]}))), None).await;
+        assert_eq!(status, 201, "{booked}");
+        let stored = agenda_storage::repo::appointments::AppointmentRepo::get(app.t.conn(), p.scope, booked["id"].as_str().unwrap().parse().unwrap()).await.unwrap();
+        assert_eq!(stored.address_id.map(|a| a.to_string()).as_deref(), mine["id"].as_str());
+        let (status, booked) = call(&app, "POST", "/api/v1/appointments", &admin.token, Some(json!({"service_id": p.service, "start_at": at(10), "client_id": p.client.0, "address_id": mine["id"]})), None).await;
+        assert_eq!((status, booked["client_id"].as_str()), (201, Some(p.client.0.to_string().as_str())), "{booked}");
+        app.stop().await;
+    }
+}
+
+both_engines! {
     /// The whole journey through the API only: sign up, set up the provider, list
     /// slots, book, confirm, start, pay, complete, review, and see the balance.
     async fn the_booking_journey_entirely_over_http(t: TestDb) {

@@ -131,3 +131,135 @@ both_engines! {
         app.stop().await;
     }
 }
+
+/// Consecutive failures that lock an account (docs/api.md).
+const FIVE: i32 = 5;
+
+/// Waits (up to a generous bound) until `done` holds; the tests below wait for a
+/// request to reach a known point rather than sleeping.
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+async fn account(app: &TestApp, email: &str) -> agenda_entity::user::Model {
+    use agenda_entity::user;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    user::Entity::find()
+        .filter(user::Column::Email.eq(email))
+        .one(app.t.conn())
+        .await
+        .unwrap()
+        .expect("the account exists")
+}
+
+/// Sends `wrong` failed sign-ins and `right` correct ones for ana, all at once;
+/// returns how many were accepted.
+async fn burst(app: &TestApp, wrong: usize, right: usize) -> usize {
+    let attempts = (0..wrong)
+        .map(|_| "wrong password!")
+        .chain((0..right).map(|_| PASSWORD));
+    let answers =
+        futures::future::join_all(attempts.map(|p| login(app, "ana@example.com", p))).await;
+    for (status, body) in &answers {
+        assert!(matches!(status, 200 | 401), "{status} {body}");
+    }
+    answers.iter().filter(|(status, _)| *status == 200).count()
+}
+
+both_engines! {
+    async fn a_full_hashing_queue_answers_503_without_hashing(t: TestDb) {
+        let app = TestApp::spawn_configured(t, axum::Router::new(), |s| {
+            s.passwords.concurrency = 1;
+            s.passwords.queue = 0;
+        })
+        .await;
+        organization(&app).await;
+        // The only permit is taken: no request can even join the line.
+        let held = app.state.passwords.admit().await.unwrap();
+        for (path, body) in [
+            ("/api/v1/auth/login", json!({"organization": "acme", "email": "ana@example.com", "password": PASSWORD})),
+            ("/api/v1/auth/register", json!({"organization": "acme", "email": "ana@example.com", "password": PASSWORD, "full_name": "Ana", "role": "client"})),
+            ("/api/v1/auth/password-reset/confirm", json!({"token": "0".repeat(64), "new_password": "a brand new secret"})),
+        ] {
+            let response = app.client.post(app.url(path)).json(&body).send().await.unwrap();
+            let retry_after = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+            let (status, body) = crate::support::read(response).await;
+            assert_eq!((status, code(&body)), (503, "unavailable"), "{path}: {body}");
+            assert_eq!(retry_after.as_deref(), Some("1"), "{path}");
+        }
+        assert_eq!((app.state.passwords.running(), app.state.passwords.waiting()), (1, 0), "nothing else was hashed");
+        drop(held);
+        assert_eq!(register(&app, "ana@example.com", "client").await.0, 201, "refused, not lost: the account did not exist");
+        assert_eq!(login(&app, "ana@example.com", PASSWORD).await.0, 200);
+        app.stop().await;
+    }
+
+    async fn a_burst_cannot_outrun_the_lockout(t: TestDb) {
+        let app = TestApp::spawn(t).await;
+        organization(&app).await;
+        register(&app, "ana@example.com", "client").await;
+        // 24 wrong passwords and the right one at once. The right one may win only if
+        // it is decided before the fifth failure; either way the failures that follow
+        // lock the account, and the success cannot lift a lock.
+        let accepted = burst(&app, 24, 1).await;
+        assert!(accepted <= 1);
+        let locked_until = account(&app, "ana@example.com").await.locked_until;
+        assert!(locked_until.is_some_and(|until| until > chrono::Utc::now()), "locked: {locked_until:?}");
+        assert_eq!(login(&app, "ana@example.com", PASSWORD).await.0, 401, "the lock holds after the burst");
+
+        // While the lock holds, nothing gets in and nothing moves the lock.
+        assert_eq!(burst(&app, 24, 1).await, 0, "0 successes while the lock holds");
+        assert_eq!(burst(&app, 0, 8).await, 0);
+        let after = account(&app, "ana@example.com").await;
+        assert_eq!(after.locked_until, locked_until, "neither extended nor lifted");
+        app.stop().await;
+    }
+
+    async fn a_success_decided_after_a_lock_does_not_lift_it(t: TestDb) {
+        use agenda_storage::repo::users::UserRepo;
+        let app = TestApp::spawn_configured(t, axum::Router::new(), |s| {
+            s.passwords.concurrency = 1;
+            s.passwords.queue = 1;
+        })
+        .await;
+        let org = organization(&app).await;
+        register(&app, "ana@example.com", "client").await;
+        // The right password is read while the account is still open, then waits for
+        // its password check...
+        let held = app.state.passwords.admit().await.unwrap();
+        let right = {
+            let (client, url) = (app.client.clone(), app.url("/api/v1/auth/login"));
+            tokio::spawn(async move {
+                let body = json!({"organization": "acme", "email": "ana@example.com", "password": PASSWORD});
+                client.post(url).json(&body).send().await.unwrap().status().as_u16()
+            })
+        };
+        wait_for("the sign-in to wait for its password check", || app.state.passwords.waiting() == 1).await;
+        // ...while five failures lock the account, the way the server records them.
+        let scope = TenantScope::new(org.parse().unwrap());
+        let id = account(&app, "ana@example.com").await.id;
+        let now = chrono::Utc::now();
+        let mut locked = false;
+        for _ in 0..FIVE {
+            locked = UserRepo::record_failed_login(app.t.conn(), scope, id, now, FIVE, chrono::Duration::minutes(15))
+                .await
+                .unwrap();
+        }
+        assert!(locked, "the fifth failure locks");
+        let locked_until = account(&app, "ana@example.com").await.locked_until;
+        drop(held);
+        assert_eq!(right.await.unwrap(), 401, "a correct password decided after the lock is refused");
+        let after = account(&app, "ana@example.com").await;
+        assert_eq!(after.locked_until, locked_until, "the lock is still in force");
+        assert!(after.last_login_at.is_none());
+        assert_eq!(login(&app, "ana@example.com", PASSWORD).await.0, 401);
+        app.stop().await;
+    }
+}

@@ -17,6 +17,7 @@ mod faults;
 mod foundation;
 mod generated_client;
 mod http_layer;
+mod keep_alive;
 mod mail;
 mod marketplace;
 mod metrics;

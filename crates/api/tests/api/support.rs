@@ -21,6 +21,8 @@ pub struct TestApp {
     /// The server's own pool: as the least-privilege application role on PostgreSQL
     /// (confined by row-level security, like production), `t.db` on SQLite.
     pub db: agenda_storage::Db,
+    /// The running server's state (its settings, the password-hashing bound, ...).
+    pub state: AppState,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -46,31 +48,34 @@ impl TestApp {
         Self::spawn_configured(t, extra, |_| {}).await
     }
 
-    /// The real application with `adjust`ed settings (e-mail, timeouts, ...).
+    /// The real application plus `extra` routes, with `adjust`ed settings (e-mail,
+    /// timeouts, password hashing, ...).
     pub async fn spawn_configured(
         t: TestDb,
         extra: Router<AppState>,
         adjust: impl FnOnce(&mut Settings),
     ) -> TestApp {
         let mut settings = settings_for(&t);
-        adjust(&mut settings);
         settings.db = t.app_role_settings().await;
+        adjust(&mut settings);
         let db = t.app_role_pool().await;
         let app = Application::with_routes(settings, db.clone(), extra)
             .await
             .unwrap();
         let addr = app.local_addr();
+        let state = app.state().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async {
             let _ = stopped.await;
         }));
-        TestApp::new(addr, t, db, stop, server)
+        TestApp::new(addr, t, db, state, stop, server)
     }
 
     fn new(
         addr: SocketAddr,
         t: TestDb,
         db: agenda_storage::Db,
+        state: AppState,
         stop: oneshot::Sender<()>,
         server: JoinHandle<std::io::Result<()>>,
     ) -> Self {
@@ -79,6 +84,7 @@ impl TestApp {
             client: reqwest::Client::new(),
             t,
             db,
+            state,
             stop: Some(stop),
             server: Some(server),
         }

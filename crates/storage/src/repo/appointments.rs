@@ -322,16 +322,9 @@ impl AppointmentRepo {
         now: DateTime<Utc>,
     ) -> Result<appointment::Model, StorageError> {
         let terms = Self::offering(tx, scope, booking.offering).await?;
-        let client = user::Entity::find_in(scope)
-            .filter(user::Column::Id.eq(booking.client_id))
-            .one(tx)
-            .await?
-            .ok_or(StorageError::not_found("client"))?;
-        if let Some(address) = booking.address_id
-            && !crate::repo::resource::exists_in_tenant(tx, scope, "user_addresses", address)
-                .await?
-        {
-            return Err(StorageError::not_found("address"));
+        let client = Self::bookable_client(tx, scope, booking.client_id).await?;
+        if let Some(address) = booking.address_id {
+            Self::client_address(tx, scope, client.id, address).await?;
         }
         let (rules, auto_confirm) = Self::rules(tx, scope, terms.provider_id).await?;
         let slot = Self::check_slot(tx, scope, &rules, &terms, booking.start_at, now, None).await?;
@@ -378,6 +371,53 @@ impl AppointmentRepo {
         )
         .await?;
         Ok(created)
+    }
+
+    /// The client an appointment is booked for: an active user of this organization
+    /// with the client role. Anything else (no such user, another organization's, a
+    /// provider or staff member, a deactivated account) is a validation error on
+    /// `client_id`: the id is part of the request body, not of the path.
+    async fn bookable_client(
+        tx: &DatabaseTransaction,
+        scope: TenantScope,
+        client_id: Uuid,
+    ) -> Result<user::Model, StorageError> {
+        user::Entity::find_in(scope)
+            .filter(user::Column::Id.eq(client_id))
+            .filter(user::Column::Role.eq(UserRole::Client))
+            .filter(user::Column::IsActive.eq(true))
+            .one(tx)
+            .await?
+            .ok_or_else(|| StorageError::Validation {
+                field: "client_id",
+                message: "is not an active client of this organization".into(),
+            })
+    }
+
+    /// Checks that `address_id` is one of the client's own addresses (in this
+    /// organization); otherwise a validation error on `address_id`.
+    async fn client_address(
+        tx: &DatabaseTransaction,
+        scope: TenantScope,
+        client_id: Uuid,
+        address_id: Uuid,
+    ) -> Result<(), StorageError> {
+        use agenda_entity::user_address;
+        let owned = user_address::Entity::find_in(scope)
+            .select_only()
+            .column(user_address::Column::Id)
+            .filter(user_address::Column::Id.eq(address_id))
+            .filter(user_address::Column::UserId.eq(client_id))
+            .into_tuple::<Uuid>()
+            .one(tx)
+            .await?;
+        match owned {
+            Some(_) => Ok(()),
+            None => Err(StorageError::Validation {
+                field: "address_id",
+                message: "is not one of the client's addresses".into(),
+            }),
+        }
     }
 
     /// Changes the status, if the state machine allows it for this user; records the

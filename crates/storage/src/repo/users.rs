@@ -101,9 +101,13 @@ impl UserRepo {
         Ok(())
     }
 
-    /// Counts a failed sign-in; at `max_attempts` consecutive failures the account is
-    /// locked until `now + lock_for`. One atomic increment, so concurrent failures
-    /// all count.
+    /// Counts a failed sign-in of an account that is not locked; the failure that
+    /// reaches `max_attempts` locks the account until `now + lock_for` and starts the
+    /// count again. One statement decides and writes both, so concurrent failures all
+    /// count and none can slip past a lock another one set: on PostgreSQL the row lock
+    /// of the `UPDATE` orders them (a waiting one re-reads the row it updates), on
+    /// SQLite writers run one at a time. Failures while locked are not counted (the lock
+    /// is not extended). Returns whether this failure locked the account.
     pub async fn record_failed_login(
         db: &impl ConnectionTrait,
         scope: TenantScope,
@@ -111,36 +115,58 @@ impl UserRepo {
         now: chrono::DateTime<chrono::Utc>,
         max_attempts: i32,
         lock_for: chrono::Duration,
-    ) -> Result<(), StorageError> {
+    ) -> Result<bool, StorageError> {
         use sea_orm::sea_query::{Expr, ExprTrait};
-        Users::update_in(scope)
-            .col_expr(user::Column::UpdatedAt, Expr::value(agenda_entity::now()))
+        let reaches_limit = || {
+            Expr::col(user::Column::FailedLoginAttempts)
+                .add(1)
+                .gte(max_attempts)
+        };
+        let result = Users::update_in(scope)
             .col_expr(
                 user::Column::FailedLoginAttempts,
-                Expr::col(user::Column::FailedLoginAttempts).add(1),
+                Expr::case(reaches_limit(), 0)
+                    .finally(Expr::col(user::Column::FailedLoginAttempts).add(1))
+                    .into(),
             )
+            .col_expr(
+                user::Column::LockedUntil,
+                Expr::case(reaches_limit(), Expr::value(now + lock_for))
+                    .finally(Expr::col(user::Column::LockedUntil))
+                    .into(),
+            )
+            .col_expr(user::Column::UpdatedAt, Expr::value(agenda_entity::now()))
             .filter(user::Column::Id.eq(id))
+            .filter(not_locked(now))
             .exec(db)
             .await?;
-        Users::update_in(scope)
-            .col_expr(user::Column::LockedUntil, Expr::value(now + lock_for))
-            .col_expr(user::Column::FailedLoginAttempts, Expr::value(0))
+        if result.rows_affected == 0 {
+            return Ok(false);
+        }
+        let locked = Users::find_in(scope)
+            .select_only()
+            .column(user::Column::LockedUntil)
             .filter(user::Column::Id.eq(id))
-            .filter(user::Column::FailedLoginAttempts.gte(max_attempts))
-            .exec(db)
-            .await?;
-        Ok(())
+            .into_tuple::<Option<chrono::DateTime<chrono::Utc>>>()
+            .one(db)
+            .await?
+            .flatten()
+            .is_some_and(|until| until > now);
+        Ok(locked)
     }
 
-    /// A successful sign-in: clears the failure count and the lock, stamps the time.
+    /// A successful sign-in, if the account may sign in now: active and not locked.
+    /// Clears the failure count, stamps the time and returns `true`; returns `false`
+    /// (and changes nothing) for a locked or inactive account. The condition is part
+    /// of the one `UPDATE`, so a lock set by a concurrent failure is never undone.
     pub async fn record_login(
         db: &impl ConnectionTrait,
         scope: TenantScope,
         id: Uuid,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(), StorageError> {
+    ) -> Result<bool, StorageError> {
         use sea_orm::sea_query::Expr;
-        Users::update_in(scope)
+        let result = Users::update_in(scope)
             .col_expr(user::Column::FailedLoginAttempts, Expr::value(0))
             .col_expr(
                 user::Column::LockedUntil,
@@ -149,9 +175,11 @@ impl UserRepo {
             .col_expr(user::Column::LastLoginAt, Expr::value(now))
             .col_expr(user::Column::UpdatedAt, Expr::value(agenda_entity::now()))
             .filter(user::Column::Id.eq(id))
+            .filter(user::Column::IsActive.eq(true))
+            .filter(not_locked(now))
             .exec(db)
             .await?;
-        Ok(())
+        Ok(result.rows_affected == 1)
     }
 
     /// Sets a new password hash.
@@ -202,4 +230,11 @@ async fn update_one(
         return Err(StorageError::not_found("user"));
     }
     Ok(())
+}
+
+/// No lock, or one that has run out by `now`.
+fn not_locked(now: chrono::DateTime<chrono::Utc>) -> sea_orm::Condition {
+    sea_orm::Condition::any()
+        .add(user::Column::LockedUntil.is_null())
+        .add(user::Column::LockedUntil.lte(now))
 }
