@@ -55,7 +55,14 @@ mod webhooks;
         (name = "scheduling rules", description = "A provider's working hours, breaks and blocked slots"),
         (name = "reviews", description = "Reviews of completed appointments, responses, moderation"),
         (name = "support", description = "Support tickets and their messages"),
-        (name = "users", description = "Profiles, addresses; staff accounts for admins: invitations, roles, deactivation"),
+        (name = "users", description = "Profiles, addresses; staff accounts for admins: invitations, roles, deactivation.\n\n\
+| route | client | provider | support | admin |\n\
+|---|---|---|---|---|\n\
+| `GET`/`PATCH /users/me`, addresses | themself | themself | themself | themself |\n\
+| `GET /users`, `GET /users/{id}` | themself only | themself only | anyone | anyone |\n\
+| `POST /users` (invite any role), `POST /users/{id}/invitation` | no | no | no | yes |\n\
+| `POST /users/{id}/role`, `/deactivate`, `/reactivate` | no | no | no | yes |\n\n\
+The organization's last active admin can be neither demoted nor deactivated (`409 last_admin`)."),
         (name = "integrations", description = "An organization's integrations and their write-only secrets (admin)"),
         (name = "payment methods", description = "A client's saved payment methods: processor tokens, never card data"),
         (name = "settings", description = "Provider settings, payment and system settings, the audit log"),

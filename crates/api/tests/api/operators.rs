@@ -263,3 +263,27 @@ both_engines! {
         app.stop().await;
     }
 }
+
+both_engines! {
+    /// The suspension check rides on the session lookup, which already joins the
+    /// organization: an authenticated request runs the same statements before and
+    /// after the check existed — the tenant lookup (PostgreSQL) and one query — and a
+    /// refused one no more.
+    async fn the_suspension_check_costs_no_query(t: TestDb) {
+        let app = TestApp::spawn(t).await;
+        let scope = crate::support::organization(&app, "acme").await;
+        let admin = member(&app, scope, "acme", "admin@acme.example", UserRole::Admin).await;
+        let per_lookup = if app.db.engine() == agenda_storage::Engine::Postgres { 2 } else { 1 };
+        let before = app.db.statements_executed();
+        let (status, _) = get(&app, "/auth/me", &admin.token).await;
+        let active = app.db.statements_executed() - before;
+        assert_eq!((status, active), (200, per_lookup), "the session lookup, nothing else");
+        let (code_, _, err) = agenda(&app, &["org", "suspend", "acme"], None).await;
+        assert_eq!(code_, 0, "{err}");
+        let before = app.db.statements_executed();
+        let (status, _) = get(&app, "/auth/me", &admin.token).await;
+        let refused = app.db.statements_executed() - before;
+        assert_eq!((status, refused), (403, per_lookup));
+        app.stop().await;
+    }
+}
