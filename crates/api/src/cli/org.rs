@@ -46,35 +46,7 @@ use crate::accounts::{self, Creator};
 pub enum OrgAction {
     /// Create an organization and its first admin (invited by e-mail, unless
     /// --admin-password-stdin gives the password).
-    Create {
-        /// URL-safe handle: 3-63 lowercase letters, digits and dashes.
-        #[arg(long)]
-        slug: String,
-        /// The organization's name.
-        #[arg(long)]
-        name: String,
-        /// IANA time zone, e.g. America/Sao_Paulo.
-        #[arg(long)]
-        time_zone: String,
-        /// ISO 4217 currency, e.g. BRL.
-        #[arg(long)]
-        currency: String,
-        /// The language of the organization's e-mails.
-        #[arg(long, value_parser = parse_locale, default_value = "en")]
-        locale: Locale,
-        /// The first admin's e-mail address.
-        #[arg(long)]
-        admin_email: String,
-        /// The first admin's name (default: the part of the address before `@`).
-        #[arg(long)]
-        admin_name: Option<String>,
-        /// Read the admin's password from standard input instead of inviting them.
-        #[arg(long)]
-        admin_password_stdin: bool,
-        /// Print the result as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Create(CreateArgs),
     /// List organizations by slug.
     List {
         /// Only organizations in this status: active or suspended.
@@ -98,6 +70,37 @@ pub enum OrgAction {
         #[arg(long)]
         reason: Option<String>,
     },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// URL-safe handle: 3-63 lowercase letters, digits and dashes.
+    #[arg(long)]
+    slug: String,
+    /// The organization's name.
+    #[arg(long)]
+    name: String,
+    /// IANA time zone, e.g. America/Sao_Paulo.
+    #[arg(long)]
+    time_zone: String,
+    /// ISO 4217 currency, e.g. BRL.
+    #[arg(long)]
+    currency: String,
+    /// The language of the organization's e-mails.
+    #[arg(long, value_parser = parse_locale, default_value = "en")]
+    locale: Locale,
+    /// The first admin's e-mail address.
+    #[arg(long)]
+    admin_email: String,
+    /// The first admin's name (default: the part of the address before `@`).
+    #[arg(long)]
+    admin_name: Option<String>,
+    /// Read the admin's password from standard input instead of inviting them.
+    #[arg(long)]
+    admin_password_stdin: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 fn parse_locale(raw: &str) -> Result<Locale, String> {
@@ -149,7 +152,7 @@ impl<'a> From<&'a organization::Model> for Listed<'a> {
 pub async fn run(env: &Env, action: OrgAction) -> Result<(), Failure> {
     // Checked before connecting: a bad flag needs no database.
     let create = match &action {
-        OrgAction::Create { .. } => Some(creation(&action)?),
+        OrgAction::Create(args) => Some(creation(args)?),
         _ => None,
     };
     let mail = agenda_mail::MailSettings::from_env(env).map_err(Failure::config)?;
@@ -178,14 +181,13 @@ fn flag_of(field: &str) -> &'static str {
         "currency" => "--currency",
         "email" => "--admin-email",
         "full_name" => "--admin-name",
-        "phone" => "--admin-phone",
         "password" => "the password on standard input",
         _ => "a value",
     }
 }
 
-fn creation(action: &OrgAction) -> Result<Creation, Failure> {
-    let OrgAction::Create {
+fn creation(args: &CreateArgs) -> Result<Creation, Failure> {
+    let CreateArgs {
         slug,
         name,
         time_zone,
@@ -195,10 +197,7 @@ fn creation(action: &OrgAction) -> Result<Creation, Failure> {
         admin_name,
         admin_password_stdin,
         ..
-    } = action
-    else {
-        unreachable!("only for org create");
-    };
+    } = args;
     let organization = CreateOrganization {
         slug: slug.clone(),
         name: name.clone(),
@@ -261,7 +260,7 @@ async fn act(
 ) -> Result<(), Failure> {
     require_migrated(db, "").await?;
     match action {
-        OrgAction::Create { json, .. } => {
+        OrgAction::Create(CreateArgs { json, .. }) => {
             let creation = create.expect("validated before connecting");
             let slug = creation.organization.slug.clone();
             let tx = db.begin().await.map_err(Failure::runtime)?;

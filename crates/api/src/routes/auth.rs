@@ -16,17 +16,17 @@
 //! - `POST /api/v1/auth/logout` → 204: revokes the session of the token used.
 //! - `GET /api/v1/auth/me` → 200: the signed-in user.
 //! - `POST /api/v1/auth/password-reset` → 202 whether or not the account exists; when
-//!   it does, a single-use token valid for [`RESET_MINUTES`] minutes is created and
+//!   it does, a single-use token valid for [`RESET_MINUTES`](crate::accounts::RESET_MINUTES) minutes is created and
 //!   e-mailed (written to the outbox in the same transaction, docs/email.md).
 //! - `POST /api/v1/auth/password-reset/confirm` → 204: sets the new password, uses the
 //!   token up and revokes every session of the user, in one transaction.
 //! - Registering also e-mails a verification link (a token valid for
-//!   [`VERIFY_HOURS`] hours); `POST /api/v1/auth/verify-email` `{token}` → 204 marks
+//!   [`VERIFY_HOURS`](crate::accounts::VERIFY_HOURS) hours); `POST /api/v1/auth/verify-email` `{token}` → 204 marks
 //!   the address verified (`is_verified`), and `POST /api/v1/auth/verify-email/resend`
 //!   (signed in) → 202 sends a new link, 409 `already_verified` when there is no need.
 //! - `POST /api/v1/auth/invitations/accept` `{token, password}` → 200 with a session:
 //!   the invited user sets their password (the token of the invitation e-mail, valid
-//!   [`INVITATION_HOURS`] hours, single use) and is signed in; the address counts as
+//!   [`INVITATION_HOURS`](crate::accounts::INVITATION_HOURS) hours, single use) and is signed in; the address counts as
 //!   verified.
 //! - A **suspended** organization answers every one of these `403
 //!   organization_suspended` (sign-in before any password is checked; the token
@@ -53,8 +53,6 @@ use uuid::Uuid;
 use validator::{Validate, ValidationErrors};
 
 use crate::accounts::{self, Mailed};
-#[allow(unused_imports)] // named by the module documentation
-use crate::accounts::{INVITATION_HOURS, RESET_MINUTES, VERIFY_HOURS};
 use crate::app::AppState;
 use crate::auth::{Auth, token_digest};
 use crate::error::{ApiError, ErrorResponse};

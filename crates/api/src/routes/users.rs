@@ -16,7 +16,7 @@
 //!
 //! **Staff accounts.** An admin creates a user of any role with `POST /users`; the
 //! user gets no password but an e-mailed invitation (a single-use link valid
-//! [`INVITATION_HOURS`] hours) to choose one (`POST /auth/invitations/accept`). A new
+//! [`INVITATION_HOURS`](crate::accounts::INVITATION_HOURS) hours) to choose one (`POST /auth/invitations/accept`). A new
 //! invitation replaces the previous one. Deactivating a user revokes all their
 //! sessions in the same transaction; they cannot sign in (401, like a wrong password)
 //! until reactivated. **The last active admin** of an organization can be neither
@@ -50,8 +50,6 @@ use validator::{Validate, ValidationErrors};
 
 use super::auth::UserView;
 use super::resources::{Row, RowPage, row_json};
-#[allow(unused_imports)] // named by the module documentation
-use crate::accounts::INVITATION_HOURS;
 use crate::accounts::{self, Mailed};
 use crate::app::AppState;
 use crate::auth::Auth;
