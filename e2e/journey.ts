@@ -21,14 +21,29 @@ function must<T>(what: string, result: { data?: T; error?: unknown; response: Re
 
 const anonymous = createClient<paths>({ baseUrl });
 
-// Sign-up: an organization, then a client and a provider in it.
+// Sign-up: an organization with its first admin (signed in at once), then a client
+// and a provider in it.
 const slug = `journey-${run}`;
-const organization = must(
-  "create organization",
+const signedUp = must(
+  "sign up",
   await anonymous.POST("/api/v1/organizations", {
-    body: { slug, name: "Journey Clinic", time_zone: "UTC", currency: "BRL" },
+    body: {
+      organization: { slug, name: "Journey Clinic", time_zone: "UTC", currency: "BRL" },
+      admin: { email: `owner-${run}@example.com`, full_name: "Journey Owner", password },
+    },
   }),
 );
+const organization = signedUp.organization;
+if (signedUp.session === null || signedUp.session === undefined) {
+  throw new Error("sign-up with a password answers a session");
+}
+const admin = createClient<paths>({
+  baseUrl,
+  headers: { Authorization: `Bearer ${signedUp.session.token}` },
+});
+must("the admin's own organization", await admin.GET("/api/v1/organizations/{id}", {
+  params: { path: { id: organization.id } },
+}));
 async function signUp(role: "client" | "provider", email: string) {
   must(
     `register ${role}`,

@@ -102,7 +102,10 @@ async fn flood(args: &LoginFloodArgs, binary: &Path, label: &str) -> Result<Floo
         .build()
         .map_err(|e| e.to_string())?;
     server.wait_ready(&http).await?;
-    let organization = serde_json::json!({"slug": "flood", "name": "Flood", "time_zone": "UTC", "currency": "BRL"});
+    let organization = serde_json::json!({
+        "organization": {"slug": "flood", "name": "Flood", "time_zone": "UTC", "currency": "BRL"},
+        "admin": {"email": "owner@flood.example.com", "full_name": "Owner"},
+    });
     let created = http
         .post(format!("{}/api/v1/organizations", server.base_url))
         .json(&organization)

@@ -23,6 +23,7 @@ mod m20261123_000009_create_support_onboarding_notifications;
 mod m20261123_000010_create_platform;
 mod m20261123_000011_row_level_security;
 mod m20261201_000012_email_outbox;
+mod m20261201_000014_integration_secrets;
 
 pub use m20261201_000012_email_outbox::OUTBOX_FUNCTIONS;
 
@@ -54,6 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000010_create_platform::Migration),
             Box::new(m20261123_000011_row_level_security::Migration),
             Box::new(m20261201_000012_email_outbox::Migration),
+            Box::new(m20261201_000014_integration_secrets::Migration),
         ]
     }
 }

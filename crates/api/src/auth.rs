@@ -9,12 +9,17 @@
 //! the body. A missing, malformed, unknown, expired or revoked token, or a deactivated
 //! user, is the same `401`.
 //!
+//! A session of a **suspended** organization is refused with `403
+//! organization_suspended`. The lookup already joins the organization, so this costs
+//! no extra query; the session itself is kept, and works again once the organization
+//! is activated.
+//!
 //! Roles are checked with [`Auth::require`]: a signed-in user with the wrong role gets
 //! `403 forbidden`.
 
 use std::fmt::Write as _;
 
-use agenda_entity::enums::UserRole;
+use agenda_entity::enums::{OrganizationStatus, UserRole};
 use agenda_entity::user;
 use agenda_storage::TenantScope;
 use agenda_storage::repo::sessions::SessionRepo;
@@ -84,6 +89,12 @@ impl FromRequestParts<AppState> for Auth {
         let found = SessionRepo::authenticate(&tx, &token_digest(token), now)
             .await?
             .ok_or_else(unauthorized)?;
+        if found.organization.status == OrganizationStatus::Suspended {
+            tx.rollback()
+                .await
+                .map_err(agenda_storage::StorageError::from)?;
+            return Err(ApiError::organization_suspended());
+        }
         let scope = found.scope();
         match Slot::of(parts) {
             Some(slot) if crate::uow::keeps_auth_transaction(&state.db) => slot.adopt(tx, scope),

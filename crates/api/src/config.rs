@@ -17,6 +17,7 @@
 //! | `PASSWORD_HASH_QUEUE`      | 16 × `PASSWORD_HASH_CONCURRENCY` |
 //! | `CACHE_MAX_ENTRIES`        | `10000`                       |
 //! | `SMTP_URL`, `MAIL_*`, `PUBLIC_BASE_URL` | see [`agenda_mail::MailSettings`] |
+//! | `SECRETS_KEY`, `SECRETS_PREVIOUS_KEYS` | unset (integration secrets can only be referenced, `env:NAME`); see [`agenda_storage::secrets`] |
 //! | `LOG_FORMAT`               | `pretty` (or `json`)          |
 //! | `RUST_LOG`                 | `info`                        |
 
@@ -26,6 +27,8 @@ use std::time::Duration;
 use agenda_storage::cache::CacheConfig;
 use agenda_storage::config::{ConfigError, Env};
 use agenda_storage::db::DbSettings;
+use agenda_storage::secrets::SecretKeys;
+use std::sync::Arc;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +55,9 @@ pub struct Settings {
     /// `SMTP_URL`, `MAIL_FROM`, `PUBLIC_BASE_URL`, `MAIL_*`: e-mail (docs/email.md).
     pub mail: agenda_mail::MailSettings,
     pub passwords: PasswordSettings,
+    /// `SECRETS_KEY`, `SECRETS_PREVIOUS_KEYS`: the keys integration secrets are
+    /// sealed with at rest (none: secrets can only be referenced).
+    pub secrets: Arc<SecretKeys>,
 }
 
 /// The bound on password hashing (see [`crate::password::PasswordHashing`]).
@@ -112,6 +118,7 @@ impl Settings {
             session_ttl: env.duration("SESSION_TTL", Duration::from_secs(7 * 24 * 3600))?,
             mail: agenda_mail::MailSettings::from_env(env)?,
             passwords: PasswordSettings::from_env(env)?,
+            secrets: Arc::new(SecretKeys::from_env(env)?),
             cache: CacheConfig {
                 ttl: env.duration("CACHE_TTL", CacheConfig::default().ttl)?,
                 max_entries: env.parsed(

@@ -95,6 +95,17 @@ impl ApiError {
         )
     }
 
+    /// 403 `organization_suspended`: the platform's operator suspended the
+    /// organization; its sign-ins, sessions and webhooks are refused until it is
+    /// activated again (its data is kept).
+    pub fn organization_suspended() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "organization_suspended",
+            "this organization is suspended; contact the platform's operator",
+        )
+    }
+
     /// 422 for one field.
     pub fn invalid_field(field: &str, code: &str, message: impl Into<String>) -> Self {
         let message = message.into();
@@ -185,7 +196,7 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 pub const CONSTRAINTS: &[(&str, &str, &str)] = &[
     (
         "uq_organizations_slug",
-        "slug",
+        "organization.slug",
         "an organization with this slug already exists",
     ),
     (
@@ -202,6 +213,16 @@ pub const CONSTRAINTS: &[(&str, &str, &str)] = &[
         "uq_reviews_appointment_id",
         "appointment_id",
         "this appointment already has a review",
+    ),
+    (
+        "uq_user_payment_methods_user_id_processor_processor_token",
+        "processor_token",
+        "this payment method is saved already",
+    ),
+    (
+        "uq_integrations_settings_organization_id_integration",
+        "integration",
+        "this integration was configured concurrently; retry",
     ),
 ];
 
@@ -428,7 +449,7 @@ mod tests {
             constraint: Some("uq_organizations_slug".into()),
         });
         assert_eq!(api.message, "an organization with this slug already exists");
-        assert_eq!(api.fields[0].field, "slug");
+        assert_eq!(api.fields[0].field, "organization.slug");
     }
 
     #[test]

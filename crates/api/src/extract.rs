@@ -97,6 +97,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         )
     })?;
     reject_nul(&value, "")?;
+    // Every request body of this API is an object. serde would also fill a struct
+    // from an array of its fields in order (`[true, null]`), which no client means.
+    if value.is_array() {
+        return Err(ApiError::invalid_field(
+            "",
+            "invalid_type",
+            "the request body must be a JSON object, not an array",
+        ));
+    }
     serde_path_to_error::deserialize(value).map_err(json_error)
 }
 
@@ -357,6 +366,12 @@ mod tests {
         assert_eq!((e.status.as_u16(), e.code), (400, "malformed_json"));
         let e = err(r#"{"name": "x", "count": 1} trailing"#);
         assert_eq!((e.status.as_u16(), e.code), (400, "malformed_json"));
+        // A struct's fields in order are not an object.
+        let e = err(r#"["x", 1]"#);
+        assert_eq!(
+            (e.status.as_u16(), e.fields[0].code.as_str()),
+            (422, "invalid_type")
+        );
     }
 
     /// Free-form text with a NUL put anywhere in it, under any key.

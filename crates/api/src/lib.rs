@@ -1,5 +1,6 @@
 //! Agenda's HTTP API and the `agenda` command.
 //!
+//! - [`accounts`]: organizations and their users: sign-up, invitations, sessions;
 //! - [`config`]: the server's settings from the environment;
 //! - [`app`]: application state, the router and the server lifecycle;
 //! - [`routes`]: one module per area;
@@ -11,6 +12,7 @@
 //! - [`memory`]: how the process returns large blocks to the OS;
 //! - [`cli`]: the `agenda` command line.
 
+pub mod accounts;
 pub mod app;
 pub mod auth;
 pub mod cli;

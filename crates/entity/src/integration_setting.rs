@@ -1,4 +1,7 @@
-//! `integrations_settings`: Per organization: which integrations are enabled. Secrets are referenced (`env:NAME`), never stored.
+//! `integrations_settings`: per organization, which integrations are enabled and
+//! where their secret comes from: a reference to the server's environment
+//! (`secret_ref = env:NAME`) or the secret itself, sealed with the server's
+//! `SECRETS_KEY` (`secret_ciphertext`, migration 14). Never the secret in clear.
 
 use sea_orm::ActiveValue::Set;
 use sea_orm::entity::prelude::*;
@@ -20,6 +23,14 @@ pub struct Model {
     pub config: Json,
     /// Where the secret lives, e.g. `env:AGENDA_STRIPE_WEBHOOK_SECRET`; never the secret itself.
     pub secret_ref: Option<String>,
+    /// The secret sealed with XChaCha20-Poly1305 (base64 of nonce and ciphertext).
+    /// Secret material: never serialised, never logged.
+    #[sea_orm(column_type = "Text")]
+    pub secret_ciphertext: Option<String>,
+    /// Which key sealed `secret_ciphertext` (for key rotation).
+    pub secret_key_id: Option<String>,
+    /// The secret's last four characters, for telling secrets apart in a view.
+    pub secret_hint: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     #[sea_orm(belongs_to, from = "organization_id", to = "id")]

@@ -16,7 +16,8 @@ pub struct Model {
     pub organization_id: Uuid,
     /// Stored lower-cased; unique per organization (`uq_users_organization_id_email`).
     pub email: String,
-    /// argon2id PHC string. Never serialised, never logged.
+    /// argon2id PHC string, or [`NO_PASSWORD`] for an invited user who has not chosen
+    /// one yet. Never serialised, never logged.
     pub password_hash: String,
     pub full_name: String,
     pub phone: Option<String>,
@@ -40,6 +41,18 @@ crate::stamped_active_model!();
 
 impl crate::rules::Rules for Model {}
 
+/// The `password_hash` of a user who has no password yet (invited, the invitation not
+/// accepted): not a PHC string, so no password ever verifies against it.
+pub const NO_PASSWORD: &str = "!no-password";
+
+impl Model {
+    /// Whether the user has chosen a password (an invited user has not, until they
+    /// accept the invitation or reset it).
+    pub fn has_password(&self) -> bool {
+        self.password_hash != NO_PASSWORD
+    }
+}
+
 /// Input for creating a user. The organization comes from the caller's scope, never
 /// from the body; the password is hashed by the caller before [`Self::into_active_model`].
 #[derive(Debug, Clone, Deserialize, Validate)]
@@ -62,7 +75,31 @@ pub struct CreateUser {
     pub tax_id: Option<String>,
 }
 
+/// What stands in for the password when a user is created without one (invited):
+/// it satisfies the password rule so that one set of rules checks every profile,
+/// and it is never hashed or stored (the user's hash is [`NO_PASSWORD`]).
+const PLACEHOLDER_PASSWORD: &str = "not a password: invited";
+
 impl CreateUser {
+    /// A user who chooses their password later (an invitation). Validate it like any
+    /// other; store it with [`NO_PASSWORD`] as the hash.
+    pub fn without_password(
+        email: String,
+        full_name: String,
+        phone: Option<String>,
+        role: UserRole,
+        tax_id: Option<String>,
+    ) -> Self {
+        CreateUser {
+            email,
+            password: PLACEHOLDER_PASSWORD.to_owned(),
+            full_name,
+            phone,
+            role,
+            tax_id,
+        }
+    }
+
     /// The active model to insert for `organization_id`, with an already computed hash.
     pub fn into_active_model(self, organization_id: Uuid, password_hash: String) -> ActiveModel {
         ActiveModel {

@@ -41,12 +41,20 @@ impl crate::rules::Rules for Model {}
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserPaymentMethod {
-    #[validate(length(min = 1, max = 40))]
+    /// The payment processor, e.g. `stripe` (an integration key).
+    #[validate(custom(function = "crate::validate::key"))]
     pub processor: String,
-    #[validate(length(min = 1, max = 255))]
+    /// The processor's token for the card or account (`pm_…`); never the card number
+    /// itself (a value that looks like one is refused). Never returned.
+    #[validate(
+        length(min = 1, max = 255),
+        custom(function = "crate::validate::processor_token")
+    )]
     pub processor_token: String,
-    #[validate(length(max = 40))]
+    /// The card brand or wallet for display, e.g. `visa`.
+    #[validate(length(min = 1, max = 40))]
     pub brand: Option<String>,
+    /// The last four digits, for display.
     #[validate(custom(function = "crate::validate::last4"))]
     pub last4: Option<String>,
     #[validate(range(min = 1, max = 12))]
@@ -80,7 +88,7 @@ impl CreateUserPaymentMethod {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserPaymentMethod {
-    #[validate(length(max = 40))]
+    #[validate(length(min = 1, max = 40))]
     #[serde(default, deserialize_with = "crate::patch::present")]
     pub brand: Option<Option<String>>,
     #[validate(custom(function = "crate::validate::last4"))]

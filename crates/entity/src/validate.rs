@@ -139,6 +139,48 @@ pub fn last4(value: &str) -> Result<(), ValidationError> {
     }
 }
 
+/// A payment processor's token for a saved payment method (`pm_1Nv…`, `card_…`):
+/// printable ASCII without spaces. Never card data: a value that is a plausible card
+/// number (13 to 19 digits, with or without spaces or dashes, passing the Luhn check)
+/// is refused, so a primary account number cannot be stored by mistake.
+pub fn processor_token(value: &str) -> Result<(), ValidationError> {
+    let digits: Vec<u32> = value
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-'))
+        .map(|c| c.to_digit(10))
+        .collect::<Option<_>>()
+        .unwrap_or_default();
+    if (13..=19).contains(&digits.len()) && luhn(&digits) {
+        return Err(invalid(
+            "card_number",
+            "looks like a card number; send the payment processor's token for the card, never the card itself",
+        ));
+    }
+    if value.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err(invalid(
+            "processor_token",
+            "must be the processor's token: printable characters without spaces",
+        ))
+    }
+}
+
+/// The Luhn check digit test over `digits` (most significant first).
+fn luhn(digits: &[u32]) -> bool {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| match (i % 2, d * 2) {
+            (1, doubled) if doubled > 9 => doubled - 9,
+            (1, doubled) => doubled,
+            _ => d,
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
 /// A coupon code: 3 to 40 upper-case letters, digits, `_` or `-`.
 pub fn coupon_code(value: &str) -> Result<(), ValidationError> {
     let ok = (3..=40).contains(&value.len())
@@ -271,6 +313,24 @@ mod tests {
         );
         assert!(key("payments.stripe").is_ok() && key("Payments").is_err() && key("a").is_err());
         assert!(secret_ref("env:AGENDA_STRIPE_SECRET").is_ok());
+        for token in ["pm_1NvQ2b2eZvKYlo2C", "card_123", "tok_visa", "1234"] {
+            assert!(processor_token(token).is_ok(), "{token}");
+        }
+        for card in [
+            "4242424242424242",
+            "4242 4242 4242 4242",
+            "5555-5555-5555-4444",
+            "378282246310005",
+        ] {
+            assert_eq!(
+                processor_token(card).unwrap_err().code,
+                "card_number",
+                "{card}"
+            );
+        }
+        // Digits that fail the Luhn check are a token like any other.
+        assert!(processor_token("4242424242424241").is_ok());
+        assert!(processor_token("pm with spaces").is_err());
         for bad in ["sk_live_123", "env:", "env:lower", "vault:x"] {
             assert!(secret_ref(bad).is_err(), "{bad}");
         }

@@ -6,6 +6,7 @@
 //! - [`tenant`]: the tenant scope every tenant-owned query requires;
 //! - [`repo`]: repositories, stateless functions taking the executor;
 //! - [`schema`]: the live schema and its drift from the entities;
+//! - [`secrets`]: secrets sealed at rest with the server's key (`SECRETS_KEY`);
 //! - [`config`]: typed settings from the environment.
 
 pub mod backup;
@@ -18,6 +19,7 @@ pub mod metrics;
 pub mod ops;
 pub mod repo;
 pub mod schema;
+pub mod secrets;
 pub mod seed;
 pub mod tenant;
 

@@ -80,6 +80,46 @@ pub struct TableRows {
     pub rows: Option<i64>,
 }
 
+/// Which of `known_migrations` (oldest first) the database has applied, reading the
+/// ledger only: unlike sea-orm's migrator, which creates the ledger when it is
+/// missing, this works as the application role, which may not create tables.
+pub async fn migration_state(
+    db: &Db,
+    known_migrations: &[&str],
+) -> Result<MigrationState, StorageError> {
+    let existing = existing_tables(db).await?;
+    migration_state_in(db, &existing, known_migrations).await
+}
+
+async fn migration_state_in(
+    db: &Db,
+    existing: &[String],
+    known_migrations: &[&str],
+) -> Result<MigrationState, StorageError> {
+    let mut migrations = MigrationState::default();
+    if existing.iter().any(|t| t == MIGRATION_TABLE) {
+        let sql = format!(
+            "SELECT version FROM {} ORDER BY version",
+            ident(MIGRATION_TABLE)
+        );
+        for row in all(db.conn(), &sql, []).await? {
+            migrations.applied.push(row.try_get_by_index(0)?);
+        }
+    }
+    migrations.pending = known_migrations
+        .iter()
+        .filter(|name| !migrations.applied.iter().any(|a| a == *name))
+        .map(|name| (*name).to_owned())
+        .collect();
+    migrations.unknown = migrations
+        .applied
+        .iter()
+        .filter(|a| !known_migrations.contains(&a.as_str()))
+        .cloned()
+        .collect();
+    Ok(migrations)
+}
+
 /// Reads the status of the database behind `db`.
 ///
 /// `known_migrations` are the names of the migrations this build ships (the
@@ -95,27 +135,7 @@ pub async fn status(db: &Db, known_migrations: &[&str]) -> Result<DbStatus, Stor
     let server_version: String = one(conn, version_sql, []).await?.try_get_by_index(0)?;
 
     let existing = existing_tables(db).await?;
-    let mut migrations = MigrationState::default();
-    if existing.iter().any(|t| t == MIGRATION_TABLE) {
-        let sql = format!(
-            "SELECT version FROM {} ORDER BY version",
-            ident(MIGRATION_TABLE)
-        );
-        for row in all(conn, &sql, []).await? {
-            migrations.applied.push(row.try_get_by_index(0)?);
-        }
-    }
-    migrations.pending = known_migrations
-        .iter()
-        .filter(|name| !migrations.applied.iter().any(|a| a == *name))
-        .map(|name| (*name).to_owned())
-        .collect();
-    migrations.unknown = migrations
-        .applied
-        .iter()
-        .filter(|a| !known_migrations.contains(&a.as_str()))
-        .cloned()
-        .collect();
+    let migrations = migration_state_in(db, &existing, known_migrations).await?;
 
     let mut tables = Vec::new();
     let mut total_rows = 0;

@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 use migration::{Migrator, MigratorTrait};
 
 mod mail;
+mod org;
 
 use crate::app::Application;
 use crate::config::Settings;
@@ -58,6 +59,12 @@ pub enum Command {
     Backup {
         #[command(subcommand)]
         action: BackupAction,
+    },
+    /// Organizations: create one with its first admin, list, suspend, activate (uses
+    /// DATABASE_URL and enters each organization's tenant; see docs/accounts.md).
+    Org {
+        #[command(subcommand)]
+        action: org::OrgAction,
     },
     /// The e-mail outbox: list messages, print one, queue a dead one again (uses
     /// MIGRATION_DATABASE_URL when set, else DATABASE_URL; see docs/email.md).
@@ -241,6 +248,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Db { action } => runtime.block_on(db_command(&env, action)),
         Command::Backup { action } => runtime.block_on(backup_command(&env, action)),
         Command::Mail { action } => runtime.block_on(mail::run(&env, action)),
+        Command::Org { action } => runtime.block_on(org::run(&env, action)),
         Command::Restore { path, yes, json } => {
             runtime.block_on(restore_command(&env, path, yes, json))
         }
@@ -307,18 +315,29 @@ async fn seed_demo(db: &Db, auto_migrate: bool) -> Result<SeedReport, Failure> {
 }
 
 /// Fails with a clear line when migrations are pending (`hint` ends the sentence).
+/// Reads the migration ledger only, so it works as the application role too.
 pub(crate) async fn require_migrated(db: &Db, hint: &str) -> Result<(), Failure> {
-    let pending = Migrator::get_pending_migrations(db.conn())
+    let names = migration_names();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let state = agenda_storage::ops::migration_state(db, &names)
         .await
         .map_err(Failure::runtime)?;
-    if pending.is_empty() {
+    if state.pending.is_empty() {
         return Ok(());
     }
     Err(Failure::runtime(format!(
         "the database schema is not up to date ({} pending migrations); \
          run `agenda migrate up` first{hint}",
-        pending.len()
+        state.pending.len()
     )))
+}
+
+/// The migrations this build ships, oldest first.
+fn migration_names() -> Vec<String> {
+    Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect()
 }
 
 fn print_seed_report(report: &SeedReport) {
@@ -617,12 +636,9 @@ async fn db_command(env: &Env, action: DbAction) -> Result<(), Failure> {
         return create_app_role_command(env, json).await;
     }
     let configured = DbSettings::from_env(env, "DATABASE_URL").map_err(Failure::config)?;
-    // One connection is all a command needs. A pool that kept spare idle sessions
-    // would show up in `connections` and be a target of `kill-idle`.
-    let mut settings = configured.clone();
-    settings.pool_size = 0;
-    settings.max_overflow = 1;
-    let db = Db::connect(&settings).await.map_err(Failure::runtime)?;
+    let db = Db::connect(&command_pool(&configured))
+        .await
+        .map_err(Failure::runtime)?;
     let result = db_action(&db, &configured, action).await;
     db.close().await;
     result
@@ -635,10 +651,7 @@ async fn db_action(db: &Db, configured: &DbSettings, action: DbAction) -> Result
     };
     match action {
         DbAction::Status { json } => {
-            let names: Vec<String> = Migrator::migrations()
-                .iter()
-                .map(|m| m.name().to_owned())
-                .collect();
+            let names = migration_names();
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
             let mut status = ops::status(db, &names)
                 .await
@@ -690,6 +703,16 @@ async fn db_action(db: &Db, configured: &DbSettings, action: DbAction) -> Result
         }
         DbAction::CreateAppRole { .. } => unreachable!("handled by db_command"),
     }
+}
+
+/// `configured`, with a pool of one connection: all a command needs. A pool that kept
+/// spare idle sessions would show up in `db connections` and be a target of
+/// `db kill-idle`.
+pub(crate) fn command_pool(configured: &DbSettings) -> DbSettings {
+    let mut settings = configured.clone();
+    settings.pool_size = 0;
+    settings.max_overflow = 1;
+    settings
 }
 
 /// `agenda db create-app-role`: runs as MIGRATION_DATABASE_URL (else DATABASE_URL).
@@ -856,23 +879,30 @@ fn print_connections(list: &[agenda_storage::ops::ConnectionInfo]) {
             ]
         })
         .collect();
-    let header = [
-        "PID",
-        "USER",
-        "APPLICATION",
-        "CLIENT",
-        "STATE",
-        "IDLE",
-        "IN TX",
-        "QUERY",
-    ];
+    print_table(
+        [
+            "PID",
+            "USER",
+            "APPLICATION",
+            "CLIENT",
+            "STATE",
+            "IDLE",
+            "IN TX",
+            "QUERY",
+        ],
+        &rows,
+    );
+}
+
+/// Prints `rows` under `header`, each column as wide as its widest cell.
+pub(crate) fn print_table<const N: usize>(header: [&str; N], rows: &[[String; N]]) {
     let mut widths = header.map(str::len);
-    for row in &rows {
+    for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: [&str; 8]| {
+    let line = |cells: [&str; N]| {
         let text: Vec<String> = cells
             .iter()
             .zip(widths)
@@ -881,7 +911,7 @@ fn print_connections(list: &[agenda_storage::ops::ConnectionInfo]) {
         println!("{}", text.join("  ").trim_end());
     };
     line(header);
-    for row in &rows {
+    for row in rows {
         line(row.each_ref().map(String::as_str));
     }
 }

@@ -1,7 +1,7 @@
 //! Sign-up, sign-in and sessions.
 //!
 //! - `POST /api/v1/auth/register` → 201: a client or provider account in the named
-//!   organization (admins and support are created by admins).
+//!   organization (admins and support are invited by admins, `POST /users`).
 //! - `POST /api/v1/auth/login` → 200 `{token, expires_at, user}`; 401 with the same
 //!   message whether the email is unknown or the password wrong (and the same work:
 //!   an unknown email is checked against a dummy hash). After
@@ -16,19 +16,26 @@
 //! - `POST /api/v1/auth/logout` → 204: revokes the session of the token used.
 //! - `GET /api/v1/auth/me` → 200: the signed-in user.
 //! - `POST /api/v1/auth/password-reset` → 202 whether or not the account exists; when
-//!   it does, a single-use token valid for [`RESET_MINUTES`] minutes is created and
+//!   it does, a single-use token valid for [`RESET_MINUTES`](crate::accounts::RESET_MINUTES) minutes is created and
 //!   e-mailed (written to the outbox in the same transaction, docs/email.md).
 //! - `POST /api/v1/auth/password-reset/confirm` → 204: sets the new password, uses the
 //!   token up and revokes every session of the user, in one transaction.
 //! - Registering also e-mails a verification link (a token valid for
-//!   [`VERIFY_HOURS`] hours); `POST /api/v1/auth/verify-email` `{token}` → 204 marks
+//!   [`VERIFY_HOURS`](crate::accounts::VERIFY_HOURS) hours); `POST /api/v1/auth/verify-email` `{token}` → 204 marks
 //!   the address verified (`is_verified`), and `POST /api/v1/auth/verify-email/resend`
 //!   (signed in) → 202 sends a new link, 409 `already_verified` when there is no need.
+//! - `POST /api/v1/auth/invitations/accept` `{token, password}` → 200 with a session:
+//!   the invited user sets their password (the token of the invitation e-mail, valid
+//!   [`INVITATION_HOURS`](crate::accounts::INVITATION_HOURS) hours, single use) and is signed in; the address counts as
+//!   verified.
+//! - A **suspended** organization answers every one of these `403
+//!   organization_suspended` (sign-in before any password is checked; the token
+//!   routes without using the token up), and its existing sessions get the same
+//!   answer from the `Auth` extractor.
 
-use agenda_entity::enums::{TokenPurpose, UserRole};
+use agenda_entity::enums::{OrganizationStatus, TokenPurpose, UserRole};
 use agenda_entity::organization;
 use agenda_entity::user::{self, CreateUser};
-use agenda_mail::{Email, Recipient};
 use agenda_storage::repo::organizations::OrganizationRepo;
 use agenda_storage::repo::sessions::{OneTimeTokenRepo, SessionRepo};
 use agenda_storage::repo::users::UserRepo;
@@ -39,13 +46,15 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 use validator::{Validate, ValidationErrors};
 
+use crate::accounts::{self, Mailed};
 use crate::app::AppState;
-use crate::auth::{Auth, new_token, token_digest};
+use crate::auth::{Auth, token_digest};
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::ValidJson;
 use crate::uow::UnitOfWork;
@@ -54,10 +63,6 @@ use crate::uow::UnitOfWork;
 pub const MAX_FAILED_LOGINS: i32 = 5;
 /// How long a locked account stays locked.
 pub const LOCK_MINUTES: i64 = 15;
-/// How long a password-reset token is valid.
-pub const RESET_MINUTES: i64 = 30;
-/// How long an e-mail verification link is valid.
-pub const VERIFY_HOURS: i64 = 48;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -69,6 +74,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(confirm_reset))
         .routes(routes!(verify_email))
         .routes(routes!(resend_verification))
+        .routes(routes!(accept_invitation))
 }
 
 /// A user as the API shows it (never the password hash).
@@ -82,12 +88,16 @@ pub struct UserView {
     pub role: UserRole,
     pub is_active: bool,
     pub is_verified: bool,
+    /// Invited and not signed up yet: the user has no password until they accept the
+    /// invitation (an admin can send a new one, `POST /users/{id}/invitation`).
+    pub invitation_pending: bool,
     pub last_login_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 
 impl From<user::Model> for UserView {
     fn from(u: user::Model) -> Self {
+        let invitation_pending = !u.has_password();
         UserView {
             id: u.id,
             organization_id: u.organization_id,
@@ -97,6 +107,7 @@ impl From<user::Model> for UserView {
             role: u.role,
             is_active: u.is_active,
             is_verified: u.is_verified,
+            invitation_pending,
             last_login_at: u.last_login_at,
             created_at: u.created_at,
         }
@@ -178,6 +189,27 @@ pub struct Login {
     pub password: String,
 }
 
+/// A new bearer session.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionToken {
+    /// The bearer token (64 hex digits): `Authorization: Bearer <token>`. Only its
+    /// digest is stored, so it is shown this once.
+    pub token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl SessionToken {
+    pub fn bearer(token: String, expires_at: DateTime<Utc>) -> Self {
+        SessionToken {
+            token,
+            token_type: "Bearer",
+            expires_at,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SignedIn {
     pub token: String,
@@ -202,6 +234,19 @@ pub struct VerifyEmail {
     /// The token of the link in the verification e-mail.
     #[validate(length(equal = 64))]
     pub token: String,
+}
+
+/// Accepting an invitation: the token of the invitation e-mail and a new password.
+#[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"token": "9f2c3e4d5b6a79880123456789abcdef0123456789abcdef0123456789abcdef", "password": "correct horse battery"}))]
+pub struct AcceptInvitation {
+    /// The token of the link in the invitation e-mail (64 hex digits).
+    #[validate(length(equal = 64))]
+    pub token: String,
+    /// 10 to 128 characters.
+    #[validate(length(min = 10, max = 128))]
+    pub password: String,
 }
 
 #[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
@@ -230,57 +275,24 @@ async fn organization_by_slug(
     Ok(OrganizationRepo::find_by_slug(state.db.conn(), slug.trim()).await?)
 }
 
-async fn organization_scope(state: &AppState, slug: &str) -> Result<Option<TenantScope>, ApiError> {
-    Ok(organization_by_slug(state, slug)
-        .await?
-        .map(|o| TenantScope::new(o.id)))
-}
-
-/// Issues a single-use token for `purpose` to `user` and e-mails it, in `db` (the
-/// request's transaction): the token and its message commit together or not at all.
-async fn mail_token(
+/// The organization a public request names, unless it is suspended.
+async fn active_organization(
     state: &AppState,
-    db: &sea_orm::DatabaseTransaction,
-    organization: &organization::Model,
-    user: &user::Model,
-    purpose: TokenPurpose,
-) -> Result<(), ApiError> {
-    let scope = TenantScope::new(organization.id);
-    let token = new_token();
-    let (valid_for, email) = match purpose {
-        TokenPurpose::PasswordReset => (
-            Duration::minutes(RESET_MINUTES),
-            Email::PasswordReset {
-                token: token.clone(),
-                valid_minutes: RESET_MINUTES,
-            },
-        ),
-        TokenPurpose::EmailVerification => (
-            Duration::hours(VERIFY_HOURS),
-            Email::EmailVerification {
-                token: token.clone(),
-                valid_hours: VERIFY_HOURS,
-            },
-        ),
-        TokenPurpose::Invitation => {
-            return Err(ApiError::internal(
-                "invitations are sent by the invitation route",
-            ));
+    slug: &str,
+) -> Result<Option<organization::Model>, ApiError> {
+    match organization_by_slug(state, slug).await? {
+        Some(o) if o.status == OrganizationStatus::Suspended => {
+            Err(ApiError::organization_suspended())
         }
-    };
-    let expires = Utc::now() + valid_for;
-    OneTimeTokenRepo::issue(db, scope, user.id, purpose, &token_digest(&token), expires).await?;
-    state
-        .mail
-        .enqueue(db, organization, Recipient::user(user), email)
-        .await?;
-    Ok(())
+        found => Ok(found),
+    }
 }
 
 /// Creates a client or provider account in the named organization.
 #[utoipa::path(post, operation_id = "register", path = "/auth/register", tag = "auth", request_body = Register,
     responses(
         (status = 201, description = "The new user", body = UserView),
+        (status = 403, description = "The organization is suspended (`organization_suspended`)", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
         (status = 409, description = "The email is taken in this organization", body = ErrorResponse),
         (status = 503, description = "Too many password checks in progress; retry after `Retry-After` seconds", body = ErrorResponse),
@@ -290,7 +302,7 @@ async fn register(
     uow: UnitOfWork,
     ValidJson(input): ValidJson<Register>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let organization = organization_by_slug(&state, &input.organization)
+    let organization = active_organization(&state, &input.organization)
         .await?
         .ok_or_else(|| {
             ApiError::invalid_field("organization", "unknown", "no such organization")
@@ -300,12 +312,12 @@ async fn register(
     uow.enter(scope).await?;
     let db = uow.tx().await?;
     let created = UserRepo::create(db, scope, input.account(), hash).await?;
-    mail_token(
-        &state,
+    accounts::mail_token(
+        &state.mail,
         db,
         &organization,
         &created,
-        TokenPurpose::EmailVerification,
+        Mailed::EmailVerification,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(UserView::from(created))))
@@ -317,6 +329,7 @@ async fn register(
         (status = 200, description = "Signed in", body = SignedIn),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
         (status = 401, description = "Invalid email or password (or the account is locked)", body = ErrorResponse),
+        (status = 403, description = "The organization is suspended (`organization_suspended`)", body = ErrorResponse),
         (status = 503, description = "Too many password checks in progress; retry after `Retry-After` seconds", body = ErrorResponse),
     ))]
 async fn login(
@@ -325,7 +338,9 @@ async fn login(
     headers: HeaderMap,
     ValidJson(input): ValidJson<Login>,
 ) -> Result<Json<SignedIn>, ApiError> {
-    let scope = organization_scope(&state, &input.organization).await?;
+    let scope = active_organization(&state, &input.organization)
+        .await?
+        .map(|o| TenantScope::new(o.id));
     // A short read of its own: the password check below is slow on purpose and must
     // not hold a connection (or, on SQLite, the write lock).
     let found = match scope {
@@ -340,7 +355,11 @@ async fn login(
     // The same check whether or not the account exists (an unknown one is checked
     // against the dummy hash) and whether or not it is locked, so neither the answer
     // nor its timing tells them apart.
-    let stored = found.as_ref().map(|(_, u)| u.password_hash.clone());
+    // An invited user without a password yet is checked against the dummy too.
+    let stored = found
+        .as_ref()
+        .filter(|(_, u)| u.has_password())
+        .map(|(_, u)| u.password_hash.clone());
     let matches = state.passwords.verify(input.password, stored).await?;
     let Some((scope, user)) = found else {
         return Err(bad_credentials());
@@ -372,29 +391,31 @@ async fn login(
         // Locked or inactive: the same answer as a wrong password.
         return Err(bad_credentials());
     }
-    let token = new_token();
-    let expires_at =
-        now + chrono::Duration::from_std(state.settings.session_ttl).unwrap_or(Duration::days(7));
+    signed_in(&state, db, scope, user.id, &headers)
+        .await
+        .map(Json)
+}
+
+/// A new session for the user `user_id`, as sign-in answers it.
+async fn signed_in(
+    state: &AppState,
+    db: &sea_orm::DatabaseTransaction,
+    scope: TenantScope,
+    user_id: Uuid,
+    headers: &HeaderMap,
+) -> Result<SignedIn, ApiError> {
     let agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok());
-    SessionRepo::create(
-        db,
-        scope,
-        user.id,
-        &token_digest(&token),
-        expires_at,
-        None,
-        agent,
-    )
-    .await?;
-    let user = UserRepo::get(db, scope, user.id).await?;
-    Ok(Json(SignedIn {
+    let (token, expires_at) =
+        accounts::start_session(db, scope, user_id, state.settings.session_ttl, agent).await?;
+    let user = UserRepo::get(db, scope, user_id).await?;
+    Ok(SignedIn {
         token,
         token_type: "Bearer",
         expires_at,
         user: user.into(),
-    }))
+    })
 }
 
 /// Revokes the session of the token used.
@@ -421,6 +442,7 @@ async fn me(auth: Auth) -> Json<UserView> {
 #[utoipa::path(post, operation_id = "requestPasswordReset", path = "/auth/password-reset", tag = "auth", request_body = ResetRequest,
     responses(
         (status = 202, description = "Accepted"),
+        (status = 403, description = "The organization is suspended (`organization_suspended`)", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
     ))]
 async fn request_reset(
@@ -428,7 +450,7 @@ async fn request_reset(
     uow: UnitOfWork,
     ValidJson(input): ValidJson<ResetRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let Some(organization) = organization_by_slug(&state, &input.organization).await? else {
+    let Some(organization) = active_organization(&state, &input.organization).await? else {
         return Ok(StatusCode::ACCEPTED);
     };
     let scope = TenantScope::new(organization.id);
@@ -438,14 +460,7 @@ async fn request_reset(
         && user.is_active
     {
         // The token travels only in the e-mail; it is never logged.
-        mail_token(
-            &state,
-            db,
-            &organization,
-            &user,
-            TokenPurpose::PasswordReset,
-        )
-        .await?;
+        accounts::mail_token(&state.mail, db, &organization, &user, Mailed::PasswordReset).await?;
         tracing::info!(user_id = %user.id, "password reset requested");
     }
     Ok(StatusCode::ACCEPTED)
@@ -455,6 +470,7 @@ async fn request_reset(
 #[utoipa::path(post, operation_id = "confirmPasswordReset", path = "/auth/password-reset/confirm", tag = "auth", request_body = ResetConfirm,
     responses(
         (status = 204, description = "Password changed"),
+        (status = 403, description = "The organization is suspended (`organization_suspended`); the token is not used up", body = ErrorResponse),
         (status = 422, description = "Invalid fields", body = ErrorResponse),
         (status = 503, description = "Too many password checks in progress; retry after `Retry-After` seconds", body = ErrorResponse),
     ))]
@@ -466,18 +482,35 @@ async fn confirm_reset(
     // Hashed before the transaction opens: the hash is slow on purpose.
     let hash = state.passwords.hash(input.new_password).await?;
     let tx = uow.tx().await?;
-    let now = Utc::now();
-    let user = use_token(tx, TokenPurpose::PasswordReset, &input.token).await?;
+    let user = set_password_with_token(tx, TokenPurpose::PasswordReset, &input.token, hash).await?;
+    let scope = TenantScope::new(user.organization_id);
+    SessionRepo::revoke_all_for_user(tx, scope, user.id, Utc::now()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Uses up the mailed token of `purpose` and gives its user the password `hash`
+/// (computed before the transaction). Following a mailed link proves the address,
+/// so it counts as verified, and an invitation still open for the user is used up
+/// (an invited user may also choose their password with a reset).
+async fn set_password_with_token(
+    tx: &sea_orm::DatabaseTransaction,
+    purpose: TokenPurpose,
+    token: &str,
+    hash: String,
+) -> Result<user::Model, ApiError> {
+    let user = use_token(tx, purpose, token).await?;
     let scope = TenantScope::new(user.organization_id);
     UserRepo::set_password_hash(tx, scope, user.id, hash).await?;
-    SessionRepo::revoke_all_for_user(tx, scope, user.id, now).await?;
-    Ok(StatusCode::NO_CONTENT)
+    UserRepo::mark_verified(tx, scope, user.id).await?;
+    OneTimeTokenRepo::use_up_all(tx, scope, user.id, TokenPurpose::Invitation, Utc::now()).await?;
+    Ok(user)
 }
 
 /// Confirms the e-mail address with the token of a verification e-mail.
 #[utoipa::path(post, operation_id = "verifyEmail", path = "/auth/verify-email", tag = "auth", request_body = VerifyEmail,
     responses(
         (status = 204, description = "The address is verified"),
+        (status = 403, description = "The organization is suspended (`organization_suspended`); the token is not used up", body = ErrorResponse),
         (status = 422, description = "Invalid, used or expired token", body = ErrorResponse),
     ))]
 async fn verify_email(
@@ -510,26 +543,80 @@ async fn resend_verification(
     }
     let db = uow.tx().await?;
     let organization = OrganizationRepo::get(db, auth.scope.organization_id()).await?;
-    mail_token(
-        &state,
+    accounts::mail_token(
+        &state.mail,
         db,
         &organization,
         &auth.user,
-        TokenPurpose::EmailVerification,
+        Mailed::EmailVerification,
     )
     .await?;
     Ok(StatusCode::ACCEPTED)
 }
 
+/// Sets the invited user's password and signs them in, with the token of the
+/// invitation e-mail.
+#[utoipa::path(post, operation_id = "acceptInvitation", path = "/auth/invitations/accept", tag = "auth", request_body = AcceptInvitation,
+    responses(
+        (status = 200, description = "The password is set and the user signed in", body = SignedIn),
+        (status = 403, description = "The organization is suspended (`organization_suspended`); the token is not used up", body = ErrorResponse),
+        (status = 422, description = "Invalid, used or expired token (`token`), or an invalid password", body = ErrorResponse),
+        (status = 503, description = "Too many password checks in progress; retry after `Retry-After` seconds", body = ErrorResponse),
+    ))]
+async fn accept_invitation(
+    State(state): State<AppState>,
+    uow: UnitOfWork,
+    headers: HeaderMap,
+    ValidJson(input): ValidJson<AcceptInvitation>,
+) -> Result<Json<SignedIn>, ApiError> {
+    // Hashed before the transaction opens: the hash is slow on purpose.
+    let hash = state.passwords.hash(input.password).await?;
+    let tx = uow.tx().await?;
+    let user = set_password_with_token(tx, TokenPurpose::Invitation, &input.token, hash).await?;
+    if !user.is_active {
+        // Deactivated since the invitation: the link is dead, like a used one (the
+        // error rolls the password back).
+        return Err(invalid_token());
+    }
+    let scope = TenantScope::new(user.organization_id);
+    UserRepo::record_login(tx, scope, user.id, Utc::now()).await?;
+    accounts::audit(
+        tx,
+        scope,
+        Some(user.id),
+        "user.invitation_accept",
+        "user",
+        user.id,
+        json!({"email": user.email, "role": user.role}),
+    )
+    .await?;
+    signed_in(&state, tx, scope, user.id, &headers)
+        .await
+        .map(Json)
+}
+
+fn invalid_token() -> ApiError {
+    ApiError::invalid_field("token", "invalid", "is unknown, used or expired")
+}
+
 /// Uses up a mailed token of `purpose` and returns its user; finds the token's
 /// organization and enters it for the rest of the transaction. Unknown, used,
-/// expired and other-purpose tokens are one `422` on `token`.
+/// expired and other-purpose tokens are one `422` on `token`; a token of a suspended
+/// organization is `403 organization_suspended` (and the rollback keeps it unused).
 async fn use_token(
     tx: &sea_orm::DatabaseTransaction,
     purpose: TokenPurpose,
     token: &str,
 ) -> Result<user::Model, ApiError> {
-    OneTimeTokenRepo::consume(tx, purpose, &token_digest(token.trim()), Utc::now())
+    let user = OneTimeTokenRepo::consume(tx, purpose, &token_digest(token.trim()), Utc::now())
         .await
-        .map_err(|_| ApiError::invalid_field("token", "invalid", "is unknown, used or expired"))
+        .map_err(|e| match e {
+            StorageError::NotFound { .. } => invalid_token(),
+            other => other.into(),
+        })?;
+    let organization = OrganizationRepo::get(tx, user.organization_id).await?;
+    if organization.status == OrganizationStatus::Suspended {
+        return Err(ApiError::organization_suspended());
+    }
+    Ok(user)
 }

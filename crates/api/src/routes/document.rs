@@ -8,7 +8,7 @@
 //! | the operation | can also answer | because |
 //! |---|---|---|
 //! | any | 503 (with `Retry-After`) | the database is unavailable or too slow |
-//! | needs a bearer token | 401 | the `Auth` extractor |
+//! | needs a bearer token | 401, 403 | the `Auth` extractor: no live session; the organization is suspended (`organization_suspended`) |
 //! | has a request body | 400, 413, 422 | `ValidJson` / `RawBody`: malformed JSON or content type, too large, invalid fields |
 //! | has path or query parameters | 400, 422 | `ValidPath` / `ValidQuery`: a value that does not parse; a NUL character, a rule, the supported date range |
 //! | takes `Idempotency-Key` | 409, 422 | the same key still running; the same key with another body |
@@ -56,6 +56,11 @@ const SHARED: &[(&str, &str, &str)] = &[
         "401",
         "Unauthorized",
         "No bearer token, or one that is not a live session",
+    ),
+    (
+        "403",
+        "Forbidden",
+        "Your role may not do this (`forbidden`), or your organization is suspended (`organization_suspended`)",
     ),
     (
         "409",
@@ -146,7 +151,7 @@ pub fn statuses_by_rule(operation: &Operation) -> Vec<&'static str> {
     let mut statuses = vec!["503"];
     let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
     if secured {
-        statuses.push("401");
+        statuses.extend(["401", "403"]);
     }
     if operation.request_body.is_some() {
         statuses.extend(["400", "413", "422"]);

@@ -25,9 +25,11 @@ mod docs;
 mod document;
 mod extras;
 mod health;
+mod integrations;
 mod marketplace;
 mod notifications;
 mod organizations;
+mod payment_methods;
 mod resources;
 mod reviews;
 mod settings;
@@ -45,15 +47,24 @@ mod webhooks;
     ),
     modifiers(&BearerAuth),
     tags(
-        (name = "auth", description = "Sign-up, sign-in, sessions, password reset"),
-        (name = "organizations", description = "Tenants"),
+        (name = "auth", description = "Sign-in, sessions, accepting invitations, password reset, e-mail verification"),
+        (name = "organizations", description = "Tenants: self-service sign-up (an organization and its first admin), the organization's profile"),
         (name = "admin", description = "Database monitoring for admins"),
         (name = "appointments", description = "Free slots, booking, status, rescheduling, payment"),
         (name = "catalogue", description = "Niches, categories, service templates, services"),
         (name = "scheduling rules", description = "A provider's working hours, breaks and blocked slots"),
         (name = "reviews", description = "Reviews of completed appointments, responses, moderation"),
         (name = "support", description = "Support tickets and their messages"),
-        (name = "users", description = "Profiles, addresses, the user list for staff"),
+        (name = "users", description = "Profiles, addresses; staff accounts for admins: invitations, roles, deactivation.\n\n\
+| route | client | provider | support | admin |\n\
+|---|---|---|---|---|\n\
+| `GET`/`PATCH /users/me`, addresses | themself | themself | themself | themself |\n\
+| `GET /users`, `GET /users/{id}` | themself only | themself only | anyone | anyone |\n\
+| `POST /users` (invite any role), `POST /users/{id}/invitation` | no | no | no | yes |\n\
+| `POST /users/{id}/role`, `/deactivate`, `/reactivate` | no | no | no | yes |\n\n\
+The organization's last active admin can be neither demoted nor deactivated (`409 last_admin`)."),
+        (name = "integrations", description = "An organization's integrations and their write-only secrets (admin)"),
+        (name = "payment methods", description = "A client's saved payment methods: processor tokens, never card data"),
         (name = "settings", description = "Provider settings, payment and system settings, the audit log"),
         (name = "marketplace", description = "Provider balances, ledger entries, withdrawals, releases"),
         (name = "notifications", description = "The signed-in user's in-app notifications"),
@@ -81,6 +92,8 @@ fn v1() -> OpenApiRouter<AppState> {
         .merge(reviews::router())
         .merge(support::router())
         .merge(users::router())
+        .merge(integrations::router())
+        .merge(payment_methods::router())
         .merge(settings::router())
         .merge(extras::router())
         .merge(webhooks::router())

@@ -1,37 +1,56 @@
-//! Users: one's own profile and addresses; the organization's user list for staff.
+//! Users: one's own profile and addresses; the organization's staff accounts.
 //!
-//! Who may do what (the tenant is always the signed-in user's organization):
+//! Who may do what (the tenant is always the signed-in user's organization; a user of
+//! another organization answers 404, like one that does not exist):
 //!
-//! | route | client / provider | admin / support |
-//! |---|---|---|
-//! | `GET /users/me`, `PATCH /users/me` | themself | themself |
-//! | `GET /users` | no (403) | yes, paginated |
-//! | `GET /users/{id}` | themself only (others: 404) | any user of the organization |
-//! | `GET/POST /users/me/addresses`, `PATCH/DELETE /users/me/addresses/{id}` | their own addresses | their own addresses |
+//! | route | client | provider | support | admin |
+//! |---|---|---|---|---|
+//! | `GET /users/me`, `PATCH /users/me` | themself | themself | themself | themself |
+//! | `GET /users` | no (403) | no (403) | yes, paginated | yes, paginated |
+//! | `GET /users/{id}` | themself only (others: 404) | themself only | anyone | anyone |
+//! | `GET/POST /users/me/addresses`, `PATCH/DELETE /users/me/addresses/{id}` | their own | their own | their own | their own |
+//! | `POST /users` (invite a user of any role) | no | no | no | yes |
+//! | `POST /users/{id}/invitation` (send a new invitation) | no | no | no | yes |
+//! | `POST /users/{id}/role` | no | no | no | yes |
+//! | `POST /users/{id}/deactivate`, `POST /users/{id}/reactivate` | no | no | no | yes |
+//!
+//! **Staff accounts.** An admin creates a user of any role with `POST /users`; the
+//! user gets no password but an e-mailed invitation (a single-use link valid
+//! [`INVITATION_HOURS`](crate::accounts::INVITATION_HOURS) hours) to choose one (`POST /auth/invitations/accept`). A new
+//! invitation replaces the previous one. Deactivating a user revokes all their
+//! sessions in the same transaction; they cannot sign in (401, like a wrong password)
+//! until reactivated. **The last active admin** of an organization can be neither
+//! demoted nor deactivated (`409 last_admin`), also when two admins try it on each
+//! other at the same moment (`UserRepo::change_role`). Every change is written to the
+//! audit log (`user.invite`, `user.invitation_resend`, `user.role_change`,
+//! `user.deactivate`, `user.reactivate`) with the admin as actor.
 //!
 //! Another user's address answers 404, like one that does not exist. Making an
 //! address the default clears the flag on the user's other addresses first (a user
 //! has at most one default).
 
 use agenda_entity::enums::UserRole;
-use agenda_entity::user::{self, UpdateUser};
+use agenda_entity::user::{self, CreateUser, UpdateUser};
 use agenda_entity::user_address::{self, CreateUserAddress, UpdateUserAddress};
+use agenda_storage::repo::organizations::OrganizationRepo;
 use agenda_storage::repo::resource::{ListQuery, Repo};
-use agenda_storage::repo::users::UserRepo;
+use agenda_storage::repo::sessions::SessionRepo;
+use agenda_storage::repo::users::{UserChange, UserRepo};
 use agenda_storage::{StorageError, TenantOwned, TenantScope};
 use axum::Json;
+use axum::extract::State;
 use axum::http::StatusCode;
-use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
-use validator::Validate;
+use validator::{Validate, ValidationErrors};
 
 use super::auth::UserView;
 use super::resources::{Row, RowPage, row_json};
+use crate::accounts::{self, Mailed};
 use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ErrorResponse};
@@ -41,10 +60,82 @@ use crate::uow::UnitOfWork;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(me, update_me))
-        .routes(routes!(list))
+        .routes(routes!(list, invite))
         .routes(routes!(show))
+        .routes(routes!(resend_invitation))
+        .routes(routes!(change_role))
+        .routes(routes!(deactivate))
+        .routes(routes!(reactivate))
         .routes(routes!(addresses, add_address))
         .routes(routes!(update_address, delete_address))
+}
+
+/// A user an admin invites: they choose their own password from the e-mailed link.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "joao@acme.example", "full_name": "João Lima", "role": "provider"}))]
+pub struct Invite {
+    /// An e-mail address, at most 254 characters; unique in the organization.
+    pub email: String,
+    /// 1 to 200 characters, not blank.
+    pub full_name: String,
+    /// Any role: `client`, `provider`, `support` or `admin`.
+    pub role: UserRole,
+    /// 5 to 32 characters.
+    pub phone: Option<String>,
+    /// A Brazilian CPF or CNPJ with valid check digits.
+    pub tax_id: Option<String>,
+}
+
+impl Invite {
+    fn account(&self) -> CreateUser {
+        CreateUser::without_password(
+            self.email.clone(),
+            self.full_name.clone(),
+            self.phone.clone(),
+            self.role,
+            self.tax_id.clone(),
+        )
+    }
+}
+
+impl Validate for Invite {
+    fn validate(&self) -> Result<(), ValidationErrors> {
+        self.account().validate()
+    }
+}
+
+/// A new role for a user.
+#[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"role": "support"}))]
+pub struct RoleChange {
+    pub role: UserRole,
+}
+
+fn require_admin(auth: &Auth) -> Result<(), ApiError> {
+    auth.require(&[UserRole::Admin])
+}
+
+/// Writes the audit entry of an admin's change to a user.
+async fn audit_user(
+    db: &impl ConnectionTrait,
+    auth: &Auth,
+    action: &str,
+    user: &user::Model,
+    details: Value,
+) -> Result<(), ApiError> {
+    accounts::audit(
+        db,
+        auth.scope,
+        Some(auth.user.id),
+        action,
+        "user",
+        user.id,
+        details,
+    )
+    .await?;
+    Ok(())
 }
 
 /// A page of users; pass `next` as `after` to get the following page.
@@ -140,6 +231,179 @@ async fn list(
     }))
 }
 
+/// Creates a user of any role and e-mails them an invitation to choose a password
+/// (admin).
+#[utoipa::path(post, operation_id = "inviteUser", path = "/users", tag = "users", security(("bearer" = [])),
+    request_body = Invite,
+    responses(
+        (status = 201, description = "The invited user (`invitation_pending: true`)", body = UserView),
+        (status = 403, description = "Admins only", body = ErrorResponse),
+        (status = 409, description = "The e-mail is taken in this organization", body = ErrorResponse),
+    ))]
+async fn invite(
+    State(state): State<AppState>,
+    uow: UnitOfWork,
+    auth: Auth,
+    ValidJson(input): ValidJson<Invite>,
+) -> Result<(StatusCode, Json<UserView>), ApiError> {
+    require_admin(&auth)?;
+    let tx = uow.tx().await?;
+    let created =
+        UserRepo::create(tx, auth.scope, input.account(), user::NO_PASSWORD.into()).await?;
+    send_invitation(&state, tx, &auth, &created).await?;
+    audit_user(
+        tx,
+        &auth,
+        "user.invite",
+        &created,
+        json!({"email": created.email, "role": created.role}),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(created.into())))
+}
+
+async fn send_invitation(
+    state: &AppState,
+    tx: &sea_orm::DatabaseTransaction,
+    auth: &Auth,
+    to: &user::Model,
+) -> Result<(), ApiError> {
+    let organization = OrganizationRepo::get(tx, auth.scope.organization_id()).await?;
+    let invited_by = Some(auth.user.full_name.as_str());
+    accounts::mail_token(
+        &state.mail,
+        tx,
+        &organization,
+        to,
+        Mailed::Invitation { invited_by },
+    )
+    .await?;
+    Ok(())
+}
+
+/// E-mails a new invitation to a user who has not accepted theirs; the earlier link
+/// stops working (admin).
+#[utoipa::path(post, operation_id = "resendInvitation", path = "/users/{id}/invitation", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 202, description = "A new invitation is on its way"),
+        (status = 403, description = "Admins only", body = ErrorResponse),
+        (status = 404, description = "No such user in this organization", body = ErrorResponse),
+        (status = 409, description = "The user has a password already (`invitation_accepted`) or is deactivated (`user_inactive`)", body = ErrorResponse),
+    ))]
+async fn resend_invitation(
+    State(state): State<AppState>,
+    uow: UnitOfWork,
+    auth: Auth,
+    ValidPath(id): ValidPath<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    require_admin(&auth)?;
+    let tx = uow.tx().await?;
+    let invited = UserRepo::get(tx, auth.scope, id).await?;
+    if invited.has_password() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "invitation_accepted",
+            "this user has chosen a password already; they can reset it if they forgot it",
+        ));
+    }
+    if !invited.is_active {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "user_inactive",
+            "this user is deactivated; reactivate them first",
+        ));
+    }
+    send_invitation(&state, tx, &auth, &invited).await?;
+    audit_user(tx, &auth, "user.invitation_resend", &invited, json!({})).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Gives a user another role (admin). The organization's last active admin cannot be
+/// demoted.
+#[utoipa::path(post, operation_id = "changeUserRole", path = "/users/{id}/role", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = RoleChange,
+    responses(
+        (status = 200, description = "The user with the new role", body = UserView),
+        (status = 403, description = "Admins only", body = ErrorResponse),
+        (status = 404, description = "No such user in this organization", body = ErrorResponse),
+        (status = 409, description = "The user is the organization's last active admin (`last_admin`)", body = ErrorResponse),
+    ))]
+async fn change_role(
+    uow: UnitOfWork,
+    auth: Auth,
+    ValidPath(id): ValidPath<Uuid>,
+    ValidJson(input): ValidJson<RoleChange>,
+) -> Result<Json<UserView>, ApiError> {
+    require_admin(&auth)?;
+    let tx = uow.tx().await?;
+    let change = UserRepo::change_role(tx, auth.scope, id, input.role).await?;
+    if change.changed() {
+        let details = json!({"from": change.before.role, "to": change.after.role});
+        audit_user(tx, &auth, "user.role_change", &change.after, details).await?;
+    }
+    Ok(Json(change.after.into()))
+}
+
+/// Deactivates a user and revokes all their sessions (admin). The organization's last
+/// active admin cannot be deactivated.
+#[utoipa::path(post, operation_id = "deactivateUser", path = "/users/{id}/deactivate", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The deactivated user", body = UserView),
+        (status = 403, description = "Admins only", body = ErrorResponse),
+        (status = 404, description = "No such user in this organization", body = ErrorResponse),
+        (status = 409, description = "The user is the organization's last active admin (`last_admin`)", body = ErrorResponse),
+    ))]
+async fn deactivate(
+    uow: UnitOfWork,
+    auth: Auth,
+    ValidPath(id): ValidPath<Uuid>,
+) -> Result<Json<UserView>, ApiError> {
+    set_active(uow, auth, id, false).await
+}
+
+/// Reactivates a deactivated user (admin); they sign in again with their password.
+#[utoipa::path(post, operation_id = "reactivateUser", path = "/users/{id}/reactivate", tag = "users", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The reactivated user", body = UserView),
+        (status = 403, description = "Admins only", body = ErrorResponse),
+        (status = 404, description = "No such user in this organization", body = ErrorResponse),
+    ))]
+async fn reactivate(
+    uow: UnitOfWork,
+    auth: Auth,
+    ValidPath(id): ValidPath<Uuid>,
+) -> Result<Json<UserView>, ApiError> {
+    set_active(uow, auth, id, true).await
+}
+
+async fn set_active(
+    uow: UnitOfWork,
+    auth: Auth,
+    id: Uuid,
+    active: bool,
+) -> Result<Json<UserView>, ApiError> {
+    require_admin(&auth)?;
+    let tx = uow.tx().await?;
+    let change: UserChange = UserRepo::set_active(tx, auth.scope, id, active).await?;
+    if active {
+        if change.changed() {
+            audit_user(tx, &auth, "user.reactivate", &change.after, json!({})).await?;
+        }
+    } else {
+        // Also when the user was inactive already: no session of theirs may survive.
+        let revoked =
+            SessionRepo::revoke_all_for_user(tx, auth.scope, id, chrono::Utc::now()).await?;
+        if change.changed() || revoked > 0 {
+            let details = json!({"sessions_revoked": revoked});
+            audit_user(tx, &auth, "user.deactivate", &change.after, details).await?;
+        }
+    }
+    Ok(Json(change.after.into()))
+}
+
 /// One user: staff see anyone of the organization, others only themselves.
 #[utoipa::path(get, operation_id = "getUser", path = "/users/{id}", tag = "users", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
@@ -166,14 +430,9 @@ async fn clear_default(
     user_id: Uuid,
     keep: Option<Uuid>,
 ) -> Result<(), ApiError> {
-    let mut update = user_address::Entity::update_in(scope)
-        .filter(user_address::Column::UserId.eq(user_id))
-        .filter(user_address::Column::IsDefault.eq(true))
-        .col_expr(user_address::Column::IsDefault, Expr::value(false));
-    if let Some(id) = keep {
-        update = update.filter(user_address::Column::Id.ne(id));
-    }
-    update.exec(db).await.map_err(StorageError::from)?;
+    use user_address::Column as C;
+    Repo::<user_address::Entity>::clear_flag(db, scope, C::UserId, user_id, C::IsDefault, keep)
+        .await?;
     Ok(())
 }
 

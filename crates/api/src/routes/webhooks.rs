@@ -6,13 +6,17 @@
 //!
 //! - `X-Agenda-Organization: <slug>` names the tenant. The header alone proves
 //!   nothing: the organization's `integrations_settings` row with
-//!   `integration = <processor>` must exist and be enabled, and its `secret_ref`
-//!   (`env:NAME`) names the environment variable holding **that tenant's** secret
-//!   (read at request time; the database never holds it). The signature is checked
-//!   with that secret, so a forged header naming another tenant fails the signature
-//!   and never reaches that tenant's data. An unknown organization or processor, a
-//!   disabled integration or a secret that is not configured are the same `404 no such
-//!   webhook`, revealing nothing more.
+//!   `integration = <processor>` must exist and be enabled, and hold **that
+//!   tenant's** secret: sealed with the server's key (sent by an admin,
+//!   `PUT /admin/integrations/{integration}`), or a `secret_ref` (`env:NAME`) naming
+//!   the environment variable that holds it (read at request time). The signature is
+//!   checked with that secret, so a forged header naming another tenant fails the
+//!   signature and never reaches that tenant's data. An unknown organization or
+//!   processor, a disabled integration or a secret that is not available are the
+//!   same `404 no such webhook`, revealing nothing more. A **suspended**
+//!   organization's webhooks are refused with `403 organization_suspended` before
+//!   anything is read or written, so the processor retries them; they are accepted
+//!   again once it is activated.
 //! - `X-Agenda-Signature: t=<unix seconds>,v1=<hex>` where the MAC is
 //!   `HMAC-SHA256(secret, "<t>.<raw body>")`. Several `v1=` entries may be sent (a
 //!   secret rotation); one must match. The comparison is constant-time; a missing,
@@ -38,15 +42,15 @@
 //! afresh. The same event id with different payment fields is `422`.
 
 use agenda_entity::appointment;
-use agenda_entity::enums::{PaymentMethod, PaymentStatus, UserRole};
-use agenda_entity::integration_setting;
+use agenda_entity::enums::{OrganizationStatus, PaymentMethod, PaymentStatus, UserRole};
 use agenda_storage::TenantOwned;
 use agenda_storage::TenantScope;
 use agenda_storage::repo::appointments::{ActingUser, AppointmentRepo};
 use agenda_storage::repo::audit::{AuditEntry, AuditRepo};
 use agenda_storage::repo::idempotency::{IdempotencyRepo, IdempotencyState, IdempotentRequest};
+use agenda_storage::repo::integrations::{IntegrationRepo, SecretUnavailable};
 use agenda_storage::repo::organizations::OrganizationRepo;
-use agenda_storage::repo::resource::{ListQuery, Repo};
+use agenda_storage::secrets::Secret;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -137,6 +141,7 @@ struct Handled {
         (status = 200, description = "Processed, ignored (unknown type), or a replay of an event already processed (same answer)", body = WebhookOutcome),
         (status = 400, description = "Missing organization header, or a body that is not JSON", body = ErrorResponse),
         (status = 401, description = "Missing, malformed or wrong signature, or a timestamp outside the 5-minute window", body = ErrorResponse),
+        (status = 403, description = "The organization is suspended (`organization_suspended`); retry once it is active again", body = ErrorResponse),
         (status = 404, description = "No such webhook (organization, processor, enabled integration or secret), or no such appointment in that organization", body = ErrorResponse),
         (status = 409, description = "The appointment is canceled or a no-show, or the same event is still being processed", body = ErrorResponse),
         (status = 422, description = "Amount or currency do not match the appointment, a missing field, or an event id reused with other payment fields", body = ErrorResponse),
@@ -315,7 +320,7 @@ async fn payment_webhook(
 }
 
 /// The tenant and the webhook secret of (`slug`, `processor`), or `404 no such
-/// webhook` whatever is missing.
+/// webhook` whatever is missing; `403` for a suspended organization.
 async fn webhook_secret(
     state: &AppState,
     slug: &str,
@@ -329,43 +334,34 @@ async fn webhook_secret(
     let organization = OrganizationRepo::find_by_slug(state.db.conn(), slug)
         .await?
         .ok_or_else(no_such)?;
+    if organization.status == OrganizationStatus::Suspended {
+        return Err(ApiError::organization_suspended());
+    }
     let scope = TenantScope::new(organization.id);
     let read = state.db.read_in(scope).await?;
-    let query = ListQuery {
-        filters: vec![("integration".into(), processor.into())],
-        limit: Some(1),
-        ..ListQuery::default()
-    };
-    let setting = Repo::<integration_setting::Entity>::list(&read, scope, &query)
+    let setting = IntegrationRepo::find(&read, scope, processor)
         .await?
-        .items
-        .into_iter()
-        .next()
         .filter(|s| s.is_enabled)
         .ok_or_else(no_such)?;
     read.commit()
         .await
         .map_err(agenda_storage::StorageError::from)?;
-    let Some(name) = setting
-        .secret_ref
-        .as_deref()
-        .and_then(|r| r.strip_prefix("env:"))
-    else {
-        tracing::warn!(organization = %slug, processor, "payment webhook has no secret_ref");
-        return Err(no_such());
-    };
-    match std::env::var(name) {
-        Ok(value) if !value.is_empty() => Ok((scope, Secret(value.into_bytes()))),
-        _ => {
-            // The variable's name is configuration, not a secret.
-            tracing::warn!(organization = %slug, processor, variable = name, "payment webhook secret variable is not set");
+    match IntegrationRepo::secret(&state.settings.secrets, scope, &setting) {
+        Ok(secret) => Ok((scope, secret)),
+        Err(why) => {
+            // Why is configuration (a variable's name, a key id), never a secret.
+            match &why {
+                SecretUnavailable::None => {
+                    tracing::warn!(organization = %slug, processor, "payment webhook has no secret")
+                }
+                other => {
+                    tracing::warn!(organization = %slug, processor, reason = %other, "payment webhook secret is not available")
+                }
+            }
             Err(no_such())
         }
     }
 }
-
-/// A webhook secret: no `Debug`, so it cannot end up in a log line.
-struct Secret(Vec<u8>);
 
 fn unauthorized(code: &'static str, message: &'static str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, code, message)
@@ -408,7 +404,7 @@ fn verify_signature(
             "the signature's timestamp is outside the 5-minute window",
         ));
     }
-    let mut mac = Hmac::<Sha256>::new_from_slice(&secret.0).map_err(|_| invalid())?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose()).map_err(|_| invalid())?;
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -488,7 +484,7 @@ mod tests {
 
     #[test]
     fn signatures() {
-        let secret = Secret(b"whsec".to_vec());
+        let secret = Secret::new(b"whsec".to_vec());
         let body = br#"{"id":"e1"}"#;
         let now = 1_800_000_000;
         let good = sign(b"whsec", now, body);

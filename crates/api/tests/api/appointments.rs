@@ -8,7 +8,7 @@ use chrono::{Datelike, Duration, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::{TestApp, bookable_provider, code, fields, request};
+use crate::support::{TestApp, bookable_provider, code, fields, request, scope_of, sign_up_body};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -41,10 +41,12 @@ async fn setup(app: &TestApp) -> People {
     let (_, org) = app
         .post(
             "/api/v1/organizations",
-            &json!({"slug": "acme", "name": "Acme", "time_zone": "UTC", "currency": "BRL"}),
+            &sign_up_body(
+                json!({"slug": "acme", "name": "Acme", "time_zone": "UTC", "currency": "BRL"}),
+            ),
         )
         .await;
-    let scope = TenantScope::new(org["id"].as_str().unwrap().parse().unwrap());
+    let scope = scope_of(&org);
     let provider = sign_up(app, "provider@example.com", "provider").await;
     let client = sign_up(app, "client@example.com", "client").await;
     let other_client = sign_up(app, "other@example.com", "client").await;
@@ -229,7 +231,7 @@ both_engines! {
     async fn the_booking_journey_entirely_over_http(t: TestDb) {
         let app = TestApp::spawn(t).await;
         let (status, _) = app
-            .post("/api/v1/organizations", &json!({"slug": "acme", "name": "Acme", "time_zone": "America/Sao_Paulo", "currency": "BRL"}))
+            .post("/api/v1/organizations", &sign_up_body(json!({"slug": "acme", "name": "Acme", "time_zone": "America/Sao_Paulo", "currency": "BRL"})))
             .await;
         assert_eq!(status, 201);
         let (provider_id, provider) = sign_up(&app, "provider@example.com", "provider").await;

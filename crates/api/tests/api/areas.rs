@@ -362,12 +362,13 @@ both_engines! {
         assert_eq!(call(&app, "GET", "/users", &w.client, None).await.0, 403);
         assert_eq!(call(&app, "GET", "/users", &w.provider, None).await.0, 403);
         let (status, all) = call(&app, "GET", "/users", &w.support, None).await;
-        assert_eq!((status, items(&all).len()), (200, 6), "acme's six users only: {all}");
+        // The owner who signed the organization up, and the six users made here.
+        assert_eq!((status, items(&all).len()), (200, 7), "acme's seven users only: {all}");
         assert!(!all.to_string().contains("password"));
         let (_, first) = call(&app, "GET", "/users?limit=4", &w.admin, None).await;
         assert_eq!(items(&first).len(), 4);
         let (_, rest) = call(&app, "GET", &format!("/users?limit=4&after={}", first["next"].as_str().unwrap()), &w.admin, None).await;
-        assert_eq!((items(&rest).len(), rest["next"].is_null()), (2, true));
+        assert_eq!((items(&rest).len(), rest["next"].is_null()), (3, true));
         let (_, clients) = call(&app, "GET", "/users?role=client", &w.admin, None).await;
         assert_eq!(items(&clients).len(), 2);
         assert_eq!(call(&app, "GET", "/users?limit=101", &w.admin, None).await.0, 422);

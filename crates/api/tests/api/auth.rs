@@ -12,10 +12,10 @@ const PASSWORD: &str = "correct horse battery";
 
 async fn organization(app: &TestApp) -> String {
     let (status, body) = app
-        .post("/api/v1/organizations", &json!({"slug": "acme", "name": "Acme", "time_zone": "America/Sao_Paulo", "currency": "BRL"}))
+        .post("/api/v1/organizations", &crate::support::sign_up_body(json!({"slug": "acme", "name": "Acme", "time_zone": "America/Sao_Paulo", "currency": "BRL"})))
         .await;
     assert_eq!(status, 201, "{body}");
-    body["id"].as_str().unwrap().to_owned()
+    body["organization"]["id"].as_str().unwrap().to_owned()
 }
 
 async fn register(app: &TestApp, email: &str, role: &str) -> (u16, Value) {

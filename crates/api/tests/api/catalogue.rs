@@ -9,7 +9,7 @@ use agenda_testkit::both_engines;
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, code, request};
+use crate::support::{TestApp, code, request, scope_of, sign_up_body};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -54,8 +54,8 @@ async fn call(
 both_engines! {
     async fn catalogue_and_hours_over_http(t: TestDb) {
         let app = TestApp::spawn(t).await;
-        let (_, org) = app.post("/api/v1/organizations", &json!({"slug": "acme", "name": "Acme", "time_zone": "UTC", "currency": "BRL"})).await;
-        let scope = TenantScope::new(org["id"].as_str().unwrap().parse().unwrap());
+        let (_, org) = app.post("/api/v1/organizations", &sign_up_body(json!({"slug": "acme", "name": "Acme", "time_zone": "UTC", "currency": "BRL"}))).await;
+        let scope = scope_of(&org);
         let (_, admin) = user(&app, scope, "admin@example.com", UserRole::Admin).await;
         let (ana_id, ana) = user(&app, scope, "ana@example.com", UserRole::Provider).await;
         let (_, bruno) = user(&app, scope, "bruno@example.com", UserRole::Provider).await;
@@ -119,8 +119,8 @@ both_engines! {
     /// get, update, delete) and a forbidden one (a client writing).
     async fn every_resource_route_by_its_allowed_and_forbidden_caller(t: TestDb) {
         let app = TestApp::spawn(t).await;
-        let (_, org) = app.post("/api/v1/organizations", &json!({"slug": "acme", "name": "Acme", "time_zone": "UTC", "currency": "BRL"})).await;
-        let scope = TenantScope::new(org["id"].as_str().unwrap().parse().unwrap());
+        let (_, org) = app.post("/api/v1/organizations", &sign_up_body(json!({"slug": "acme", "name": "Acme", "time_zone": "UTC", "currency": "BRL"}))).await;
+        let scope = scope_of(&org);
         let (_, admin) = user(&app, scope, "admin@example.com", UserRole::Admin).await;
         let (_, provider) = user(&app, scope, "ana@example.com", UserRole::Provider).await;
         let (_, client) = user(&app, scope, "client@example.com", UserRole::Client).await;

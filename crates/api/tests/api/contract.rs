@@ -83,7 +83,9 @@ fn schemathesis(st: &PathBuf, app: &TestApp, token: &str, extra: &[&str]) -> Res
 both_engines! {
     async fn schemathesis_finds_nothing(t: TestDb) {
         let Some(st) = tools::require(tools::python_tool("st")) else { return };
-        let app = TestApp::spawn(t).await;
+        // A key, so that integration secrets are accepted and exercised.
+        let keys = std::sync::Arc::new(agenda_storage::secrets::SecretKeys::from_keys(Some([5; 32]), &[]));
+        let app = TestApp::spawn_configured(t, axum::Router::new(), move |s| s.secrets = keys).await;
         let tokens = seeded(&app).await;
         for (role, token) in &tokens {
             // Every phase as the admin (who may call the most); the other roles

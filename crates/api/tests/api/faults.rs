@@ -68,7 +68,9 @@ async fn with_pool(mut t: TestDb, adjust: impl FnOnce(&mut DbSettings)) -> TestD
 }
 
 fn new_org(slug: &str) -> Value {
-    json!({"slug": slug, "name": slug, "time_zone": "UTC", "currency": "BRL"})
+    crate::support::sign_up_body(
+        json!({"slug": slug, "name": slug, "time_zone": "UTC", "currency": "BRL"}),
+    )
 }
 
 /// One number from a query (`count(*)`, `pg_backend_pid()`).

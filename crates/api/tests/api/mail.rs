@@ -18,15 +18,15 @@ use chrono::{Duration, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 
-use crate::support::{PASSWORD, TestApp, bookable_provider, request};
+use crate::support::{PASSWORD, TestApp, bookable_provider, login, request};
 
 /// Generous: a loaded 2-core machine can be slow, and every wait ends as soon as its
 /// condition holds.
-const PATIENCE: StdDuration = StdDuration::from_secs(60);
-const BASE: &str = "https://app.example.com";
+pub const PATIENCE: StdDuration = StdDuration::from_secs(60);
+pub const BASE: &str = "https://app.example.com";
 
 /// E-mail settings for tests: this SMTP server, quick retries.
-fn mail_env(smtp: Option<&SmtpServer>) -> agenda_mail::MailSettings {
+pub fn mail_env(smtp: Option<&SmtpServer>) -> agenda_mail::MailSettings {
     let mut pairs = vec![
         ("PUBLIC_BASE_URL", BASE.to_owned()),
         ("MAIL_FROM", "Agenda Test <no-reply@agenda.test>".to_owned()),
@@ -42,21 +42,24 @@ fn mail_env(smtp: Option<&SmtpServer>) -> agenda_mail::MailSettings {
     agenda_mail::MailSettings::from_env(&Env::from_pairs(pairs)).unwrap()
 }
 
-async fn spawn(t: TestDb, smtp: Option<&SmtpServer>) -> TestApp {
+pub async fn spawn(t: TestDb, smtp: Option<&SmtpServer>) -> TestApp {
     let mail = mail_env(smtp);
     TestApp::spawn_configured(t, Router::new(), |s| s.mail = mail).await
 }
 
+/// An organization (through the storage layer: these tests count e-mails, and
+/// sign-up would add its admin's; `accounts.rs` tests that one).
 async fn organization(app: &TestApp, slug: &str, locale: &str) {
-    let (status, body) = app
-        .post(
-            "/api/v1/organizations",
-            &json!({"slug": slug, "name": format!("{slug} clinic"), "time_zone": "America/Sao_Paulo",
-                    "currency": "BRL", "locale": locale}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    assert_eq!(body["locale"], locale);
+    let input: agenda_entity::organization::CreateOrganization = serde_json::from_value(
+        json!({"slug": slug, "name": format!("{slug} clinic"), "time_zone": "America/Sao_Paulo",
+               "currency": "BRL", "locale": locale}),
+    )
+    .unwrap();
+    let created =
+        agenda_storage::repo::organizations::OrganizationRepo::create(app.t.conn(), input)
+            .await
+            .unwrap();
+    assert_eq!(created.locale.as_str(), locale);
 }
 
 async fn register(app: &TestApp, org: &str, email: &str, role: &str) -> (u16, Value) {
@@ -68,16 +71,8 @@ async fn register(app: &TestApp, org: &str, email: &str, role: &str) -> (u16, Va
     .await
 }
 
-async fn login(app: &TestApp, org: &str, email: &str, password: &str) -> (u16, Value) {
-    app.post(
-        "/api/v1/auth/login",
-        &json!({"organization": org, "email": email, "password": password}),
-    )
-    .await
-}
-
 /// The token of the first `BASE<path>?token=…` link in `text`.
-fn token_in(text: &str, path: &str) -> String {
+pub fn token_in(text: &str, path: &str) -> String {
     let prefix = format!("{BASE}{path}?token=");
     let start = text
         .find(&prefix)
@@ -97,7 +92,7 @@ fn addressed<'a>(received: &'a [Received], to: &str, subject_part: &str) -> Vec<
 }
 
 /// Waits until `check` holds for the outbox rows (read as the superuser).
-async fn wait_for_rows(
+pub async fn wait_for_rows(
     t: &TestDb,
     what: &str,
     check: impl Fn(&[outbox_message::Model]) -> bool,

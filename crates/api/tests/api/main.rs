@@ -5,6 +5,7 @@
 // what a migration or the seed wrote), so the rule against unscoped queries is off.
 #![allow(clippy::disallowed_methods)]
 
+mod accounts;
 mod appointments;
 mod areas;
 mod auth;
@@ -17,11 +18,13 @@ mod faults;
 mod foundation;
 mod generated_client;
 mod http_layer;
+mod integrations;
 mod keep_alive;
 mod mail;
 mod marketplace;
 mod metrics;
 mod openapi;
+mod operators;
 mod organizations;
 mod seed;
 mod support;

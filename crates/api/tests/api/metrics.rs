@@ -22,7 +22,7 @@ both_engines! {
         let (status, _) = app.get("/api/v1/auth/me").await;
         assert_eq!(status, 401);
         let (status, _) = app
-            .post("/api/v1/organizations", &serde_json::json!({"slug": "acme", "name": "Acme", "time_zone": "UTC", "currency": "BRL"}))
+            .post("/api/v1/organizations", &crate::support::sign_up_body(serde_json::json!({"slug": "acme", "name": "Acme", "time_zone": "UTC", "currency": "BRL"})))
             .await;
         assert_eq!(status, 201);
         let response = app.client.get(app.url("/metrics")).send().await.unwrap();
@@ -59,15 +59,14 @@ both_engines! {
     async fn admin_database_monitoring(t: TestDb) {
         use agenda_entity::enums::UserRole;
         use agenda_entity::user::CreateUser;
-        use agenda_storage::TenantScope;
         use agenda_storage::repo::users::UserRepo;
         use serde_json::json;
 
         let app = TestApp::spawn(t).await;
         let (_, org) = app
-            .post("/api/v1/organizations", &json!({"slug": "acme", "name": "Acme", "time_zone": "UTC", "currency": "BRL"}))
+            .post("/api/v1/organizations", &crate::support::sign_up_body(json!({"slug": "acme", "name": "Acme", "time_zone": "UTC", "currency": "BRL"})))
             .await;
-        let scope = TenantScope::new(org["id"].as_str().unwrap().parse().unwrap());
+        let scope = crate::support::scope_of(&org);
         let password = "correct horse battery";
         let hash = agenda_api::password::hash(password).unwrap();
         let mut tokens = Vec::new();

@@ -43,8 +43,24 @@ async fn the_document_covers_every_route_and_only_mounted_ones() {
         ("POST", "/api/v1/auth/password-reset/confirm"),
         ("POST", "/api/v1/auth/verify-email"),
         ("POST", "/api/v1/auth/verify-email/resend"),
+        ("POST", "/api/v1/auth/invitations/accept"),
         ("POST", "/api/v1/organizations"),
         ("GET", "/api/v1/organizations/{id}"),
+        ("PATCH", "/api/v1/organizations/{id}"),
+        ("POST", "/api/v1/users"),
+        ("POST", "/api/v1/users/{id}/invitation"),
+        ("POST", "/api/v1/users/{id}/role"),
+        ("POST", "/api/v1/users/{id}/deactivate"),
+        ("POST", "/api/v1/users/{id}/reactivate"),
+        ("GET", "/api/v1/admin/integrations"),
+        ("GET", "/api/v1/admin/integrations/{integration}"),
+        ("PUT", "/api/v1/admin/integrations/{integration}"),
+        ("DELETE", "/api/v1/admin/integrations/{integration}"),
+        ("GET", "/api/v1/clients/me/payment-methods"),
+        ("POST", "/api/v1/clients/me/payment-methods"),
+        ("PATCH", "/api/v1/clients/me/payment-methods/{id}"),
+        ("DELETE", "/api/v1/clients/me/payment-methods/{id}"),
+        ("GET", "/api/v1/clients/{id}/payment-methods"),
         ("GET", "/api/v1/openapi.json"),
         ("GET", "/api/v1/admin/db/pool"),
         ("GET", "/api/v1/admin/db/connections"),
@@ -209,7 +225,8 @@ async fn every_protected_route_refuses_anonymous_callers() {
             let concrete = path
                 .replace("{id}", nil)
                 .replace("{provider_id}", nil)
-                .replace("{step_id}", nil);
+                .replace("{step_id}", nil)
+                .replace("{integration}", "stripe");
             for token in [None, Some("f".repeat(64))] {
                 let url = app.url(&concrete);
                 let mut request = match method.as_str() {
@@ -257,7 +274,7 @@ async fn operation_ids_are_unique_and_descriptive() {
             }
         }
     }
-    assert_eq!(seen.len(), 132);
+    assert_eq!(seen.len(), 148);
     app.stop().await;
 }
 
@@ -327,6 +344,7 @@ async fn every_operation_lists_the_statuses_of_its_kind() {
     for name in [
         "BadRequest",
         "Unauthorized",
+        "Forbidden",
         "PayloadTooLarge",
         "Unprocessable",
         "Unavailable",
@@ -344,6 +362,8 @@ async fn every_operation_lists_the_statuses_of_its_kind() {
             assert!(has("503"), "{method} {path}: 503");
             if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
                 assert!(has("401"), "{method} {path}: 401");
+                // A suspended organization's session (organization_suspended).
+                assert!(has("403"), "{method} {path}: 403");
             }
             if op.get("requestBody").is_some() {
                 for s in ["400", "413", "422"] {

@@ -1,12 +1,15 @@
-//! `POST /api/v1/organizations`, `GET /api/v1/organizations/{id}`.
+//! `POST /api/v1/organizations` (sign-up), `GET` and `PATCH /api/v1/organizations/{id}`.
 
 use agenda_testkit::both_engines;
+use sea_orm::{EntityTrait, PaginatorTrait};
 use serde_json::json;
 
-use crate::support::{TestApp, code, fields};
+use crate::support::{TestApp, code, fields, sign_up_body};
 
 fn acme() -> serde_json::Value {
-    json!({"slug": "acme-clinic", "name": "Acme Clinic", "time_zone": "America/Sao_Paulo", "currency": "BRL"})
+    sign_up_body(
+        json!({"slug": "acme-clinic", "name": "Acme Clinic", "time_zone": "America/Sao_Paulo", "currency": "BRL"}),
+    )
 }
 
 both_engines! {
@@ -15,7 +18,8 @@ both_engines! {
         let response = app.client.post(app.url("/api/v1/organizations")).json(&acme()).send().await.unwrap();
         assert_eq!(response.status(), 201);
         let location = response.headers()["location"].to_str().unwrap().to_owned();
-        let created: serde_json::Value = response.json().await.unwrap();
+        let signed_up: serde_json::Value = response.json().await.unwrap();
+        let created = signed_up["organization"].clone();
         assert_eq!(created["slug"], "acme-clinic");
         assert_eq!(created["status"], "active");
         assert_eq!(location, format!("/api/v1/organizations/{}", created["id"].as_str().unwrap()));
@@ -32,18 +36,28 @@ both_engines! {
     async fn invalid_input_is_422_per_field(t: TestDb) {
         let app = TestApp::spawn(t).await;
         let (status, body) = app
-            .post("/api/v1/organizations", &json!({"slug": "Bad Slug", "name": "X", "time_zone": "Nowhere/City", "currency": "XYZ"}))
+            .post("/api/v1/organizations", &json!({
+                "organization": {"slug": "Bad Slug", "name": "X", "time_zone": "Nowhere/City", "currency": "XYZ"},
+                "admin": {"email": "not an address", "full_name": " ", "password": "short"}}))
             .await;
         assert_eq!(status, 422);
         assert_eq!(code(&body), "validation_failed");
-        assert_eq!(fields(&body), ["currency", "slug", "time_zone"]);
-        let (status, body) = app.post("/api/v1/organizations", &json!({"slug": "acme"})).await;
-        assert_eq!((status, fields(&body)), (422, vec!["name".to_owned()]));
+        assert_eq!(fields(&body), ["admin.email", "admin.full_name", "admin.password", "organization.currency", "organization.slug", "organization.time_zone"]);
+        let (status, body) = app.post("/api/v1/organizations", &json!({"organization": {"slug": "acme"}, "admin": {"email": "a@b.example", "full_name": "A"}})).await;
+        assert_eq!((status, fields(&body)), (422, vec!["organization.name".to_owned()]));
+        let (status, body) = app.post("/api/v1/organizations", &json!({"slug": "acme", "name": "Acme", "time_zone": "UTC", "currency": "BRL"})).await;
+        assert_eq!(status, 422, "the old body without an admin: {body}");
         let mut extra = acme();
         extra["owner"] = json!("me");
         let (status, body) = app.post("/api/v1/organizations", &extra).await;
         assert_eq!((status, fields(&body)), (422, vec!["owner".to_owned()]));
         assert_eq!(body["error"]["fields"][0]["code"], "unknown_field");
+        let mut extra = acme();
+        extra["admin"]["role"] = json!("client");
+        let (status, body) = app.post("/api/v1/organizations", &extra).await;
+        assert_eq!((status, fields(&body)), (422, vec!["admin.role".to_owned()]), "the first user is always an admin");
+        let count = agenda_entity::organization::Entity::find().count(app.t.conn()).await.unwrap();
+        assert_eq!(count, 0, "nothing was created");
         app.stop().await;
     }
 
@@ -76,7 +90,7 @@ both_engines! {
             if status == 409 {
                 let body: serde_json::Value = response.json().await.unwrap();
                 assert_eq!(body["error"]["message"], "an organization with this slug already exists");
-                assert_eq!(fields(&body), ["slug"]);
+                assert_eq!(fields(&body), ["organization.slug"]);
             }
             statuses.push(status);
         }
@@ -89,8 +103,9 @@ both_engines! {
         let app = TestApp::spawn(t).await;
         app.post("/api/v1/organizations", &acme()).await;
         let (_, other) = app
-            .post("/api/v1/organizations", &json!({"slug": "other-clinic", "name": "Other", "time_zone": "UTC", "currency": "BRL"}))
+            .post("/api/v1/organizations", &sign_up_body(json!({"slug": "other-clinic", "name": "Other", "time_zone": "UTC", "currency": "BRL"})))
             .await;
+        let other = other["organization"].clone();
         let token = member_token(&app, "acme-clinic").await;
         let get = |path: String| {
             let request = app.client.get(app.url(&path)).bearer_auth(&token);

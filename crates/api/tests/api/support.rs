@@ -173,16 +173,35 @@ pub struct Member {
     pub token: String,
 }
 
-/// Creates an organization through the API.
+/// The sign-up body (`POST /api/v1/organizations`) of the organization `fields`
+/// (slug, name, time zone, …), whose first admin `owner@<slug>.example.com` is
+/// invited rather than given a password: no password hash, one invitation e-mail.
+pub fn sign_up_body(fields: Value) -> Value {
+    let slug = fields["slug"].as_str().unwrap_or("org").to_owned();
+    serde_json::json!({
+        "organization": fields,
+        "admin": {"email": format!("owner@{slug}.example.com"), "full_name": "Owner"},
+    })
+}
+
+/// The tenant of a sign-up's answer.
+pub fn scope_of(signed_up: &Value) -> agenda_storage::TenantScope {
+    let id = signed_up["organization"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not a sign-up answer: {signed_up}"));
+    agenda_storage::TenantScope::new(id.parse().unwrap())
+}
+
+/// Creates an organization through the API (sign-up, the admin invited).
 pub async fn organization(app: &TestApp, slug: &str) -> agenda_storage::TenantScope {
     let (status, org) = app
         .post(
             "/api/v1/organizations",
-            &serde_json::json!({"slug": slug, "name": slug, "time_zone": "UTC", "currency": "BRL"}),
+            &sign_up_body(serde_json::json!({"slug": slug, "name": slug, "time_zone": "UTC", "currency": "BRL"})),
         )
         .await;
     assert_eq!(status, 201, "{org}");
-    agenda_storage::TenantScope::new(org["id"].as_str().unwrap().parse().unwrap())
+    scope_of(&org)
 }
 
 /// A user of any role in organization `org` (created through storage, since sign-up
@@ -218,6 +237,34 @@ pub async fn member(
         id,
         token: body["token"].as_str().unwrap().to_owned(),
     }
+}
+
+/// `method` on `/api/v1<path>` as the holder of `token`, with an optional body.
+pub async fn api(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    request(
+        app,
+        method,
+        &format!("/api/v1{path}"),
+        Some(token),
+        body,
+        None,
+    )
+    .await
+}
+
+/// Signs in (`POST /auth/login`).
+pub async fn login(app: &TestApp, org: &str, email: &str, password: &str) -> (u16, Value) {
+    app.post(
+        "/api/v1/auth/login",
+        &serde_json::json!({"organization": org, "email": email, "password": password}),
+    )
+    .await
 }
 
 /// Any request: `method` on `path`, with an optional bearer token, JSON body and

@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use crate::support::{TestApp, bookable_provider, code, fields, read, request};
+use crate::support::{
+    TestApp, bookable_provider, code, fields, read, request, scope_of, sign_up_body,
+};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -59,11 +61,13 @@ async fn tenant(app: &TestApp, slug: &'static str, integration_enabled: bool) ->
     let (status, org) = app
         .post(
             "/api/v1/organizations",
-            &json!({"slug": slug, "name": slug, "time_zone": "UTC", "currency": "BRL"}),
+            &sign_up_body(
+                json!({"slug": slug, "name": slug, "time_zone": "UTC", "currency": "BRL"}),
+            ),
         )
         .await;
     assert_eq!(status, 201, "{org}");
-    let scope = TenantScope::new(org["id"].as_str().unwrap().parse().unwrap());
+    let scope = scope_of(&org);
     let provider = sign_up(app, slug, "provider@example.com", "provider").await;
     let client = sign_up(app, slug, "client@example.com", "client").await;
     let conn = app.t.conn();
@@ -122,7 +126,7 @@ async fn appointment(app: &TestApp, t: &Tenant, day_offset: i64, steps: &[&str])
     id
 }
 
-fn signature(secret: &str, t: i64, body: &[u8]) -> String {
+pub fn signature(secret: &str, t: i64, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(format!("{t}.").as_bytes());
     mac.update(body);
@@ -136,7 +140,7 @@ fn signature(secret: &str, t: i64, body: &[u8]) -> String {
 }
 
 /// Delivers `event` as the processor would: raw bytes, signed with `secret` at `t`.
-async fn deliver(
+pub async fn deliver(
     app: &TestApp,
     slug: &str,
     processor: &str,

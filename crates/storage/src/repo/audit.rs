@@ -52,6 +52,28 @@ pub struct AuditEntry {
     pub request_id: Option<String>,
 }
 
+impl AuditEntry {
+    /// An event by `actor_id` (`None`: the system or a platform operator) on one
+    /// record, without request details.
+    pub fn new(
+        actor_id: Option<Uuid>,
+        action: impl Into<String>,
+        entity_type: impl Into<String>,
+        entity_id: Option<Uuid>,
+        details: Json,
+    ) -> Self {
+        AuditEntry {
+            actor_id,
+            action: action.into(),
+            entity_type: entity_type.into(),
+            entity_id,
+            details,
+            ip_address: None,
+            request_id: None,
+        }
+    }
+}
+
 /// A page of the log, newest first: optional equality filters, page size (default
 /// [`DEFAULT_PAGE_SIZE`](super::resource::DEFAULT_PAGE_SIZE), at most
 /// [`MAX_PAGE_SIZE`](super::resource::MAX_PAGE_SIZE)) and the previous page's `next`.

@@ -330,6 +330,29 @@ where
             .await?)
     }
 
+    /// Clears the flag `flag` (a boolean column) on every row of this organization
+    /// whose `owner_column` is `owner`, except the row `keep`: the first half of a
+    /// "one default per owner" rule (a user's addresses, payment methods), done before
+    /// the flag is set on one row, in the same transaction.
+    pub async fn clear_flag(
+        db: &impl ConnectionTrait,
+        scope: TenantScope,
+        owner_column: E::Column,
+        owner: Uuid,
+        flag: E::Column,
+        keep: Option<Uuid>,
+    ) -> Result<(), StorageError> {
+        let mut update = E::update_in(scope)
+            .filter(owner_column.eq(owner))
+            .filter(flag.eq(true))
+            .col_expr(flag, sea_orm::sea_query::Expr::value(false));
+        if let Some(id) = keep {
+            update = update.filter(E::id_column().ne(id));
+        }
+        update.exec(db).await?;
+        Ok(())
+    }
+
     /// Row rules on the merged row, then references inside the tenant.
     async fn check(
         db: &impl ConnectionTrait,

@@ -283,6 +283,27 @@ impl OneTimeTokenRepo {
         Ok(row.insert(db).await?)
     }
 
+    /// Uses up every unused token of `purpose` of the user `user_id` (a newer one
+    /// replaces them, or the user no longer needs them); returns how many.
+    pub async fn use_up_all(
+        db: &impl ConnectionTrait,
+        scope: TenantScope,
+        user_id: Uuid,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StorageError> {
+        use password_reset_token::Column as C;
+        let result = password_reset_token::Entity::update_in(scope)
+            .col_expr(C::UsedAt, Expr::value(now))
+            .col_expr(C::UpdatedAt, Expr::value(agenda_entity::now()))
+            .filter(C::UserId.eq(user_id))
+            .filter(C::Purpose.eq(purpose))
+            .filter(C::UsedAt.is_null())
+            .exec(db)
+            .await?;
+        Ok(result.rows_affected)
+    }
+
     /// Uses a token of `purpose` once and returns its user, **resolving the digest
     /// across tenants** (the person following the link is not signed in, so there is
     /// no scope yet; the tenant is the user's, `TenantScope::new(user.organization_id)`).

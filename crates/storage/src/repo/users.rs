@@ -1,9 +1,20 @@
 //! Users of one organization. Every function takes the tenant scope.
+//!
+//! **An organization always keeps an active admin.** Changing a role
+//! ([`UserRepo::change_role`]) and deactivating ([`UserRepo::set_active`]) first lock
+//! the organization's active admins (`SELECT … FOR NO KEY UPDATE`, in id order) and
+//! refuse to take away the last one ([`LAST_ADMIN`], 409 in the API). Two admins
+//! demoting each other at once therefore run one after the other on PostgreSQL: the
+//! second waits for the first's locks, then re-reads the rows, no longer finds the
+//! demoted one among the admins and refuses. On SQLite the write transaction
+//! (`BEGIN IMMEDIATE`) already runs them one at a time. Both take the transaction,
+//! so the check and the change commit together.
 
+use agenda_entity::enums::UserRole;
 use agenda_entity::user::{self, CreateUser, Entity as Users, UpdateUser, normalize_email};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -17,6 +28,23 @@ impl TenantOwned for Users {
 }
 
 pub struct UserRepo;
+
+/// The error code of a change that would leave the organization without an active admin.
+pub const LAST_ADMIN: &str = "last_admin";
+
+/// A user before and after a change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserChange {
+    pub before: user::Model,
+    pub after: user::Model,
+}
+
+impl UserChange {
+    /// Whether anything changed.
+    pub fn changed(&self) -> bool {
+        self.before != self.after
+    }
+}
 
 impl UserRepo {
     /// Inserts a user into the scope's organization. A taken email is reported by
@@ -198,6 +226,101 @@ impl UserRepo {
                 Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
             );
         update_one(db, id, update).await
+    }
+
+    /// Gives the user `id` the role `role`. Refused with [`LAST_ADMIN`] when it would
+    /// demote the organization's last active admin (see the module documentation).
+    /// Setting the role a user already has changes nothing.
+    pub async fn change_role(
+        tx: &DatabaseTransaction,
+        scope: TenantScope,
+        id: Uuid,
+        role: UserRole,
+    ) -> Result<UserChange, StorageError> {
+        let before = Self::locked_keeping_an_admin(tx, scope, id, |u| {
+            u.role == UserRole::Admin && u.is_active && role != UserRole::Admin
+        })
+        .await?;
+        let after = if before.role == role {
+            before.clone()
+        } else {
+            let mut row = before.clone().into_active_model();
+            row.role = sea_orm::Set(role);
+            row.update(tx).await?
+        };
+        Ok(UserChange { before, after })
+    }
+
+    /// Activates or deactivates the user `id`. Deactivating the organization's last
+    /// active admin is refused with [`LAST_ADMIN`]. Revoking the user's sessions is
+    /// the caller's part of the same transaction.
+    pub async fn set_active(
+        tx: &DatabaseTransaction,
+        scope: TenantScope,
+        id: Uuid,
+        active: bool,
+    ) -> Result<UserChange, StorageError> {
+        let before = Self::locked_keeping_an_admin(tx, scope, id, |u| {
+            u.role == UserRole::Admin && u.is_active && !active
+        })
+        .await?;
+        let after = if before.is_active == active {
+            before.clone()
+        } else {
+            let mut row = before.clone().into_active_model();
+            row.is_active = sea_orm::Set(active);
+            row.update(tx).await?
+        };
+        Ok(UserChange { before, after })
+    }
+
+    /// The organization's active admins, locked for the rest of the transaction (on
+    /// PostgreSQL; SQLite's write transaction holds the whole database).
+    pub async fn lock_active_admins(
+        tx: &DatabaseTransaction,
+        scope: TenantScope,
+    ) -> Result<Vec<user::Model>, StorageError> {
+        let mut select = Users::find_in(scope)
+            .filter(user::Column::Role.eq(UserRole::Admin))
+            .filter(user::Column::IsActive.eq(true))
+            .order_by_asc(user::Column::Id);
+        if tx.get_database_backend() == DbBackend::Postgres {
+            // Not FOR UPDATE: that would also block inserts of rows referring to these
+            // users (sessions, audit entries), which take FOR KEY SHARE.
+            select = select.lock(sea_orm::sea_query::LockType::NoKeyUpdate);
+        }
+        Ok(select.all(tx).await?)
+    }
+
+    /// Locks the organization's active admins and then the user `id`, always in that
+    /// order (so concurrent changes cannot deadlock), and returns the user; refuses
+    /// with [`LAST_ADMIN`] when `takes_an_admin` says the change removes an active
+    /// admin and the user is the only one.
+    async fn locked_keeping_an_admin(
+        tx: &DatabaseTransaction,
+        scope: TenantScope,
+        id: Uuid,
+        takes_an_admin: impl Fn(&user::Model) -> bool,
+    ) -> Result<user::Model, StorageError> {
+        let admins = Self::lock_active_admins(tx, scope).await?;
+        let mut select = Users::find_in(scope).filter(user::Column::Id.eq(id));
+        if tx.get_database_backend() == DbBackend::Postgres {
+            select = select.lock(sea_orm::sea_query::LockType::NoKeyUpdate);
+        }
+        let target = select
+            .one(tx)
+            .await?
+            .ok_or(StorageError::not_found("user"))?;
+        let others = admins.iter().filter(|a| a.id != target.id).count();
+        if takes_an_admin(&target) && others == 0 {
+            return Err(StorageError::InvalidState {
+                code: LAST_ADMIN,
+                message: "this is the organization's last active admin; make another user \
+                          admin first"
+                    .into(),
+            });
+        }
+        Ok(target)
     }
 
     /// Records that the user proved they read mail at their address

@@ -5,6 +5,7 @@
 // what a migration or the seed wrote), so the rule against unscoped queries is off.
 #![allow(clippy::disallowed_methods)]
 
+mod accounts;
 mod analytics;
 mod appointments;
 mod backup;

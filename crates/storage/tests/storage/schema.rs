@@ -71,7 +71,7 @@ both_engines! {
     async fn migrations_go_down_to_zero_and_up_again(t: TestDb) {
         let conn = t.conn();
         let expected: Vec<String> = Migrator::migrations().iter().map(|m| m.name().to_owned()).collect();
-        assert_eq!(expected.len(), 12, "a sensible sequence, not one giant file");
+        assert_eq!(expected.len(), 13, "a sensible sequence, not one giant file");
 
         let status = Migrator::get_migration_with_status(conn).await.unwrap();
         let listed: Vec<String> = status.iter().map(|m| m.name().to_owned()).collect();
@@ -942,6 +942,17 @@ mod checks {
         case(
             "ck_integrations_settings_secret_ref_format",
             &[("secret_ref", "'sk_live_123'")],
+        ),
+        case(
+            "ck_integrations_settings_one_secret_source",
+            &[
+                ("secret_ciphertext", "'c2VhbGVk'"),
+                ("secret_key_id", "'k1'"),
+            ],
+        ),
+        case(
+            "ck_integrations_settings_secret_sealed_with_key",
+            &[("secret_ciphertext", "'c2VhbGVk'"), ("secret_ref", "NULL")],
         ),
         case(
             "ck_user_payment_methods_exp_month_range",
