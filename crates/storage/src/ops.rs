@@ -455,6 +455,10 @@ pub async fn create_app_role(
         return Err(not_on_sqlite("creating the application role"));
     };
     spec.check()?;
+    // The verifier costs 4096 rounds of PBKDF2: compute it before the transaction
+    // opens, so the transaction never sits idle while the CPU works (a busy machine
+    // could otherwise exceed the server's idle-in-transaction timeout).
+    let verifier = scram_sha256_verifier(&spec.password, &scram_salt(), SCRAM_ITERATIONS);
     let mut tx = pool.begin().await?;
 
     let (owner, database, schema): (String, String, String) = sqlx::query_as(
@@ -515,7 +519,6 @@ pub async fn create_app_role(
     }
 
     let role = ident(&spec.name);
-    let verifier = scram_sha256_verifier(&spec.password, &scram_salt(), SCRAM_ITERATIONS);
     let common = format!(
         "LOGIN NOCREATEDB NOCREATEROLE NOINHERIT CONNECTION LIMIT {} PASSWORD {}",
         spec.connection_limit,

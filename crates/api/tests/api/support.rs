@@ -46,6 +46,33 @@ impl TestApp {
         let mut settings = settings_for(&t);
         settings.db = t.app_role_settings().await;
         let db = t.app_role_pool().await;
+        Self::start(t, settings, db, extra).await
+    }
+
+    /// Like [`TestApp::spawn_with`], adjusting the settings of the server alone (its
+    /// pool and HTTP settings) on a pool of its own: the test's pool (`t.db`), which
+    /// sets up and checks, keeps the test database's settings, so a fault injected
+    /// into the server (a short timeout, say) cannot fail the set-up.
+    pub async fn spawn_configured(
+        t: TestDb,
+        extra: Router<AppState>,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> TestApp {
+        let mut settings = settings_for(&t);
+        settings.db = t.app_role_settings().await;
+        adjust(&mut settings);
+        let db = agenda_storage::Db::connect(&settings.db)
+            .await
+            .expect("connect the server's pool");
+        Self::start(t, settings, db, extra).await
+    }
+
+    async fn start(
+        t: TestDb,
+        settings: Settings,
+        db: agenda_storage::Db,
+        extra: Router<AppState>,
+    ) -> TestApp {
         let app = Application::with_routes(settings, db.clone(), extra)
             .await
             .unwrap();
