@@ -41,6 +41,8 @@ pub enum StartError {
     Connect(#[from] agenda_storage::db::ConnectError),
     #[error("applying migrations failed: {0}")]
     Migrate(String),
+    #[error(transparent)]
+    SchemaNotCurrent(#[from] SchemaNotCurrent),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -57,10 +59,19 @@ pub struct Application {
 impl Application {
     /// Connects to the database (with retries), applies migrations when
     /// `AUTO_MIGRATE` is on, and binds the listener.
+    /// With `AUTO_MIGRATE` off, a database with pending migrations stops the start
+    /// with [`SchemaNotCurrent`]: a server on an older schema would fail request
+    /// after request instead.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         let db = Db::connect(&settings.db).await?;
-        if settings.auto_migrate {
-            apply_migrations(&db).await.map_err(StartError::Migrate)?;
+        let ready = if settings.auto_migrate {
+            apply_migrations(&db).await.map_err(StartError::Migrate)
+        } else {
+            require_current_schema(&db).await
+        };
+        if let Err(e) = ready {
+            db.close().await;
+            return Err(e);
         }
         Self::with_db(settings, db).await
     }
@@ -150,17 +161,66 @@ impl Application {
     }
 }
 
-/// Applies pending migrations, logging what was applied.
-pub async fn apply_migrations(db: &Db) -> Result<(), String> {
-    let pending = Migrator::get_pending_migrations(db.conn())
+/// The database's migrations against this build's, read without changing anything
+/// (the application role may run it). Logs migrations this build does not know: a
+/// newer build migrated the database, which a rolling deploy does on purpose.
+pub async fn migration_state(
+    db: &Db,
+) -> Result<agenda_storage::ops::MigrationState, agenda_storage::StorageError> {
+    let names: Vec<String> = Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let state = agenda_storage::ops::migration_state(db, &names).await?;
+    if !state.unknown.is_empty() {
+        tracing::warn!(
+            migrations = ?state.unknown,
+            "the database has migrations this build does not know (a newer build applied them)"
+        );
+    }
+    Ok(state)
+}
+
+/// The database has migrations this build needs that are not applied.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the database schema is not up to date: {} pending migration(s) ({}); apply them with \
+     `agenda migrate up` (as the schema owner: MIGRATION_DATABASE_URL), or set AUTO_MIGRATE=true",
+    pending.len(),
+    pending.join(", ")
+)]
+pub struct SchemaNotCurrent {
+    pub pending: Vec<String>,
+}
+
+/// Succeeds when every migration of this build is applied; never changes anything.
+pub async fn require_current_schema(db: &Db) -> Result<(), StartError> {
+    let state = migration_state(db)
         .await
-        .map_err(|e| e.to_string())?;
-    if pending.is_empty() {
+        .map_err(|e| StartError::Migrate(format!("reading the migration ledger failed: {e}")))?;
+    if state.pending.is_empty() {
+        Ok(())
+    } else {
+        Err(SchemaNotCurrent {
+            pending: state.pending,
+        }
+        .into())
+    }
+}
+
+/// Applies pending migrations, logging what was applied. When nothing is pending it
+/// only reads the ledger, so it also succeeds for a role that may not change the
+/// schema.
+pub async fn apply_migrations(db: &Db) -> Result<(), String> {
+    let state = migration_state(db)
+        .await
+        .map_err(|e| format!("reading the migration ledger failed: {e}"))?;
+    if state.pending.is_empty() {
         tracing::info!("database schema is up to date");
         return Ok(());
     }
-    let names: Vec<String> = pending.iter().map(|m| m.name().to_owned()).collect();
-    tracing::info!(count = names.len(), migrations = ?names, "applying migrations");
+    tracing::info!(count = state.pending.len(), migrations = ?state.pending, "applying migrations");
     Migrator::up(db.conn(), None)
         .await
         .map_err(|e| e.to_string())

@@ -283,21 +283,16 @@ async fn seed(mut settings: Settings, action: SeedAction) -> Result<(), Failure>
 }
 
 async fn seed_demo(db: &Db, auto_migrate: bool) -> Result<SeedReport, Failure> {
+    // Both checks only read the ledger when nothing is pending, so seeding works
+    // with the application role's URL.
     if auto_migrate {
         crate::app::apply_migrations(db)
             .await
             .map_err(|e| Failure::runtime(format!("applying migrations failed: {e}")))?;
     } else {
-        let pending = Migrator::get_pending_migrations(db.conn())
+        crate::app::require_current_schema(db)
             .await
             .map_err(Failure::runtime)?;
-        if !pending.is_empty() {
-            return Err(Failure::runtime(format!(
-                "the database schema is not up to date ({} pending migrations); \
-                 run `agenda migrate up` first, or set AUTO_MIGRATE=true",
-                pending.len()
-            )));
-        }
     }
     // One hash for every demo user: argon2 is slow on purpose.
     let hash = crate::password::hash(DEMO_PASSWORD).map_err(Failure::runtime)?;
@@ -410,7 +405,7 @@ async fn backup_command(env: &Env, action: BackupAction) -> Result<(), Failure> 
             let path = output.unwrap_or_else(|| {
                 backup_dir(env).join(backup::default_file_name(scope, chrono::Utc::now()))
             });
-            let db = Db::connect(&settings).await.map_err(Failure::runtime)?;
+            let db = connect_existing(settings).await?;
             let started = std::time::Instant::now();
             let bar = crate::progress::ProgressLine::new("backup", json);
             let result =
@@ -526,7 +521,7 @@ async fn restore_command(
 ) -> Result<(), Failure> {
     let settings = DbSettings::migrator_from_env(env).map_err(Failure::config)?;
     let target = settings.url.redacted();
-    let db = Db::connect(&settings).await.map_err(Failure::runtime)?;
+    let db = connect_existing(settings).await?;
     let started = std::time::Instant::now();
     let result = if yes {
         let bar = crate::progress::ProgressLine::new("restore", json);
@@ -547,9 +542,11 @@ async fn restore_command(
     };
     db.close().await;
     match result.map_err(|e| Failure::runtime(format!("restore refused: {e}")))? {
-        None => Err(Failure::config(
-            "nothing written; run it again with --yes to restore",
-        )),
+        // A dry run whose checks pass succeeded: it did what it was asked.
+        None => {
+            println!("nothing written; run it again with --yes to restore");
+            Ok(())
+        }
         Some(report) if json => print_json(&report),
         Some(report) => {
             println!(
@@ -568,6 +565,22 @@ async fn restore_command(
             Ok(())
         }
     }
+}
+
+/// Opens a pool on a database that must already exist: a SQLite file is never
+/// created by a command that only reads it or restores into it (a mistyped path
+/// would otherwise leave an empty `agenda.db` behind and report on that).
+async fn connect_existing(mut settings: DbSettings) -> Result<Db, Failure> {
+    if let Some(path) = settings.url.sqlite_path()
+        && !std::path::Path::new(path).exists()
+    {
+        return Err(Failure::runtime(format!(
+            "the SQLite database {path} does not exist; check DATABASE_URL \
+             (`agenda migrate up` or starting the server creates it)"
+        )));
+    }
+    settings.url = settings.url.existing_only();
+    Db::connect(&settings).await.map_err(Failure::runtime)
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
@@ -607,7 +620,7 @@ async fn db_command(env: &Env, action: DbAction) -> Result<(), Failure> {
     let mut settings = configured.clone();
     settings.pool_size = 0;
     settings.max_overflow = 1;
-    let db = Db::connect(&settings).await.map_err(Failure::runtime)?;
+    let db = connect_existing(settings).await?;
     let result = db_action(&db, &configured, action).await;
     db.close().await;
     result
@@ -768,10 +781,22 @@ fn print_db_status(s: &agenda_storage::ops::DbStatus) {
         c.idle_timeout_s,
         if c.pre_ping { "on" } else { "off" }
     );
-    println!(
-        "session     statement_timeout {} ms; application_name {:?}",
-        c.statement_timeout_ms, c.application_name
-    );
+    if let Some(pg) = &c.postgres {
+        println!(
+            "session     statement_timeout {} ms; lock_timeout {} ms; \
+             idle_in_transaction_session_timeout {} ms; application_name {:?}",
+            pg.statement_timeout_ms,
+            pg.lock_timeout_ms,
+            pg.idle_in_transaction_timeout_ms,
+            pg.application_name
+        );
+    }
+    if let Some(sqlite) = &c.sqlite {
+        println!(
+            "sqlite      busy_timeout {} ms; journal_mode WAL; synchronous NORMAL; foreign_keys on",
+            sqlite.busy_timeout_ms
+        );
+    }
     println!(
         "connections {} open ({} in use, {} idle) in this command's pool",
         s.pool.size, s.pool.in_use, s.pool.idle

@@ -1092,6 +1092,62 @@ fn fault_9_unreachable_at_startup_retries_with_backoff_then_exits() {
     eprintln!("fault 9 (startup): retries after {delays:?} ms, exit 1 after {took:?}: {last}");
 }
 
+/// Fault 9, a TLS set-up that cannot work: the server's certificate is self-signed
+/// and the URL asks for `sslmode=verify-full`. Figures: the real binary makes one
+/// attempt — no retry is logged although `DB_CONNECT_RETRIES=5` — and exits with code
+/// 1 and one line naming the certificate problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_9_a_bad_tls_certificate_stops_at_once() {
+    if agenda_testkit::postgres::find_binaries().is_none() {
+        assert!(
+            !agenda_testkit::in_ci(),
+            "PostgreSQL binaries are required under CI"
+        );
+        eprintln!("!!!!!!!!!! SKIPPED: PostgreSQL binaries not found");
+        return;
+    }
+    let Some(cluster) = LocalCluster::start_with_tls().unwrap() else {
+        return;
+    };
+    cluster.wait_ready(Duration::from_secs(30)).await.unwrap();
+    let url = format!(
+        "postgres://postgres:hunter2@localhost:{}/postgres?sslmode=verify-full",
+        cluster.port
+    );
+    let started = Instant::now();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_agenda"))
+            .current_dir(std::env::temp_dir())
+            .env_clear()
+            .env("DATABASE_URL", url)
+            .env("DB_CONNECT_RETRIES", "5")
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let retries = stderr
+        .lines()
+        .filter(|line| line.contains("retry_in_ms"))
+        .count();
+    assert_eq!(retries, 0, "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(
+            "agenda: could not connect to the database at postgresql://postgres:***@localhost:"
+        ) && last.contains("after 1 attempt(s)")
+            && last.to_lowercase().contains("certificate"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    eprintln!("fault 9 (TLS): exit 1 after {took:?}, no retry: {last}");
+}
+
 /// Fault 9, the database unreachable at runtime (a server that accepts TCP
 /// connections and never answers). Figure: `/health/ready` answers 503 with
 /// `Retry-After: 5` within its deadline (700 ms, answered between 650 ms and 1.5 s),

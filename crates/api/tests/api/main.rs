@@ -9,6 +9,7 @@ mod appointments;
 mod areas;
 mod auth;
 mod catalogue;
+mod cli;
 mod extras;
 mod faults;
 mod foundation;

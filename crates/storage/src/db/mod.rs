@@ -24,7 +24,9 @@ use sqlx::ConnectOptions as _;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgSslMode};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 
-pub use settings::{DEFAULT_DATABASE_URL, DbSettings, SettingsSummary, SslMode};
+pub use settings::{
+    DEFAULT_DATABASE_URL, DbSettings, PostgresSession, SettingsSummary, SqliteSession, SslMode,
+};
 pub use url::{DatabaseUrl, Engine, UrlError, redact};
 
 use crate::error::StorageError;
@@ -468,6 +470,9 @@ fn startup_reason(err: &sqlx::Error, pool_timeout: Duration) -> String {
 fn is_permanent(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Configuration(_) | sqlx::Error::Tls(_) => true,
+        // The TLS library reports a refused handshake (an untrusted or wrong
+        // certificate, a protocol mismatch) as invalid data on the socket.
+        sqlx::Error::Io(e) => e.kind() == std::io::ErrorKind::InvalidData,
         sqlx::Error::Database(db) => {
             // invalid_authorization_specification / invalid_password (28…),
             // invalid_catalog_name (3D000): wrong credentials or database name.

@@ -170,13 +170,45 @@ impl DbSettings {
 
     /// Reads the settings the migrator uses: the URL from `MIGRATION_DATABASE_URL`
     /// (the schema owner) when set, else `DATABASE_URL`, and the other `DB_*` values.
+    ///
+    /// When both are set they must name the same database (they may differ in user,
+    /// password, host and port): otherwise this is a configuration error rather
+    /// than a silent choice. It catches a mistyped pair, and `sea-orm-cli migrate -u
+    /// URL`, which hands its URL over as `DATABASE_URL` — the migrator must not
+    /// quietly migrate `MIGRATION_DATABASE_URL`'s database instead.
     pub fn migrator_from_env(env: &Env) -> Result<Self, ConfigError> {
-        let var = if env.get("MIGRATION_DATABASE_URL").is_some() {
+        if env.get("MIGRATION_DATABASE_URL").is_none() {
+            return Ok(Self::from_env(env, "DATABASE_URL")?.for_migrations());
+        }
+        let settings = Self::from_env(env, "MIGRATION_DATABASE_URL")?;
+        if let Some(raw) = env.get("DATABASE_URL") {
+            let app = DatabaseUrl::parse(raw)
+                .map_err(|e| ConfigError::new("DATABASE_URL", format!("is not valid: {e}")))?;
+            if !settings.url.same_database(&app) {
+                return Err(ConfigError::new(
+                    "MIGRATION_DATABASE_URL",
+                    format!(
+                        "({}) and DATABASE_URL ({}) name different databases; they must name \
+                         the same one (they may differ in user, password, host and port). \
+                         Unset MIGRATION_DATABASE_URL to use DATABASE_URL, or give the \
+                         migrator its URL directly (`cargo run -p migration -- -u URL …`; \
+                         note that `sea-orm-cli migrate -u URL` passes it on as DATABASE_URL)",
+                        settings.url.redacted(),
+                        app.redacted()
+                    ),
+                ));
+            }
+        }
+        Ok(settings.for_migrations())
+    }
+
+    /// Which variable [`DbSettings::migrator_from_env`] takes the URL from.
+    pub fn migrator_url_var(env: &Env) -> &'static str {
+        if env.get("MIGRATION_DATABASE_URL").is_some() {
             "MIGRATION_DATABASE_URL"
         } else {
             "DATABASE_URL"
-        };
-        Ok(Self::from_env(env, var)?.for_migrations())
+        }
     }
 
     /// Adjusts settings for running migrations: a tiny pool, no statement timeout
@@ -206,7 +238,7 @@ impl DbSettings {
 }
 
 /// The settings in force, safe to show (no password), for `db status`, logs and
-/// the readiness endpoint.
+/// the readiness endpoint. Engine-specific settings appear only for their engine.
 #[derive(Debug, Clone, Serialize)]
 pub struct SettingsSummary {
     pub engine: Engine,
@@ -217,14 +249,35 @@ pub struct SettingsSummary {
     pub pool_recycle_s: u64,
     pub idle_timeout_s: u64,
     pub pre_ping: bool,
+    /// The session settings of every PostgreSQL connection; `None` on SQLite.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresSession>,
+    /// The PRAGMAs of every SQLite connection; `None` on PostgreSQL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sqlite: Option<SqliteSession>,
+}
+
+/// What every PostgreSQL connection of the pool sets for its session.
+#[derive(Debug, Clone, Serialize)]
+pub struct PostgresSession {
     pub statement_timeout_ms: u64,
+    pub lock_timeout_ms: u64,
+    pub idle_in_transaction_timeout_ms: u64,
     pub application_name: String,
+}
+
+/// What every SQLite connection of the pool sets (the other PRAGMAs are fixed:
+/// WAL, foreign keys on, synchronous NORMAL).
+#[derive(Debug, Clone, Serialize)]
+pub struct SqliteSession {
+    pub busy_timeout_ms: u64,
 }
 
 impl From<&DbSettings> for SettingsSummary {
     fn from(s: &DbSettings) -> Self {
+        let engine = s.engine();
         SettingsSummary {
-            engine: s.engine(),
+            engine,
             url: s.url.redacted(),
             pool_size: s.pool_size,
             max_connections: s.max_connections(),
@@ -232,8 +285,15 @@ impl From<&DbSettings> for SettingsSummary {
             pool_recycle_s: s.pool_recycle.as_secs(),
             idle_timeout_s: s.idle_timeout.as_secs(),
             pre_ping: s.pre_ping,
-            statement_timeout_ms: s.statement_timeout.as_millis() as u64,
-            application_name: s.application_name.clone(),
+            postgres: (engine == Engine::Postgres).then(|| PostgresSession {
+                statement_timeout_ms: s.statement_timeout.as_millis() as u64,
+                lock_timeout_ms: s.lock_timeout.as_millis() as u64,
+                idle_in_transaction_timeout_ms: s.idle_in_transaction_timeout.as_millis() as u64,
+                application_name: s.application_name.clone(),
+            }),
+            sqlite: (engine == Engine::Sqlite).then_some(SqliteSession {
+                busy_timeout_ms: s.sqlite_busy_timeout.as_millis() as u64,
+            }),
         }
     }
 }
@@ -296,6 +356,32 @@ mod tests {
         assert_eq!(s.ssl_mode, Some(SslMode::VerifyFull));
         assert_eq!(s.application_name, "agenda-worker");
         assert_eq!(s.connect_retries, 2);
+    }
+
+    #[test]
+    fn the_migrator_refuses_two_urls_naming_different_databases() {
+        let env = Env::from_pairs([
+            (
+                "MIGRATION_DATABASE_URL",
+                "postgres://owner:secret@db/agenda",
+            ),
+            (
+                "DATABASE_URL",
+                "postgres://app:secret@pgbouncer:6432/agenda",
+            ),
+        ]);
+        let s = DbSettings::migrator_from_env(&env).unwrap();
+        assert_eq!(s.url.redacted(), "postgresql://owner:***@db/agenda");
+        let env = Env::from_pairs([
+            (
+                "MIGRATION_DATABASE_URL",
+                "postgres://owner:secret@db/agenda",
+            ),
+            ("DATABASE_URL", "sqlite://elsewhere.db"),
+        ]);
+        let line = DbSettings::migrator_from_env(&env).unwrap_err().to_string();
+        assert!(line.starts_with("invalid configuration: MIGRATION_DATABASE_URL (postgresql://owner:***@db/agenda) and DATABASE_URL (sqlite://elsewhere.db?mode=rwc) name different databases"), "{line}");
+        assert!(!line.contains("secret"), "{line}");
     }
 
     #[test]
