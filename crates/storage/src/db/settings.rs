@@ -10,6 +10,11 @@ use crate::config::{ConfigError, Env};
 /// The embedded default: a SQLite file next to the process, created when missing.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://agenda.db?mode=rwc";
 
+/// The longest time between two runs of the pool's maintenance (the reference
+/// practice: clean up every 30 s, close idle connections after 4 minutes, below the
+/// 5-minute idle limit of servers and proxies).
+pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(30);
+
 /// TLS policy for PostgreSQL connections (libpq's `sslmode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -83,6 +88,19 @@ pub struct DbSettings {
     pub connect_retries: u32,
     /// `DB_SQLITE_BUSY_TIMEOUT`: how long a SQLite connection waits for the write lock.
     pub sqlite_busy_timeout: Duration,
+    /// `DB_PING_TIMEOUT`: the longest a connection's liveness check (before it is
+    /// handed out, when it comes back to the pool, during maintenance) may take; a
+    /// connection that does not answer in time is discarded. This is what bounds a
+    /// dead or black-holed connection's hold on the pool.
+    pub ping_timeout: Duration,
+    /// `DB_COMMIT_TIMEOUT`: the longest a request's COMMIT may take before its
+    /// outcome is reported as unknown (HTTP 504 `commit_outcome_unknown`).
+    pub commit_timeout: Duration,
+    /// `DB_TCP_KEEPALIVE`: on PostgreSQL, the server probes a connection silent this
+    /// long with TCP keepalives and drops it when the probes go unanswered, so a
+    /// client lost to a network partition stops holding a backend, its locks and a
+    /// slot of the connection limit; zero leaves the server's defaults.
+    pub tcp_keepalive: Duration,
 }
 
 impl DbSettings {
@@ -105,6 +123,9 @@ impl DbSettings {
             application_name: "agenda".to_owned(),
             connect_retries: 5,
             sqlite_busy_timeout: Duration::from_secs(5),
+            ping_timeout: Duration::from_secs(2),
+            commit_timeout: Duration::from_secs(10),
+            tcp_keepalive: Duration::from_secs(10),
         }
     }
 
@@ -139,6 +160,9 @@ impl DbSettings {
             application_name: env.string("DB_APPLICATION_NAME", &d.application_name),
             connect_retries: env.number("DB_CONNECT_RETRIES", d.connect_retries, 1..=100)?,
             sqlite_busy_timeout: env.duration("DB_SQLITE_BUSY_TIMEOUT", d.sqlite_busy_timeout)?,
+            ping_timeout: env.duration("DB_PING_TIMEOUT", d.ping_timeout)?,
+            commit_timeout: env.duration("DB_COMMIT_TIMEOUT", d.commit_timeout)?,
+            tcp_keepalive: env.duration("DB_TCP_KEEPALIVE", d.tcp_keepalive)?,
             url: d.url,
         };
         settings.check()?;
@@ -158,6 +182,17 @@ impl DbSettings {
                 "DB_POOL_TIMEOUT",
                 "is 0; expected a positive duration such as 5s",
             ));
+        }
+        for (var, value) in [
+            ("DB_PING_TIMEOUT", self.ping_timeout),
+            ("DB_COMMIT_TIMEOUT", self.commit_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::new(
+                    var,
+                    "is 0; expected a positive duration such as 2s",
+                ));
+            }
         }
         if self.application_name.len() > 63 || !self.application_name.is_ascii() {
             return Err(ConfigError::new(
@@ -227,6 +262,18 @@ impl DbSettings {
         self
     }
 
+    /// How often the pool's maintenance runs: every 30 s, or as often as the
+    /// shortest of `DB_IDLE_TIMEOUT` and `DB_POOL_RECYCLE` when that is shorter (so
+    /// an idle connection is closed within its timeout plus one interval), never more
+    /// often than every 100 ms.
+    pub fn maintenance_interval(&self) -> Duration {
+        [self.idle_timeout, self.pool_recycle]
+            .into_iter()
+            .filter(|d| !d.is_zero())
+            .fold(MAINTENANCE_INTERVAL, Duration::min)
+            .max(Duration::from_millis(100))
+    }
+
     /// The pool's maximum: `pool_size + max_overflow`.
     pub fn max_connections(&self) -> u32 {
         self.pool_size.saturating_add(self.max_overflow)
@@ -249,6 +296,10 @@ pub struct SettingsSummary {
     pub pool_recycle_s: u64,
     pub idle_timeout_s: u64,
     pub pre_ping: bool,
+    pub ping_timeout_ms: u64,
+    /// How often the pool's maintenance runs (see `db::pool`).
+    pub maintenance_interval_ms: u64,
+    pub commit_timeout_ms: u64,
     /// The session settings of every PostgreSQL connection; `None` on SQLite.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub postgres: Option<PostgresSession>,
@@ -264,6 +315,8 @@ pub struct PostgresSession {
     pub lock_timeout_ms: u64,
     pub idle_in_transaction_timeout_ms: u64,
     pub application_name: String,
+    /// `tcp_keepalives_idle` of the server's end of each connection (0: the server's default).
+    pub tcp_keepalive_s: u64,
 }
 
 /// What every SQLite connection of the pool sets (the other PRAGMAs are fixed:
@@ -285,11 +338,15 @@ impl From<&DbSettings> for SettingsSummary {
             pool_recycle_s: s.pool_recycle.as_secs(),
             idle_timeout_s: s.idle_timeout.as_secs(),
             pre_ping: s.pre_ping,
+            ping_timeout_ms: s.ping_timeout.as_millis() as u64,
+            maintenance_interval_ms: s.maintenance_interval().as_millis() as u64,
+            commit_timeout_ms: s.commit_timeout.as_millis() as u64,
             postgres: (engine == Engine::Postgres).then(|| PostgresSession {
                 statement_timeout_ms: s.statement_timeout.as_millis() as u64,
                 lock_timeout_ms: s.lock_timeout.as_millis() as u64,
                 idle_in_transaction_timeout_ms: s.idle_in_transaction_timeout.as_millis() as u64,
                 application_name: s.application_name.clone(),
+                tcp_keepalive_s: s.tcp_keepalive.as_secs(),
             }),
             sqlite: (engine == Engine::Sqlite).then_some(SqliteSession {
                 busy_timeout_ms: s.sqlite_busy_timeout.as_millis() as u64,
@@ -325,6 +382,22 @@ mod tests {
         assert_eq!(s.ssl_mode, None);
         assert_eq!(s.application_name, "agenda");
         assert_eq!(s.connect_retries, 5);
+        assert_eq!(s.ping_timeout, Duration::from_secs(2));
+        assert_eq!(s.commit_timeout, Duration::from_secs(10));
+        assert_eq!(s.tcp_keepalive, Duration::from_secs(10));
+        assert_eq!(s.maintenance_interval(), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn maintenance_runs_at_least_as_often_as_the_shortest_lifetime() {
+        let mut s = DbSettings::new(DatabaseUrl::parse(DEFAULT_DATABASE_URL).unwrap());
+        s.idle_timeout = Duration::from_secs(5);
+        assert_eq!(s.maintenance_interval(), Duration::from_secs(5));
+        s.idle_timeout = Duration::ZERO;
+        s.pool_recycle = Duration::from_millis(10);
+        assert_eq!(s.maintenance_interval(), Duration::from_millis(100));
+        s.pool_recycle = Duration::ZERO;
+        assert_eq!(s.maintenance_interval(), MAINTENANCE_INTERVAL);
     }
 
     #[test]
@@ -343,6 +416,9 @@ mod tests {
             ("DB_SSL_MODE", "verify-full"),
             ("DB_APPLICATION_NAME", "agenda-worker"),
             ("DB_CONNECT_RETRIES", "2"),
+            ("DB_PING_TIMEOUT", "750ms"),
+            ("DB_COMMIT_TIMEOUT", "3s"),
+            ("DB_TCP_KEEPALIVE", "0"),
         ]);
         let s = DbSettings::from_env(&env, "DATABASE_URL").unwrap();
         assert_eq!(s.engine(), Engine::Postgres);
@@ -356,6 +432,9 @@ mod tests {
         assert_eq!(s.ssl_mode, Some(SslMode::VerifyFull));
         assert_eq!(s.application_name, "agenda-worker");
         assert_eq!(s.connect_retries, 2);
+        assert_eq!(s.ping_timeout, Duration::from_millis(750));
+        assert_eq!(s.commit_timeout, Duration::from_secs(3));
+        assert!(s.tcp_keepalive.is_zero());
     }
 
     #[test]

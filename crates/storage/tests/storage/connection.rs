@@ -229,3 +229,83 @@ both_engines! {
         db.close().await;
     }
 }
+
+both_engines! {
+    /// `Db::connect` returns with the pool's minimum open (and, on PostgreSQL, that
+    /// many sessions on the server): readiness can only answer 200 once the pool has
+    /// shown it can hold `DB_POOL_SIZE` connections. Figure: `DB_POOL_SIZE=3` gives 3
+    /// connections the moment `connect` returns (idle once handed back).
+    async fn the_minimum_is_open_when_connect_returns(t: TestDb) {
+        let app_name = format!("agenda-min-{}", fastrand::u32(..));
+        let db = t
+            .another_pool(|s| {
+                s.pool_size = 3;
+                s.max_overflow = 2;
+                s.application_name = app_name.clone();
+            })
+            .await;
+        assert_eq!(db.pool_status().size, 3, "{:?}", db.pool_status());
+        // The connections opened are handed back by a background task.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while db.pool_status().idle < 3 {
+            assert!(Instant::now() < deadline, "{:?}", db.pool_status());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if t.engine() == Engine::Postgres {
+            let sql = format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = '{app_name}'"
+            );
+            assert_eq!(text(t.conn(), &sql).await, "3");
+        }
+        db.close().await;
+    }
+
+    /// Writers of one process queue for SQLite's single writer (the writer lane)
+    /// instead of racing for its lock: 64 concurrent write transactions, with the
+    /// busy timeout cut to 50 ms, all commit — none sees "database is locked" — and a
+    /// read transaction started while a writer holds the lane is served at once. On
+    /// PostgreSQL the same assertions hold without a lane.
+    async fn sixty_four_concurrent_writers_never_see_a_busy_timeout(t: TestDb) {
+        let db = t
+            .another_pool(|s| {
+                s.sqlite_busy_timeout = Duration::from_millis(50);
+                s.max_overflow = 10;
+                s.pool_timeout = Duration::from_secs(30);
+            })
+            .await;
+        let scope = TenantScope::new(seed_org(&db).await);
+        let writers: Vec<_> = (0..64)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    let tx = db.begin().await?;
+                    create_user(&tx, scope, &format!("writer-{i}@example.com")).await?;
+                    tx.commit().await.map_err(StorageError::from)
+                })
+            })
+            .collect();
+        let mut failures = Vec::new();
+        for writer in writers {
+            if let Err(e) = writer.await.unwrap() {
+                failures.push(format!("{e:?}"));
+            }
+        }
+        assert!(failures.is_empty(), "{failures:#?}");
+        let users = agenda_storage::repo::users::UserRepo::list(db.conn(), scope, 100).await.unwrap();
+        assert_eq!(users.len(), 64);
+
+        let holding = db.begin().await.unwrap();
+        create_user(&holding, scope, "holding@example.com").await.unwrap();
+        let read = tokio::time::timeout(Duration::from_secs(10), async {
+            let tx = db.begin_read().await.unwrap();
+            let n = text(&tx, "SELECT count(*) FROM organizations").await;
+            tx.commit().await.unwrap();
+            n
+        })
+        .await
+        .expect("a reader waited for the writer");
+        assert_eq!(read, "1");
+        holding.commit().await.unwrap();
+        db.close().await;
+    }
+}
