@@ -119,7 +119,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting connections, lets
-    /// in-flight requests finish for up to `SHUTDOWN_TIMEOUT`, and closes the pool.
+    /// in-flight requests finish for up to `SHUTDOWN_TIMEOUT`, and closes the pool,
+    /// waiting at most [`POOL_CLOSE_LIMIT`] for connections still in use (requests
+    /// abandoned at the deadline, connections lost to a partition): whatever the
+    /// database does, this returns within `SHUTDOWN_TIMEOUT` + [`POOL_CLOSE_LIMIT`].
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -150,8 +153,9 @@ impl Application {
                 Ok(())
             }
         };
-        state.db.close().await;
-        tracing::info!("database pool closed; bye");
+        if state.db.close_within(POOL_CLOSE_LIMIT).await {
+            tracing::info!("database pool closed; bye");
+        }
         result
     }
 
@@ -208,6 +212,10 @@ pub async fn require_current_schema(db: &Db) -> Result<(), StartError> {
         .into())
     }
 }
+
+/// How long shutdown waits, after `SHUTDOWN_TIMEOUT`, for the pool's connections
+/// still in use before the process exits without them.
+pub const POOL_CLOSE_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Applies pending migrations, logging what was applied. When nothing is pending it
 /// only reads the ledger, so it also succeeds for a role that may not change the

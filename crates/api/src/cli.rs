@@ -217,23 +217,38 @@ fn run(cli: Cli) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(Failure::runtime)?;
-    match cli.command.unwrap_or(Command::Serve) {
+    let result = run_command(&runtime, &env, cli.command.unwrap_or(Command::Serve));
+    // Work still running now was abandoned on purpose (requests past the shutdown
+    // deadline): do not wait for it, nor for blocking tasks, past this limit.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_LIMIT);
+    result
+}
+
+/// How long the process waits, once the command is done, for the tasks it abandoned.
+const RUNTIME_SHUTDOWN_LIMIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+fn run_command(
+    runtime: &tokio::runtime::Runtime,
+    env: &Env,
+    command: Command,
+) -> Result<(), Failure> {
+    match command {
         Command::Serve => {
-            let settings = Settings::from_env(&env).map_err(Failure::config)?;
+            let settings = Settings::from_env(env).map_err(Failure::config)?;
             runtime.block_on(serve(settings))
         }
         Command::Migrate { action } => {
-            let settings = DbSettings::migrator_from_env(&env).map_err(Failure::config)?;
+            let settings = DbSettings::migrator_from_env(env).map_err(Failure::config)?;
             runtime.block_on(migrate(settings, action))
         }
         Command::Seed { action } => {
-            let settings = Settings::from_env(&env).map_err(Failure::config)?;
+            let settings = Settings::from_env(env).map_err(Failure::config)?;
             runtime.block_on(seed(settings, action))
         }
-        Command::Db { action } => runtime.block_on(db_command(&env, action)),
-        Command::Backup { action } => runtime.block_on(backup_command(&env, action)),
+        Command::Db { action } => runtime.block_on(db_command(env, action)),
+        Command::Backup { action } => runtime.block_on(backup_command(env, action)),
         Command::Restore { path, yes, json } => {
-            runtime.block_on(restore_command(&env, path, yes, json))
+            runtime.block_on(restore_command(env, path, yes, json))
         }
     }
 }

@@ -1233,3 +1233,252 @@ async fn fault_9_readiness_is_503_while_postgres_is_down_and_recovers_by_itself(
     );
     server.abort();
 }
+
+/// The server's pool through a [`Proxy`] to the test database: `t`'s application-role
+/// URL with the proxy as host and port, the rest adjusted by `adjust`.
+async fn behind_proxy(
+    t: TestDb,
+    adjust: impl FnOnce(&mut Settings),
+) -> (TestApp, agenda_testkit::proxy::Proxy) {
+    let proxy = agenda_testkit::proxy::Proxy::in_front_of(t.settings.url.expose()).await;
+    let app = TestApp::spawn_configured(t, Router::new(), |s| {
+        s.db.url = DatabaseUrl::parse(&proxy.url_for(s.db.url.expose())).unwrap();
+        adjust(s);
+    })
+    .await;
+    (app, proxy)
+}
+
+/// Fault 10, a network partition between the server and PostgreSQL: a TCP proxy on
+/// the path black-holes the traffic for 3 s (packets accepted, never answered; the
+/// connections it swallowed stay dead, as when a NAT forgets them), then passes again.
+/// The server's pool has at most 2 connections (all of them are hit),
+/// `DB_PING_TIMEOUT` 500 ms, `DB_POOL_TIMEOUT` 1 s, `REQUEST_TIMEOUT` 2 s, and four
+/// clients write all along. Figures: during the partition every request is answered
+/// — 201, or 503 with `Retry-After` — none after more than 10 s (no hang); once the
+/// network passes again a write succeeds within 10 s (measured: the documented bound
+/// is `DB_PING_TIMEOUT` plus one connect), the next 20 writes all succeed, and no
+/// connection is left in use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fault_10_a_black_holed_network_is_survived_and_recovered_from() {
+    use agenda_testkit::proxy::Mode;
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    let (app, proxy) = behind_proxy(t, |s| {
+        s.db.pool_size = 2;
+        s.db.max_overflow = 0;
+        s.db.ping_timeout = Duration::from_millis(500);
+        s.db.pool_timeout = Duration::from_secs(1);
+        s.http.request_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let (http, url) = (app.client.clone(), app.url("/api/v1/organizations"));
+    let write = move |label: String| {
+        let request = http.post(&url).json(&new_org(&label));
+        async move {
+            let sent = Instant::now();
+            let response = request.send().await.unwrap();
+            let retry_after = response.headers().contains_key("retry-after");
+            let (status, body) = read(response).await;
+            (status, retry_after, sent.elapsed(), body)
+        }
+    };
+    for i in 0..3 {
+        let (status, _, _, body) = write(format!("before-{i}")).await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            let (stop, write) = (stop.clone(), write.clone());
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    answers.push(write(format!("during-{c}-{n}")).await);
+                    n += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                answers
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.set(Mode::BlackHole);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.set(Mode::Pass);
+    let back = Instant::now();
+    let recovered_after = loop {
+        let (status, _, _, _) = write(format!("after-{}", back.elapsed().as_millis())).await;
+        if status == 201 {
+            break back.elapsed();
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "no write succeeded within 10 s of the network coming back: {:?}",
+            app.db.pool_status()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    stop.store(true, Ordering::Relaxed);
+    let mut answers = Vec::new();
+    for client in clients {
+        answers.extend(client.await.unwrap());
+    }
+    let unexpected: Vec<_> = answers
+        .iter()
+        .filter(|(status, retry_after, took, _)| {
+            !(*status == 201 || (*status == 503 && *retry_after)) || *took > Duration::from_secs(10)
+        })
+        .collect();
+    assert!(unexpected.is_empty(), "{unexpected:#?}");
+    let unavailable = answers.iter().filter(|(status, ..)| *status == 503).count();
+    assert!(
+        unavailable > 0,
+        "the partition was not noticed: {answers:?}"
+    );
+    let slowest = answers.iter().map(|(_, _, took, _)| *took).max().unwrap();
+
+    for i in 0..20 {
+        let (status, _, _, body) = write(format!("settled-{i}")).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    wait_for_idle_pool(&app.db).await;
+    let pool = app.db.pool_status();
+    assert!(pool.size <= 2 && pool.in_use == 0, "{pool:?}");
+    eprintln!(
+        "fault 10: 3 s black hole under 4 writers: {} answers, {unavailable} × 503, slowest {slowest:?}; \
+         first write {recovered_after:?} after the network came back; pool {pool:?}",
+        answers.len()
+    );
+    app.stop().await;
+}
+
+/// The real `agenda` server, started on a free port; its stderr is collected.
+struct Served {
+    child: std::process::Child,
+    addr: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Served {
+    /// Starts `agenda` with exactly `env` (plus a free port and JSON logs) and waits
+    /// until it listens.
+    fn start(env: &[(&str, &str)]) -> Served {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agenda"))
+            .current_dir(std::env::temp_dir())
+            .env_clear()
+            .envs(env.iter().copied())
+            .env("BIND_ADDR", "127.0.0.1:0")
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let log = stderr.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str::<Value>(&line)
+                    && event["message"] == "listening"
+                {
+                    let _ = addr_tx.send(event["addr"].as_str().unwrap_or_default().to_owned());
+                }
+                log.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("the server did not listen: {}", stderr.lock().unwrap()));
+        Served {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; how long that took.
+    fn terminate(&mut self, limit: Duration) -> (Option<i32>, Duration) {
+        let sent = Instant::now();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.code(), sent.elapsed());
+            }
+            if sent.elapsed() > limit {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "still running {limit:?} after SIGTERM: {}",
+                    self.stderr.lock().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+both_engines! {
+    /// Shutdown is bounded whatever the database does: the real binary with
+    /// `SHUTDOWN_TIMEOUT=3s` and one request blocked on a lock the test holds (a
+    /// uniqueness check waiting for the test's uncommitted row on PostgreSQL, the
+    /// write lock held by another connection on SQLite; lock and busy timeouts of
+    /// 60 s, so the database would keep it for a minute). Figures: after SIGTERM the
+    /// process exits with code 0 no sooner than the 3 s grace period and within
+    /// `SHUTDOWN_TIMEOUT` + 2 s (the documented margin: 1 s for the pool's close,
+    /// 0.5 s for abandoned tasks) + 1 s for a loaded machine.
+    async fn shutdown_is_bounded_with_a_request_blocked_on_a_lock(t: TestDb) {
+        let grace = Duration::from_secs(3);
+        let url = t.settings.url.expose().to_owned();
+        // The test holds what the request will need: a row it must wait for (it has
+        // the same unique slug), or SQLite's write lock.
+        let blocker = t.another_pool(|_| {}).await;
+        let holding = blocker.begin().await.unwrap();
+        OrganizationRepo::create(&holding, org("blocked")).await.unwrap();
+        let mut served = tokio::task::block_in_place(|| {
+            Served::start(&[
+                ("DATABASE_URL", url.as_str()),
+                ("AUTO_MIGRATE", "false"),
+                ("SHUTDOWN_TIMEOUT", "3s"),
+                ("DB_LOCK_TIMEOUT", "60s"),
+                ("DB_SQLITE_BUSY_TIMEOUT", "60s"),
+                ("DB_POOL_TIMEOUT", "60s"),
+                ("REQUEST_TIMEOUT", "120s"),
+            ])
+        });
+        let http = reqwest::Client::new();
+        let blocked = tokio::spawn(http.post(served.url("/api/v1/organizations")).json(&new_org("blocked")).send());
+        // Connections are accepted in order: once a later one is answered, the
+        // blocked request's connection has been accepted and its request read.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let live = reqwest::get(served.url("/health/live")).await.unwrap();
+        assert_eq!(live.status(), 200);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!blocked.is_finished(), "the request was not blocked");
+
+        let (code, took) = tokio::task::block_in_place(|| served.terminate(Duration::from_secs(60)));
+        assert_eq!(code, Some(0), "{}", served.stderr.lock().unwrap());
+        assert!(took >= grace, "{took:?}");
+        assert!(took < grace + Duration::from_secs(3), "{took:?}: {}", served.stderr.lock().unwrap());
+        let log = served.stderr.lock().unwrap().clone();
+        assert!(log.contains("abandoning the requests still running"), "{log}");
+        drop(holding);
+        blocker.close().await;
+        let _ = blocked.await;
+        eprintln!("shutdown ({}): exit 0 {took:?} after SIGTERM (SHUTDOWN_TIMEOUT {grace:?}) with a request blocked on a lock", t.engine().as_str());
+    }
+}
