@@ -236,24 +236,6 @@ pub async fn apply_migrations(db: &Db) -> Result<(), String> {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Answers 503 (with `Retry-After`) when a request runs longer than `REQUEST_TIMEOUT`.
-/// The handler's future is dropped, so its transaction rolls back.
-async fn deadline(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    request: Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let limit = state.settings.http.request_timeout;
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::unavailable(
-            "the request took too long; retry shortly",
-            std::time::Duration::from_secs(1),
-        )
-        .into_response(),
-    }
-}
-
 /// CORS for the configured origins only; `None` when none are configured.
 fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     use axum::http::{HeaderValue, Method, header};
@@ -289,18 +271,19 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
 /// The whole HTTP surface: the routes (plus `extra` ones, behind the unit-of-work
 /// layer), then the layers every request passes through.
 pub fn router(state: AppState, extra: Router<AppState>) -> Router {
+    // `REQUEST_TIMEOUT` is applied by the unit of work, which knows where the commit
+    // starts (the deadline must never cut a commit short).
     let extra = extra
-        .layer(axum::middleware::from_fn(crate::uow::unit_of_work))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::uow::unit_of_work,
+        ))
         .with_state(state.clone());
     let cors = cors_layer(&state.settings.http.cors_origins);
     let router = routes::router(state.clone())
         .merge(extra)
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            deadline,
-        ))
         .layer(axum::middleware::from_fn_with_state(
             state,
             crate::metrics::track,

@@ -153,6 +153,20 @@ impl From<sqlx::Error> for StorageError {
     }
 }
 
+/// Whether the database server itself answered `err` (an error with a SQLSTATE or
+/// SQLite code). For a failed COMMIT that means the transaction was rolled back; any
+/// other failure — the connection lost or timed out while the COMMIT ran — leaves
+/// its outcome unknown.
+pub fn refused_by_server(err: &DbErr) -> bool {
+    matches!(
+        err,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+            | DbErr::Exec(RuntimeErr::SqlxError(e))
+            | DbErr::Query(RuntimeErr::SqlxError(e))
+            if matches!(e.as_ref(), sqlx::Error::Database(_))
+    )
+}
+
 /// Classifies a sea-orm error (which wraps the driver's).
 pub fn classify(err: DbErr) -> StorageError {
     match &err {

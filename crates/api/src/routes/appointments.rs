@@ -21,7 +21,7 @@ use agenda_storage::repo::appointments::{
     ActingUser, AppointmentQuery, AppointmentRepo, Booking, Offering,
 };
 use axum::Json;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -34,7 +34,6 @@ use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{ValidJson, ValidPath, ValidQuery};
-use crate::idempotency::Claim;
 use crate::uow::UnitOfWork;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -296,7 +295,6 @@ async fn slots(
 async fn book(
     uow: UnitOfWork,
     auth: Auth,
-    headers: HeaderMap,
     ValidJson(input): ValidJson<BookRequest>,
 ) -> Result<Response, ApiError> {
     auth.require(&[UserRole::Client, UserRole::Admin, UserRole::Support])?;
@@ -320,10 +318,6 @@ async fn book(
         }
     };
     let tx = uow.tx().await?;
-    let claim = Claim::begin(tx, &auth, &headers, "POST", "/api/v1/appointments", &input).await?;
-    if let Claim::Replay(response) = claim {
-        return Ok(response);
-    }
     let booking = Booking {
         client_id,
         offering: offering(input.service_id, input.provider_service_id)?,
@@ -335,7 +329,6 @@ async fn book(
     };
     let created = AppointmentRepo::book(tx, auth.scope, booking, Utc::now()).await?;
     let view = AppointmentView::from(created);
-    claim.store(tx, &auth, StatusCode::CREATED, &view).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
@@ -526,19 +519,12 @@ async fn reschedule(
 async fn pay(
     uow: UnitOfWork,
     auth: Auth,
-    headers: HeaderMap,
     ValidPath(id): ValidPath<Uuid>,
     ValidJson(body): ValidJson<PaymentBody>,
 ) -> Result<Response, ApiError> {
     let tx = uow.tx().await?;
     visible(tx, &auth, id).await?;
-    let path = format!("/api/v1/appointments/{id}/payment");
-    let claim = Claim::begin(tx, &auth, &headers, "POST", &path, &body).await?;
-    if let Claim::Replay(response) = claim {
-        return Ok(response);
-    }
     let paid = AppointmentRepo::mark_paid(tx, auth.scope, id, body.method, acting(&auth)).await?;
     let view = AppointmentView::from(paid);
-    claim.store(tx, &auth, StatusCode::OK, &view).await?;
     Ok(Json(view).into_response())
 }

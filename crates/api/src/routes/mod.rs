@@ -14,6 +14,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
+use crate::idempotency::DocumentHeader;
 use crate::uow::unit_of_work;
 
 mod admin;
@@ -96,12 +97,15 @@ fn v1() -> OpenApiRouter<AppState> {
         .merge(webhooks::router())
 }
 
-/// The routes and the OpenAPI document generated from them.
+/// The routes and the OpenAPI document generated from them. Passes over the whole
+/// document (such as [`DocumentHeader`]) run once the routes' paths are in it.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1())
         .routes(utoipa_axum::routes!(openapi_json))
-        .split_for_parts()
+        .split_for_parts();
+    utoipa::Modify::modify(&DocumentHeader, &mut doc);
+    (router, doc)
 }
 
 /// The OpenAPI 3.1 document of this API.
@@ -118,7 +122,10 @@ pub fn router(state: AppState) -> Router {
     let (api, _) = api();
     Router::new()
         .merge(health::router())
-        .merge(api.layer(axum::middleware::from_fn(unit_of_work)))
+        .merge(api.layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            unit_of_work,
+        )))
         .with_state(state)
 }
 

@@ -14,6 +14,7 @@ mod extras;
 mod faults;
 mod foundation;
 mod http_layer;
+mod idempotency;
 mod marketplace;
 mod metrics;
 mod openapi;
