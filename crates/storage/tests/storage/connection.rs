@@ -69,7 +69,8 @@ both_engines! {
         let err = small.begin().await.unwrap_err();
         let waited = started.elapsed();
         assert!(matches!(err, StorageError::Unavailable { .. }), "{err:?}");
-        assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(3), "{waited:?}");
+        // No sooner than the pool timeout; the upper bound only says it does not hang.
+        assert!(waited >= Duration::from_millis(280) && waited < Duration::from_secs(10), "{waited:?}");
         // Once the connection is returned, the next caller is served.
         drop(held);
         small.begin().await.unwrap().commit().await.unwrap();
@@ -174,9 +175,10 @@ async fn startup_gives_up_after_the_configured_attempts() {
     assert!(message.contains("after 2 attempt(s)"), "{message}");
     assert!(message.contains("agenda:***@127.0.0.1"), "{message}");
     assert!(!message.contains("hunter2"), "{message}");
-    // Two attempts of 300 ms plus one backoff of at most 250 ms.
+    // Two attempts of 300 ms plus one backoff of at most 250 ms, and a generous margin
+    // for a loaded machine: the bound says it gives up rather than retry on.
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(10),
         "{:?}",
         started.elapsed()
     );
@@ -197,7 +199,7 @@ async fn health_answers_within_its_deadline_when_the_server_is_unreachable() {
     let took = started.elapsed();
     assert!(!health.ok);
     assert!(
-        took >= Duration::from_millis(450) && took < Duration::from_millis(1500),
+        took >= Duration::from_millis(450) && took < Duration::from_secs(5),
         "{took:?}"
     );
     assert!(health.error.unwrap().contains("500 ms"));
