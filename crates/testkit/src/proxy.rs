@@ -26,6 +26,26 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+/// A loopback port that refuses connections — bound, never listening — and that no
+/// other socket can take while this is held (a port merely closed after a probe may
+/// be handed to the next test that binds port 0, which then answers in its place).
+pub struct RefusingPort {
+    _socket: tokio::net::TcpSocket,
+    pub port: u16,
+}
+
+pub fn refusing_port() -> RefusingPort {
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("an address"))
+        .expect("bind a loopback port");
+    let port = socket.local_addr().expect("the bound address").port();
+    RefusingPort {
+        _socket: socket,
+        port,
+    }
+}
+
 /// What the proxy does with traffic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {

@@ -1075,11 +1075,8 @@ both_engines! {
 /// than 4 × 200 ms + 1.75 s of backoff + 5 s (for process start-up on a loaded machine).
 #[test]
 fn fault_9_unreachable_at_startup_retries_with_backoff_then_exits() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = agenda_testkit::proxy::refusing_port();
+    let port = closed.port;
     let dir = std::env::temp_dir().join(format!("agenda-fault9-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let started = Instant::now();
@@ -1299,9 +1296,11 @@ async fn behind_proxy(
 /// the path black-holes the traffic for 3 s (packets accepted, never answered; the
 /// connections it swallowed stay dead, as when a NAT forgets them), then passes again.
 /// The server's pool has at most 2 connections (all of them are hit),
-/// `DB_PING_TIMEOUT` 500 ms, `DB_POOL_TIMEOUT` 1 s, `REQUEST_TIMEOUT` 2 s, and four
-/// clients write all along. Figures: during the partition every request is answered
-/// — 201, or 503 with `Retry-After` — none after more than 10 s (no hang); once the
+/// `DB_PING_TIMEOUT` 500 ms, `DB_POOL_TIMEOUT` 1 s, `REQUEST_TIMEOUT` and
+/// `DB_COMMIT_TIMEOUT` 2 s, and four clients write all along. Figures: during the
+/// partition every request is answered — 201, 503 with `Retry-After`, or, for a
+/// write whose COMMIT the partition swallowed, 504 `commit_outcome_unknown` without
+/// `Retry-After` — none after more than 10 s (no hang); once the
 /// network passes again a write succeeds within 10 s (measured: the documented bound
 /// is `DB_PING_TIMEOUT` plus one connect), the next 20 writes all succeed, and no
 /// connection is left in use.
@@ -1316,6 +1315,7 @@ async fn fault_10_a_black_holed_network_is_survived_and_recovered_from() {
         s.db.max_overflow = 0;
         s.db.ping_timeout = Duration::from_millis(500);
         s.db.pool_timeout = Duration::from_secs(1);
+        s.db.commit_timeout = Duration::from_secs(2);
         s.http.request_timeout = Duration::from_secs(2);
     })
     .await;
@@ -1373,10 +1373,17 @@ async fn fault_10_a_black_holed_network_is_survived_and_recovered_from() {
     for client in clients {
         answers.extend(client.await.unwrap());
     }
+    // A write whose COMMIT the black hole swallowed cannot know its outcome, and says
+    // so (504 without Retry-After); everything else is 201, or 503 "nothing saved".
+    let honest = |status: u16, retry_after: bool, body: &Value| {
+        status == 201
+            || (status == 503 && retry_after)
+            || (status == 504 && !retry_after && code(body) == "commit_outcome_unknown")
+    };
     let unexpected: Vec<_> = answers
         .iter()
-        .filter(|(status, retry_after, took, _)| {
-            !(*status == 201 || (*status == 503 && *retry_after)) || *took > Duration::from_secs(10)
+        .filter(|(status, retry_after, took, body)| {
+            !honest(*status, *retry_after, body) || *took > Duration::from_secs(10)
         })
         .collect();
     assert!(unexpected.is_empty(), "{unexpected:#?}");

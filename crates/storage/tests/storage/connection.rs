@@ -156,10 +156,8 @@ pub async fn create_user(
 
 #[tokio::test]
 async fn startup_gives_up_after_the_configured_attempts() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let closed = agenda_testkit::proxy::refusing_port();
+    let port = closed.port;
     let url = DatabaseUrl::parse(&format!(
         "postgres://agenda:hunter2@127.0.0.1:{port}/agenda"
     ))
