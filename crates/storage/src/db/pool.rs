@@ -9,7 +9,8 @@
 //!
 //! - **Before a connection is handed out** (with `DB_POOL_PRE_PING`) and **when it
 //!   comes back**, a ping answered within `DB_PING_TIMEOUT`; a connection that fails
-//!   or does not answer is closed at once (the socket is dropped) and replaced.
+//!   or does not answer is closed at once (the socket is dropped) and replaced. Only
+//!   on PostgreSQL: a SQLite connection is local and needs no liveness check.
 //! - **Maintenance**, every [`DbSettings::maintenance_interval`] (30 s, or the
 //!   shortest of the idle timeout and the recycle age when shorter) and whenever a
 //!   connection has been discarded: it visits every idle connection (pinging it —
@@ -50,6 +51,10 @@ pub(super) struct Policy {
     /// Zero: connections are never closed for their age.
     pub recycle: Duration,
     pub pre_ping: bool,
+    /// Whether connections cross a network (PostgreSQL) and so are pinged: a SQLite
+    /// connection is a thread of this process on a local file, which no partition
+    /// can cut, and pinging it would only lengthen the writer lane's turns.
+    pub networked: bool,
 }
 
 impl Policy {
@@ -62,6 +67,7 @@ impl Policy {
             idle_timeout: s.idle_timeout,
             recycle: s.pool_recycle,
             pre_ping: s.pre_ping,
+            networked: s.engine() == super::Engine::Postgres,
         }
     }
 
@@ -79,7 +85,7 @@ impl Policy {
 /// connection is thrown away, so that maintenance refills the pool at once.
 pub(super) fn options<DB: Database>(policy: Policy, discarded: Arc<Notify>) -> PoolOptions<DB> {
     let ping_timeout = policy.ping_timeout;
-    PoolOptions::<DB>::new()
+    let options = PoolOptions::<DB>::new()
         // The minimum is kept by `maintain`, with bounded connects; sqlx's own
         // refill waits up to 300 s for a connect that a black hole never answers.
         .min_connections(0)
@@ -95,25 +101,28 @@ pub(super) fn options<DB: Database>(policy: Policy, discarded: Arc<Notify>) -> P
                 .try_with(|seen| seen.set(Some((meta.age, meta.idle_for))))
                 .is_ok();
             Box::pin(async move {
-                if policy.pre_ping || visiting {
+                if policy.networked && (policy.pre_ping || visiting) {
                     ping_within(conn, ping_timeout).await?;
                 }
                 Ok(true)
             })
+        });
+    if !policy.networked {
+        return options;
+    }
+    // sqlx pings a returning connection with no time limit after this hook: the
+    // bounded ping first means that one only ever runs on a connection that has just
+    // answered. A failure here closes the connection.
+    options.after_release(move |conn, _meta| {
+        let discarded = discarded.clone();
+        Box::pin(async move {
+            let alive = ping_within(conn, ping_timeout).await;
+            if alive.is_err() {
+                discarded.notify_one();
+            }
+            alive.map(|()| true)
         })
-        // sqlx pings a returning connection with no time limit after this hook: the
-        // bounded ping first means that one only ever runs on a connection that has
-        // just answered. A failure here closes the connection.
-        .after_release(move |conn, _meta| {
-            let discarded = discarded.clone();
-            Box::pin(async move {
-                let alive = ping_within(conn, ping_timeout).await;
-                if alive.is_err() {
-                    discarded.notify_one();
-                }
-                alive.map(|()| true)
-            })
-        })
+    })
 }
 
 /// A ping answered within `limit`, else an error (the caller discards the connection).
@@ -218,6 +227,7 @@ mod tests {
             idle_timeout: Duration::from_secs(240),
             recycle: Duration::from_secs(1800),
             pre_ping: true,
+            networked: true,
         };
         let s = Duration::from_secs;
         assert!(!policy.retires(s(10), s(10), 5));
