@@ -1007,6 +1007,8 @@ async fn fault_7_sixty_four_http_writers_queue_instead_of_meeting_the_busy_timeo
     let app = TestApp::spawn_configured(TestDb::sqlite().await, Router::new(), |s| {
         s.db.sqlite_busy_timeout = Duration::from_millis(100);
         s.db.pool_timeout = Duration::from_secs(30);
+        // As many connections as writers: without the lane, all 64 race for the lock.
+        s.db.max_overflow = 64;
     })
     .await;
     let started = Instant::now();
@@ -1281,10 +1283,11 @@ async fn fault_9_readiness_is_503_while_postgres_is_down_and_recovers_by_itself(
 /// URL with the proxy as host and port, the rest adjusted by `adjust`.
 async fn behind_proxy(
     t: TestDb,
+    extra: Router<AppState>,
     adjust: impl FnOnce(&mut Settings),
 ) -> (TestApp, agenda_testkit::proxy::Proxy) {
     let proxy = agenda_testkit::proxy::Proxy::in_front_of(t.settings.url.expose()).await;
-    let app = TestApp::spawn_configured(t, Router::new(), |s| {
+    let app = TestApp::spawn_configured(t, extra, |s| {
         s.db.url = DatabaseUrl::parse(&proxy.url_for(s.db.url.expose())).unwrap();
         adjust(s);
     })
@@ -1295,7 +1298,8 @@ async fn behind_proxy(
 /// Fault 10, a network partition between the server and PostgreSQL: a TCP proxy on
 /// the path black-holes the traffic for 3 s (packets accepted, never answered; the
 /// connections it swallowed stay dead, as when a NAT forgets them), then passes again.
-/// The server's pool has at most 2 connections (all of them are hit),
+/// The server's pool has at most 2 connections, both in the middle of a statement
+/// when the network goes,
 /// `DB_PING_TIMEOUT` 500 ms, `DB_POOL_TIMEOUT` 1 s, `REQUEST_TIMEOUT` and
 /// `DB_COMMIT_TIMEOUT` 2 s, and four clients write all along. Figures: during the
 /// partition every request is answered — 201, 503 with `Retry-After`, or, for a
@@ -1310,7 +1314,7 @@ async fn fault_10_a_black_holed_network_is_survived_and_recovered_from() {
     let Some(t) = TestDb::postgres().await else {
         return;
     };
-    let (app, proxy) = behind_proxy(t, |s| {
+    let (app, proxy) = behind_proxy(t, statement_routes(), |s| {
         s.db.pool_size = 2;
         s.db.max_overflow = 0;
         s.db.ping_timeout = Duration::from_millis(500);
@@ -1334,6 +1338,29 @@ async fn fault_10_a_black_holed_network_is_survived_and_recovered_from() {
         let (status, _, _, body) = write(format!("before-{i}")).await;
         assert_eq!(status, 201, "{body}");
     }
+    // Both connections are mid-query when the network goes: the case that used to
+    // leave them "in use" for good (their return to the pool waited for an answer).
+    let sleepers: Vec<_> = (0..2)
+        .map(|_| {
+            let request = app.client.post(app.url("/test/pg-sleep"));
+            tokio::spawn(async move {
+                let sent = Instant::now();
+                let status = request.send().await.unwrap().status().as_u16();
+                (status, sent.elapsed())
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while number(
+        app.t.conn(),
+        "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(5)' AND state = 'active'",
+    )
+    .await
+        < 2
+    {
+        assert!(Instant::now() < deadline, "the two statements did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..4)
@@ -1351,7 +1378,6 @@ async fn fault_10_a_black_holed_network_is_survived_and_recovered_from() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
     proxy.set(Mode::BlackHole);
     tokio::time::sleep(Duration::from_secs(3)).await;
     proxy.set(Mode::Pass);
@@ -1387,6 +1413,13 @@ async fn fault_10_a_black_holed_network_is_survived_and_recovered_from() {
         })
         .collect();
     assert!(unexpected.is_empty(), "{unexpected:#?}");
+    for sleeper in sleepers {
+        let (status, took) = sleeper.await.unwrap();
+        assert!(
+            status == 503 && took < Duration::from_secs(10),
+            "a statement caught by the partition: {status} after {took:?}"
+        );
+    }
     let unavailable = answers.iter().filter(|(status, ..)| *status == 503).count();
     assert!(
         unavailable > 0,

@@ -269,7 +269,8 @@ both_engines! {
         let db = t
             .another_pool(|s| {
                 s.sqlite_busy_timeout = Duration::from_millis(50);
-                s.max_overflow = 10;
+                // As many connections as writers: without the lane, all 64 race.
+                s.max_overflow = 64;
                 s.pool_timeout = Duration::from_secs(30);
             })
             .await;
