@@ -20,10 +20,22 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("agenda-migrator-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A scratch directory, removed when dropped (also when the test fails).
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir =
+            std::env::temp_dir().join(format!("agenda-migrator-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 both_engines! {
@@ -31,7 +43,8 @@ both_engines! {
     /// exit code 0 both times; `status` then lists all 11 migrations as applied.
     async fn fresh_through_the_migrator_binary(t: TestDb) {
         let url = t.settings.url.expose().to_owned();
-        let dir = scratch("fresh");
+        let scratch = Scratch::new("fresh");
+        let dir = scratch.0.clone();
         for round in 1..=2 {
             let out = tokio::task::block_in_place(|| migrator(&dir, &[("DATABASE_URL", &url)], &["fresh"]));
             assert!(out.status.success(), "round {round}: {}", text(&out.stderr));
@@ -41,7 +54,6 @@ both_engines! {
         assert!(out.status.success(), "{log}");
         assert_eq!(log.matches("... Applied").count(), 11, "{log}");
         assert!(!log.contains("Pending"), "{log}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
@@ -52,12 +64,13 @@ both_engines! {
 /// its own database and says so on its first line.
 #[test]
 fn the_migrator_never_silently_ignores_a_url() {
-    let dir = scratch("urls");
+    let scratch = Scratch::new("urls");
+    let dir = &scratch.0;
     let env = [
         ("MIGRATION_DATABASE_URL", "sqlite://owner.db"),
         ("DATABASE_URL", "sqlite://asked-for.db"),
     ];
-    let out = migrator(&dir, &env, &["up"]);
+    let out = migrator(dir, &env, &["up"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -70,7 +83,7 @@ fn the_migrator_never_silently_ignores_a_url() {
     );
     assert!(!dir.join("owner.db").exists() && !dir.join("asked-for.db").exists());
 
-    let out = migrator(&dir, &env, &["-u", "sqlite://given.db", "up"]);
+    let out = migrator(dir, &env, &["-u", "sqlite://given.db", "up"]);
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(
@@ -78,5 +91,4 @@ fn the_migrator_never_silently_ignores_a_url() {
         Some("migration: database sqlite://given.db?mode=rwc (from --database-url)")
     );
     assert!(dir.join("given.db").exists() && !dir.join("owner.db").exists());
-    let _ = std::fs::remove_dir_all(&dir);
 }
