@@ -13,6 +13,7 @@ mod report;
 mod seed;
 mod server;
 mod sql;
+mod sqlite;
 mod stats;
 
 use std::collections::BTreeMap;
@@ -45,6 +46,9 @@ enum Cmd {
     Run(RunArgs),
     /// Failed sign-ins for unknown e-mails; the server's memory before and after.
     LoginFlood(login_flood::LoginFloodArgs),
+    /// The server on a SQLite file under concurrent writers and readers (the writer
+    /// lane), optionally beside a baseline binary; writes bench/results/sqlite-writes.*.
+    SqliteWrites(sqlite::SqliteArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -117,6 +121,7 @@ fn main() -> std::process::ExitCode {
     let outcome = match cli.command {
         Cmd::Run(args) => runtime.block_on(run(args)),
         Cmd::LoginFlood(args) => runtime.block_on(login_flood::run(args)),
+        Cmd::SqliteWrites(args) => runtime.block_on(sqlite::run(args)),
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -10,6 +10,7 @@ pub use sea_orm_migration::MigrationStatus;
 pub use sea_orm_migration::prelude::*;
 
 pub mod ddl;
+pub mod fresh;
 
 mod m20261123_000001_create_organizations;
 mod m20261123_000002_create_users;
@@ -57,5 +58,19 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000012_email_outbox::Migration),
             Box::new(m20261201_000014_integration_secrets::Migration),
         ]
+    }
+
+    /// Drops every table, function and type of the schema, then applies every
+    /// migration: the default leaves migration 11's functions behind on PostgreSQL
+    /// and drops SQLite tables in an order foreign keys refuse (see [`fresh`]). Every
+    /// way of running `fresh` ends here: `agenda migrate fresh --yes`, `cargo run -p
+    /// migration -- fresh` and `sea-orm-cli migrate fresh`.
+    async fn fresh<'c, C>(db: C) -> Result<(), DbErr>
+    where
+        C: IntoSchemaManagerConnection<'c>,
+    {
+        let db = db.into_database_executor();
+        fresh::drop_everything(&db).await?;
+        Self::up(db, None).await
     }
 }

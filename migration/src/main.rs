@@ -4,7 +4,11 @@
 //! It reads the same configuration as the server: `MIGRATION_DATABASE_URL` (the
 //! schema owner) when set, else `DATABASE_URL`, else the embedded SQLite default,
 //! from the environment or `.env`. URLs in the forms other stacks use
-//! (`postgresql+asyncpg://…`, `file:./local.db`) are understood. `-u URL` overrides.
+//! (`postgresql+asyncpg://…`, `file:./local.db`) are understood. `-u URL` given to
+//! this program overrides both. When both variables are set they must name the same
+//! database: `sea-orm-cli migrate -u URL` passes its URL on as `DATABASE_URL`, and
+//! quietly migrating `MIGRATION_DATABASE_URL`'s database instead would be a surprise,
+//! so that is refused with one line (exit code 2).
 
 use agenda_storage::Db;
 use agenda_storage::config::Env;
@@ -41,12 +45,24 @@ fn url_argument() -> Option<String> {
 }
 
 fn main() {
-    let env = Env::load().unwrap_or_else(|e| fail(e, 2));
-    let mut settings = DbSettings::migrator_from_env(&env).unwrap_or_else(|e| fail(e, 2));
-    if let Some(raw) = url_argument() {
-        settings.url = DatabaseUrl::parse(&raw)
-            .unwrap_or_else(|e| fail(format!("--database-url is not valid: {e}"), 2));
-    }
+    let mut env = Env::load().unwrap_or_else(|e| fail(e, 2));
+    let source = match url_argument() {
+        // A URL given to this program itself wins over every variable.
+        Some(raw) => {
+            DatabaseUrl::parse(&raw)
+                .unwrap_or_else(|e| fail(format!("--database-url is not valid: {e}"), 2));
+            env.set("MIGRATION_DATABASE_URL", None);
+            env.set("DATABASE_URL", Some(&raw));
+            "--database-url"
+        }
+        None => DbSettings::migrator_url_var(&env),
+    };
+    let settings = DbSettings::migrator_from_env(&env).unwrap_or_else(|e| fail(e, 2));
+    // Say which database is migrated: with two URLs configured that is not obvious.
+    eprintln!(
+        "migration: database {} (from {source})",
+        settings.url.redacted()
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -45,6 +45,8 @@ pub enum StartError {
     Connect(#[from] agenda_storage::db::ConnectError),
     #[error("applying migrations failed: {0}")]
     Migrate(String),
+    #[error(transparent)]
+    SchemaNotCurrent(#[from] SchemaNotCurrent),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -61,10 +63,19 @@ pub struct Application {
 impl Application {
     /// Connects to the database (with retries), applies migrations when
     /// `AUTO_MIGRATE` is on, and binds the listener.
+    /// With `AUTO_MIGRATE` off, a database with pending migrations stops the start
+    /// with [`SchemaNotCurrent`]: a server on an older schema would fail request
+    /// after request instead.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         let db = Db::connect(&settings.db).await?;
-        if settings.auto_migrate {
-            apply_migrations(&db).await.map_err(StartError::Migrate)?;
+        let ready = if settings.auto_migrate {
+            apply_migrations(&db).await.map_err(StartError::Migrate)
+        } else {
+            require_current_schema(&db).await
+        };
+        if let Err(e) = ready {
+            db.close().await;
+            return Err(e);
         }
         Self::with_db(settings, db).await
     }
@@ -120,7 +131,10 @@ impl Application {
     /// Serves (and delivers e-mail, when `SMTP_URL` is set) until `shutdown`
     /// resolves, then stops accepting connections, lets in-flight requests finish
     /// for up to `SHUTDOWN_TIMEOUT`, stops the e-mail worker within the same bound,
-    /// and closes the pool.
+    /// and closes the pool, waiting at most [`POOL_CLOSE_LIMIT`] for connections
+    /// still in use (requests abandoned at the deadline, connections lost to a
+    /// partition): whatever the database does, this returns within
+    /// `SHUTDOWN_TIMEOUT` + [`POOL_CLOSE_LIMIT`].
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -165,8 +179,9 @@ impl Application {
             let spent = shutdown_began.get().map_or(grace, |began| began.elapsed());
             worker.stop(grace.saturating_sub(spent)).await;
         }
-        state.db.close().await;
-        tracing::info!("database pool closed; bye");
+        if state.db.close_within(POOL_CLOSE_LIMIT).await {
+            tracing::info!("database pool closed; bye");
+        }
         result
     }
 
@@ -176,41 +191,76 @@ impl Application {
     }
 }
 
-/// Applies pending migrations, logging what was applied.
-pub async fn apply_migrations(db: &Db) -> Result<(), String> {
-    let pending = Migrator::get_pending_migrations(db.conn())
+/// The database's migrations against this build's, read without changing anything
+/// (the application role may run it). Logs migrations this build does not know: a
+/// newer build migrated the database, which a rolling deploy does on purpose.
+pub async fn migration_state(
+    db: &Db,
+) -> Result<agenda_storage::ops::MigrationState, agenda_storage::StorageError> {
+    let names: Vec<String> = Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let state = agenda_storage::ops::migration_state(db, &names).await?;
+    if !state.unknown.is_empty() {
+        tracing::warn!(
+            migrations = ?state.unknown,
+            "the database has migrations this build does not know (a newer build applied them)"
+        );
+    }
+    Ok(state)
+}
+
+/// The database has migrations this build needs that are not applied.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the database schema is not up to date: {} pending migration(s) ({}); apply them with \
+     `agenda migrate up` (as the schema owner: MIGRATION_DATABASE_URL), or set AUTO_MIGRATE=true",
+    pending.len(),
+    pending.join(", ")
+)]
+pub struct SchemaNotCurrent {
+    pub pending: Vec<String>,
+}
+
+/// Succeeds when every migration of this build is applied; never changes anything.
+pub async fn require_current_schema(db: &Db) -> Result<(), StartError> {
+    let state = migration_state(db)
         .await
-        .map_err(|e| e.to_string())?;
-    if pending.is_empty() {
+        .map_err(|e| StartError::Migrate(format!("reading the migration ledger failed: {e}")))?;
+    if state.pending.is_empty() {
+        Ok(())
+    } else {
+        Err(SchemaNotCurrent {
+            pending: state.pending,
+        }
+        .into())
+    }
+}
+
+/// How long shutdown waits, after `SHUTDOWN_TIMEOUT`, for the pool's connections
+/// still in use before the process exits without them.
+pub const POOL_CLOSE_LIMIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Applies pending migrations, logging what was applied. When nothing is pending it
+/// only reads the ledger, so it also succeeds for a role that may not change the
+/// schema.
+pub async fn apply_migrations(db: &Db) -> Result<(), String> {
+    let state = migration_state(db)
+        .await
+        .map_err(|e| format!("reading the migration ledger failed: {e}"))?;
+    if state.pending.is_empty() {
         tracing::info!("database schema is up to date");
         return Ok(());
     }
-    let names: Vec<String> = pending.iter().map(|m| m.name().to_owned()).collect();
-    tracing::info!(count = names.len(), migrations = ?names, "applying migrations");
+    tracing::info!(count = state.pending.len(), migrations = ?state.pending, "applying migrations");
     Migrator::up(db.conn(), None)
         .await
         .map_err(|e| e.to_string())
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Answers 503 (with `Retry-After`) when a request runs longer than `REQUEST_TIMEOUT`.
-/// The handler's future is dropped, so its transaction rolls back.
-async fn deadline(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    request: Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let limit = state.settings.http.request_timeout;
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::unavailable(
-            "the request took too long; retry shortly",
-            std::time::Duration::from_secs(1),
-        )
-        .into_response(),
-    }
-}
 
 /// CORS for the configured origins only; `None` when none are configured.
 fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
@@ -247,18 +297,19 @@ fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
 /// The whole HTTP surface: the routes (plus `extra` ones, behind the unit-of-work
 /// layer), then the layers every request passes through.
 pub fn router(state: AppState, extra: Router<AppState>) -> Router {
+    // `REQUEST_TIMEOUT` is applied by the unit of work, which knows where the commit
+    // starts (the deadline must never cut a commit short).
     let extra = extra
-        .layer(axum::middleware::from_fn(crate::uow::unit_of_work))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::uow::unit_of_work,
+        ))
         .with_state(state.clone());
     let cors = cors_layer(&state.settings.http.cors_origins);
     let router = routes::router(state.clone())
         .merge(extra)
         .fallback(fallback)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            deadline,
-        ))
         .layer(axum::middleware::from_fn_with_state(
             state,
             crate::metrics::track,

@@ -96,7 +96,11 @@ impl FromRequestParts<AppState> for Auth {
             return Err(ApiError::organization_suspended());
         }
         let scope = found.scope();
-        match Slot::of(parts) {
+        let slot = Slot::of(parts);
+        if let Some(slot) = &slot {
+            slot.set_user(found.user.id);
+        }
+        match slot {
             Some(slot) if crate::uow::keeps_auth_transaction(&state.db) => slot.adopt(tx, scope),
             slot => {
                 tx.commit()

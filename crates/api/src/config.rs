@@ -20,6 +20,7 @@
 //! | `SECRETS_KEY`, `SECRETS_PREVIOUS_KEYS` | unset (integration secrets can only be referenced, `env:NAME`); see [`agenda_storage::secrets`] |
 //! | `LOG_FORMAT`               | `pretty` (or `json`)          |
 //! | `RUST_LOG`                 | `info`                        |
+//! | `NO_COLOR`                 | unset (colours on a terminal only) |
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -101,6 +102,9 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// `RUST_LOG`: a `tracing` filter such as `info` or `info,agenda::sql=debug`.
     pub filter: String,
+    /// `NO_COLOR` set (to anything): no colours even on a terminal. Logs written to a
+    /// file or a pipe never have colours.
+    pub no_color: bool,
 }
 
 impl Settings {
@@ -179,6 +183,7 @@ impl LogSettings {
                 },
             )?,
             filter: env.string("RUST_LOG", "info"),
+            no_color: env.get("NO_COLOR").is_some(),
         })
     }
 }

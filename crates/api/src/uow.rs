@@ -18,23 +18,42 @@
 //! an authenticated request costs one `BEGIN`/`COMMIT` in all.
 //!
 //! **Read or write.** On SQLite, [`UnitOfWork::tx`] takes the write lock at once
-//! (`BEGIN IMMEDIATE`) so that concurrent writers queue instead of failing, while
-//! [`UnitOfWork::read`] opens a plain read transaction that never blocks anyone. A
-//! handler that writes calls `tx()` first. On PostgreSQL both are the same.
+//! (`BEGIN IMMEDIATE`, on the writer lane) so that concurrent writers queue instead of
+//! failing, while [`UnitOfWork::read`] opens a plain read transaction that never
+//! blocks anyone. A handler that writes calls `tx()` first. On PostgreSQL both are
+//! the same.
+//!
+//! **Honest deadlines.** `REQUEST_TIMEOUT` bounds the handler (and storing the
+//! response of an `Idempotency-Key`), never the commit: when it fires the handler is
+//! dropped, its transaction rolls back, and the answer is `503` with `Retry-After` —
+//! nothing was saved. Once the handler has answered, the commit runs under its own
+//! bound, `DB_COMMIT_TIMEOUT`. A commit the server refuses (a serialization failure,
+//! a deferred constraint, a session it ended) rolled back and answers the matching
+//! error; a commit whose outcome cannot be known — no answer in time, the connection
+//! lost while it ran — answers `504 commit_outcome_unknown` without `Retry-After`:
+//! the change may or may not be saved, so a blind retry could repeat it (a retry
+//! with the same `Idempotency-Key` is safe).
+//!
+//! **Idempotency.** Every `POST` of a signed-in user may carry `Idempotency-Key`;
+//! the claim, the replay and the stored response live here and in
+//! [`crate::idempotency`], not in the handlers.
 //!
 //! [`Auth`]: crate::auth::Auth
 
 use std::sync::{Arc, Mutex};
 
-use agenda_storage::{Db, Engine, TenantScope};
-use axum::extract::{FromRequestParts, Request};
+use agenda_storage::{Db, Engine, StorageError, TenantScope};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sea_orm::DatabaseTransaction;
+use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::idempotency::{self, Claimed, Pending};
 
 /// The request's transaction and tenant, installed by [`unit_of_work`].
 #[derive(Clone, Default)]
@@ -44,6 +63,14 @@ pub(crate) struct Slot(Arc<Mutex<SlotState>>);
 struct SlotState {
     tx: Option<Arc<DatabaseTransaction>>,
     tenant: Option<TenantScope>,
+    /// The signed-in user, recorded by [`crate::auth::Auth`].
+    user: Option<Uuid>,
+    /// The request's `Idempotency-Key`, until the write transaction claims it.
+    key: Option<Pending>,
+    /// The claimed key's row, whose response is stored before the commit.
+    claimed: Option<Uuid>,
+    /// A completed request with the same key: the answer, instead of the handler's.
+    replay: Option<Response>,
 }
 
 impl Slot {
@@ -70,6 +97,11 @@ impl Slot {
         let mut state = self.state();
         state.tenant = Some(scope);
         state.tx = Some(Arc::new(tx));
+    }
+
+    /// Records the signed-in user (whose `Idempotency-Key`s the request may use).
+    pub(crate) fn set_user(&self, user: Uuid) {
+        self.state().user = Some(user);
     }
 }
 
@@ -99,6 +131,12 @@ impl UnitOfWork {
     /// write lock). If the request already has a transaction, that one.
     pub async fn read(&self) -> Result<&DatabaseTransaction, ApiError> {
         self.open(Mode::Read).await
+    }
+
+    /// For a route that deduplicates retries by a key of its own (the payment
+    /// webhooks, by event id): an `Idempotency-Key` header is then not used.
+    pub fn replays_by_own_key(&self) {
+        self.slot.state().key = None;
     }
 
     /// Makes `scope` the request's tenant, for public routes that learn their
@@ -133,7 +171,39 @@ impl UnitOfWork {
                 Ok(opened)
             })
             .await?;
+        if let Mode::Write = mode {
+            self.claim_key(tx).await?;
+        }
         Ok(tx)
+    }
+
+    /// Claims the request's `Idempotency-Key` (once) in its write transaction. A
+    /// replay stops the handler here; the middleware answers the stored response.
+    async fn claim_key(&self, tx: &DatabaseTransaction) -> Result<(), ApiError> {
+        let (pending, user, tenant) = {
+            let mut state = self.slot.state();
+            let Some(pending) = state.key.take() else {
+                return Ok(());
+            };
+            (pending, state.user, state.tenant)
+        };
+        let (Some(user), Some(scope)) = (user, tenant) else {
+            return Err(idempotency::needs_sign_in());
+        };
+        match idempotency::claim(tx, scope, user, &pending).await? {
+            Claimed::New(id) => {
+                self.slot.state().claimed = Some(id);
+                Ok(())
+            }
+            Claimed::Replay(response) => {
+                self.slot.state().replay = Some(response);
+                Err(ApiError::new(
+                    StatusCode::OK,
+                    "idempotent_replay",
+                    "answered with the stored response",
+                ))
+            }
+        }
     }
 }
 
@@ -161,31 +231,117 @@ pub(crate) fn keeps_auth_transaction(db: &Db) -> bool {
     db.engine() == Engine::Postgres
 }
 
-/// Middleware: gives the request a transaction slot and settles the transaction
-/// after the handler has produced its response.
-pub async fn unit_of_work(mut req: Request, next: Next) -> Response {
+/// Middleware: gives the request a transaction slot (and reads its
+/// `Idempotency-Key`), runs the handler within `REQUEST_TIMEOUT`, and settles the
+/// transaction: commits a success within `DB_COMMIT_TIMEOUT`, rolls back anything
+/// else (see the module docs).
+pub async fn unit_of_work(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let slot = Slot::default();
-    req.extensions_mut().insert(slot.clone());
-    let response = next.run(req).await;
+    let (mut request, key) = match idempotency::read(request).await {
+        Ok(read) => read,
+        Err(e) => return e.into_response(),
+    };
+    slot.state().key = key;
+    request.extensions_mut().insert(slot.clone());
+    let limit = state.settings.http.request_timeout;
+    let handled = tokio::time::timeout(limit, async {
+        let response = next.run(request).await;
+        before_commit(&slot, response).await
+    })
+    .await;
+    let settings = state.db.settings();
+    let commit_limit = std::time::Duration::from_millis(settings.commit_timeout_ms);
+    match handled {
+        // The handler was dropped mid-way, so its transaction is dropped, which
+        // rolls it back before the connection is reused.
+        Err(_) => {
+            drop(slot.take());
+            ApiError::unavailable(
+                "the request took too long and was cancelled; nothing was saved; retry shortly",
+                std::time::Duration::from_secs(1),
+            )
+            .into_response()
+        }
+        Ok(Settle::Answer(response)) => response,
+        Ok(Settle::RollBack(tx, response)) => {
+            // Bounded like a commit: a connection lost to a partition must not hold
+            // the answer (the transaction is dropped, and so rolled back, anyway).
+            match tokio::time::timeout(commit_limit, tx.rollback()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "rollback failed; the connection will be discarded")
+                }
+                Err(_) => tracing::warn!(
+                    "rollback did not finish in time; the connection will be discarded"
+                ),
+            }
+            response
+        }
+        Ok(Settle::Commit(tx, response)) => {
+            match tokio::time::timeout(commit_limit, tx.commit()).await {
+                Ok(Ok(())) => response,
+                Ok(Err(e)) if agenda_storage::error::refused_by_server(&e) => {
+                    ApiError::from(StorageError::from(e)).into_response()
+                }
+                Ok(Err(e)) => commit_outcome_unknown().with_source(e).into_response(),
+                Err(_) => commit_outcome_unknown().into_response(),
+            }
+        }
+    }
+}
+
+/// What to do once the handler has answered.
+enum Settle {
+    /// No transaction, or none we may settle: send this.
+    Answer(Response),
+    Commit(DatabaseTransaction, Response),
+    RollBack(DatabaseTransaction, Response),
+}
+
+/// Takes the request's transaction back from the slot and decides: a replay answers
+/// the stored response (rolling back); a success stores its response under its
+/// `Idempotency-Key` and commits; anything else rolls back.
+async fn before_commit(slot: &Slot, response: Response) -> Settle {
+    let (replay, claimed, tenant) = {
+        let mut state = slot.state();
+        (state.replay.take(), state.claimed, state.tenant)
+    };
+    let response = replay.unwrap_or(response);
     let Some(shared) = slot.take() else {
-        return response;
+        return Settle::Answer(response);
     };
     let tx = match Arc::try_unwrap(shared) {
         Ok(tx) => tx,
         // Something kept a handle past the handler (e.g. a spawned task): refuse to
         // commit work we cannot see finish. Dropping our handle leads to a rollback.
-        Err(_) => return ApiError::internal("a transaction outlived its request").into_response(),
+        Err(_) => {
+            return Settle::Answer(
+                ApiError::internal("a transaction outlived its request").into_response(),
+            );
+        }
     };
+    let replayed = response.headers().contains_key(idempotency::REPLAY_HEADER);
     let status = response.status();
-    if status.is_success() || status.is_redirection() {
-        match tx.commit().await {
-            Ok(()) => response,
-            Err(e) => ApiError::from(agenda_storage::StorageError::from(e)).into_response(),
-        }
-    } else {
-        if let Err(e) = tx.rollback().await {
-            tracing::warn!(error = %e, "rollback failed; the connection will be discarded");
-        }
-        response
+    if replayed || !(status.is_success() || status.is_redirection()) {
+        return Settle::RollBack(tx, response);
     }
+    match (claimed, tenant) {
+        (Some(id), Some(scope)) if status.is_success() => {
+            match idempotency::store(&tx, scope, id, response).await {
+                Ok(response) => Settle::Commit(tx, response),
+                Err(e) => Settle::RollBack(tx, e.into_response()),
+            }
+        }
+        _ => Settle::Commit(tx, response),
+    }
+}
+
+/// 504: the commit was sent but its outcome is not known.
+fn commit_outcome_unknown() -> ApiError {
+    ApiError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "commit_outcome_unknown",
+        "the database did not confirm the commit in time: the change may or may not have \
+         been saved; check before repeating it, or repeat it with the same Idempotency-Key",
+    )
 }

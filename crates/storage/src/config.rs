@@ -50,6 +50,15 @@ impl Env {
         }
     }
 
+    /// Sets `name` to `value` (overriding the environment), or unsets it with
+    /// `None`: for an explicit command-line argument that wins over a variable.
+    pub fn set(&mut self, name: &str, value: Option<&str>) {
+        match value {
+            Some(value) => self.vars.insert(name.to_owned(), value.to_owned()),
+            None => self.vars.remove(name),
+        };
+    }
+
     /// The raw value of `name`; empty values count as unset.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.vars

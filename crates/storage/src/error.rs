@@ -153,6 +153,20 @@ impl From<sqlx::Error> for StorageError {
     }
 }
 
+/// Whether the database server itself answered `err` (an error with a SQLSTATE or
+/// SQLite code). For a failed COMMIT that means the transaction was rolled back; any
+/// other failure — the connection lost or timed out while the COMMIT ran — leaves
+/// its outcome unknown.
+pub fn refused_by_server(err: &DbErr) -> bool {
+    matches!(
+        err,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+            | DbErr::Exec(RuntimeErr::SqlxError(e))
+            | DbErr::Query(RuntimeErr::SqlxError(e))
+            if matches!(e.as_ref(), sqlx::Error::Database(_))
+    )
+}
+
 /// Classifies a sea-orm error (which wraps the driver's).
 pub fn classify(err: DbErr) -> StorageError {
     match &err {
@@ -187,6 +201,14 @@ pub fn classify(err: DbErr) -> StorageError {
                 source: Some(Box::new(err)),
             },
             Some(other) => other,
+            // Opening a connection failed in a way the driver does not name (a
+            // server half up or going down answers the TLS or startup handshake
+            // with garbage): the database cannot serve us now, which is a 503.
+            None if matches!(err, DbErr::Conn(_)) => StorageError::Unavailable {
+                reason: "a database connection could not be opened",
+                retry_after: RETRY_SOON,
+                source: Some(Box::new(err)),
+            },
             None => StorageError::Other(Box::new(err)),
         },
         // sea-orm reports a connection lost inside a transaction as an internal
@@ -337,6 +359,22 @@ mod tests {
             sqlite_check_name("CHECK constraint failed: ck_organizations_status").as_deref(),
             Some("ck_organizations_status")
         );
+    }
+
+    /// Seen while PostgreSQL restarted: a connect whose TLS negotiation got a stray
+    /// byte. It used to be a 500.
+    #[test]
+    fn a_garbled_connect_is_unavailable() {
+        let protocol = sqlx::Error::Protocol(
+            "encountered unexpected or invalid data: unexpected response from SSLRequest: 0x00"
+                .into(),
+        );
+        let err = classify(DbErr::Conn(RuntimeErr::SqlxError(protocol.into())));
+        assert!(matches!(err, StorageError::Unavailable { .. }), "{err:?}");
+        // The same driver error on a statement stays unexplained (a bug, not an outage).
+        let protocol = sqlx::Error::Protocol("unexpected message".into());
+        let err = classify(DbErr::Query(RuntimeErr::SqlxError(protocol.into())));
+        assert!(matches!(err, StorageError::Other(_)), "{err:?}");
     }
 
     #[test]

@@ -80,46 +80,6 @@ pub struct TableRows {
     pub rows: Option<i64>,
 }
 
-/// Which of `known_migrations` (oldest first) the database has applied, reading the
-/// ledger only: unlike sea-orm's migrator, which creates the ledger when it is
-/// missing, this works as the application role, which may not create tables.
-pub async fn migration_state(
-    db: &Db,
-    known_migrations: &[&str],
-) -> Result<MigrationState, StorageError> {
-    let existing = existing_tables(db).await?;
-    migration_state_in(db, &existing, known_migrations).await
-}
-
-async fn migration_state_in(
-    db: &Db,
-    existing: &[String],
-    known_migrations: &[&str],
-) -> Result<MigrationState, StorageError> {
-    let mut migrations = MigrationState::default();
-    if existing.iter().any(|t| t == MIGRATION_TABLE) {
-        let sql = format!(
-            "SELECT version FROM {} ORDER BY version",
-            ident(MIGRATION_TABLE)
-        );
-        for row in all(db.conn(), &sql, []).await? {
-            migrations.applied.push(row.try_get_by_index(0)?);
-        }
-    }
-    migrations.pending = known_migrations
-        .iter()
-        .filter(|name| !migrations.applied.iter().any(|a| a == *name))
-        .map(|name| (*name).to_owned())
-        .collect();
-    migrations.unknown = migrations
-        .applied
-        .iter()
-        .filter(|a| !known_migrations.contains(&a.as_str()))
-        .cloned()
-        .collect();
-    Ok(migrations)
-}
-
 /// Reads the status of the database behind `db`.
 ///
 /// `known_migrations` are the names of the migrations this build ships (the
@@ -135,7 +95,7 @@ pub async fn status(db: &Db, known_migrations: &[&str]) -> Result<DbStatus, Stor
     let server_version: String = one(conn, version_sql, []).await?.try_get_by_index(0)?;
 
     let existing = existing_tables(db).await?;
-    let migrations = migration_state_in(db, &existing, known_migrations).await?;
+    let migrations = read_migrations(db, &existing, known_migrations).await?;
 
     let mut tables = Vec::new();
     let mut total_rows = 0;
@@ -164,6 +124,48 @@ pub async fn status(db: &Db, known_migrations: &[&str]) -> Result<DbStatus, Stor
         total_rows,
         counts_hidden_by_rls: !crate::tenant::sees_every_tenant(conn).await?,
     })
+}
+
+/// Which of `known_migrations` the database has applied and which are pending, from
+/// the migration ledger, read-only: it never creates the ledger (sea-orm's own
+/// status check does, which the application role may not), and a migration applied
+/// by a newer build is reported as [`MigrationState::unknown`] rather than an error
+/// (servers of the previous build keep running during a rolling deploy).
+pub async fn migration_state(
+    db: &Db,
+    known_migrations: &[&str],
+) -> Result<MigrationState, StorageError> {
+    let existing = existing_tables(db).await?;
+    read_migrations(db, &existing, known_migrations).await
+}
+
+async fn read_migrations(
+    db: &Db,
+    existing_tables: &[String],
+    known_migrations: &[&str],
+) -> Result<MigrationState, StorageError> {
+    let mut migrations = MigrationState::default();
+    if existing_tables.iter().any(|t| t == MIGRATION_TABLE) {
+        let sql = format!(
+            "SELECT version FROM {} ORDER BY version",
+            ident(MIGRATION_TABLE)
+        );
+        for row in all(db.conn(), &sql, []).await? {
+            migrations.applied.push(row.try_get_by_index(0)?);
+        }
+    }
+    migrations.pending = known_migrations
+        .iter()
+        .filter(|name| !migrations.applied.iter().any(|a| a == *name))
+        .map(|name| (*name).to_owned())
+        .collect();
+    migrations.unknown = migrations
+        .applied
+        .iter()
+        .filter(|a| !known_migrations.contains(&a.as_str()))
+        .cloned()
+        .collect();
+    Ok(migrations)
 }
 
 /// The names of the tables in the database (current schema on PostgreSQL).
@@ -261,8 +263,14 @@ pub async fn kill_idle(
            AND a.pid <> pg_backend_pid() \
          ORDER BY a.state_change, a.pid"
     );
+    let application_name = db
+        .settings()
+        .postgres
+        .as_ref()
+        .map(|p| p.application_name.clone())
+        .unwrap_or_default();
     let values = [
-        Value::from(db.settings().application_name.clone()),
+        Value::from(application_name.clone()),
         Value::from(older_than.as_secs_f64()),
         Value::from(dry_run),
     ];
@@ -271,7 +279,7 @@ pub async fn kill_idle(
     if !dry_run && !killed.is_empty() {
         tracing::warn!(
             count = killed.len(),
-            application_name = %db.settings().application_name,
+            application_name = %application_name,
             older_than_s = older_than.as_secs_f64(),
             pids = ?killed.iter().map(|c| c.pid).collect::<Vec<_>>(),
             "terminated idle database sessions"
@@ -482,6 +490,10 @@ pub async fn create_app_role(
         return Err(not_on_sqlite("creating the application role"));
     };
     spec.check()?;
+    // The verifier costs 4096 rounds of PBKDF2: compute it before the transaction
+    // opens, so the transaction never sits idle while the CPU works (a busy machine
+    // could otherwise exceed the server's idle-in-transaction timeout).
+    let verifier = scram_sha256_verifier(&spec.password, &scram_salt(), SCRAM_ITERATIONS);
     let mut tx = pool.begin().await?;
 
     let (owner, database, schema): (String, String, String) = sqlx::query_as(
@@ -542,7 +554,6 @@ pub async fn create_app_role(
     }
 
     let role = ident(&spec.name);
-    let verifier = scram_sha256_verifier(&spec.password, &scram_salt(), SCRAM_ITERATIONS);
     let common = format!(
         "LOGIN NOCREATEDB NOCREATEROLE NOINHERIT CONNECTION LIMIT {} PASSWORD {}",
         spec.connection_limit,

@@ -1,5 +1,7 @@
 //! Test-only helpers: a fresh, migrated database per test on SQLite and on a real
-//! PostgreSQL, and [`both_engines!`] to run one test body on both.
+//! PostgreSQL, [`both_engines!`] to run one test body on both, and a TCP
+//! [`proxy`] that can stall or black-hole the traffic between a server and its
+//! database.
 //!
 //! ```ignore
 //! agenda_testkit::both_engines! {
@@ -15,6 +17,7 @@
 //! fails under `CI=true` and is skipped with a loud message elsewhere.
 
 pub mod postgres;
+pub mod proxy;
 pub mod smtp;
 pub mod tools;
 

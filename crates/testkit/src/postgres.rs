@@ -218,6 +218,28 @@ impl LocalCluster {
     /// Like [`LocalCluster::start`], with extra server settings (`-c name=value`) that
     /// override the test defaults, e.g. a larger `shared_buffers` for a benchmark.
     pub fn start_with(settings: &[(&str, &str)]) -> Result<LocalCluster, String> {
+        Self::start_inner(settings, None)
+    }
+
+    /// Like [`LocalCluster::start`], with TLS on (`ssl=on`) and a self-signed
+    /// certificate for `localhost` made by `openssl` (which `.ci/apt.txt` pins): a
+    /// client that checks certificates (`sslmode=verify-ca` or `verify-full`) and
+    /// does not trust it fails its handshake. `Ok(None)` when `openssl` is missing
+    /// outside CI (a loud message says so; under `CI=true` that is an error).
+    pub fn start_with_tls() -> Result<Option<LocalCluster>, String> {
+        let Some(openssl) = crate::tools::require(crate::tools::program("openssl", &["/usr/bin"]))
+        else {
+            return Ok(None);
+        };
+        Self::start_inner(&[("ssl", "on")], Some(&openssl)).map(Some)
+    }
+
+    /// Initialises and starts a cluster; with `openssl`, TLS on with a self-signed
+    /// certificate.
+    fn start_inner(
+        settings: &[(&str, &str)],
+        openssl: Option<&Path>,
+    ) -> Result<LocalCluster, String> {
         let bin_dir = find_binaries().ok_or_else(|| {
             "PostgreSQL is not installed: no initdb/postgres on PATH or under /usr/lib/postgresql/*/bin \
              (install it with `apt-get install -y postgresql`, or set TEST_DATABASE_URL)"
@@ -279,6 +301,9 @@ impl LocalCluster {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
         };
+        if let Some(openssl) = openssl {
+            self_signed_certificate(openssl, &cluster.data_dir, run_as)?;
+        }
         cluster.pid = spawn_postmaster(&cluster)?;
         let mut all = LOCAL.lock().unwrap();
         if all.is_empty() {
@@ -381,6 +406,40 @@ pub(crate) fn spawn_postmaster(cluster: &LocalCluster) -> Result<i32, String> {
         })
         .map_err(|e| e.to_string())?;
     rx.recv().map_err(|e| e.to_string())?
+}
+
+/// `server.crt` and `server.key` (the server's default names) in `data_dir`: a
+/// self-signed certificate for `localhost`, the key readable by its owner only.
+fn self_signed_certificate(
+    openssl: &Path,
+    data_dir: &Path,
+    run_as: Option<(u32, u32)>,
+) -> Result<(), String> {
+    let (cert, key) = (data_dir.join("server.crt"), data_dir.join("server.key"));
+    let out = Command::new(openssl)
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .map_err(|e| format!("run openssl: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "openssl req failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("chmod {}: {e}", key.display()))?;
+    if let Some((uid, gid)) = run_as {
+        chown(&cert, uid, gid)?;
+        chown(&key, uid, gid)?;
+    }
+    Ok(())
 }
 
 fn postgres_user() -> Result<(u32, u32), String> {

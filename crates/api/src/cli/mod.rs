@@ -232,25 +232,40 @@ fn run(cli: Cli) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(Failure::runtime)?;
-    match cli.command.unwrap_or(Command::Serve) {
+    let result = run_command(&runtime, &env, cli.command.unwrap_or(Command::Serve));
+    // Work still running now was abandoned on purpose (requests past the shutdown
+    // deadline): do not wait for it, nor for blocking tasks, past this limit.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_LIMIT);
+    result
+}
+
+/// How long the process waits, once the command is done, for the tasks it abandoned.
+const RUNTIME_SHUTDOWN_LIMIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+fn run_command(
+    runtime: &tokio::runtime::Runtime,
+    env: &Env,
+    command: Command,
+) -> Result<(), Failure> {
+    match command {
         Command::Serve => {
-            let settings = Settings::from_env(&env).map_err(Failure::config)?;
+            let settings = Settings::from_env(env).map_err(Failure::config)?;
             runtime.block_on(serve(settings))
         }
         Command::Migrate { action } => {
-            let settings = DbSettings::migrator_from_env(&env).map_err(Failure::config)?;
+            let settings = DbSettings::migrator_from_env(env).map_err(Failure::config)?;
             runtime.block_on(migrate(settings, action))
         }
         Command::Seed { action } => {
-            let settings = Settings::from_env(&env).map_err(Failure::config)?;
+            let settings = Settings::from_env(env).map_err(Failure::config)?;
             runtime.block_on(seed(settings, action))
         }
-        Command::Db { action } => runtime.block_on(db_command(&env, action)),
-        Command::Backup { action } => runtime.block_on(backup_command(&env, action)),
-        Command::Mail { action } => runtime.block_on(mail::run(&env, action)),
-        Command::Org { action } => runtime.block_on(org::run(&env, action)),
+        Command::Db { action } => runtime.block_on(db_command(env, action)),
+        Command::Backup { action } => runtime.block_on(backup_command(env, action)),
+        Command::Mail { action } => runtime.block_on(mail::run(env, action)),
+        Command::Org { action } => runtime.block_on(org::run(env, action)),
         Command::Restore { path, yes, json } => {
-            runtime.block_on(restore_command(&env, path, yes, json))
+            runtime.block_on(restore_command(env, path, yes, json))
         }
     }
 }
@@ -300,12 +315,16 @@ async fn seed(mut settings: Settings, action: SeedAction) -> Result<(), Failure>
 }
 
 async fn seed_demo(db: &Db, auto_migrate: bool) -> Result<SeedReport, Failure> {
+    // Both checks only read the ledger when nothing is pending, so seeding works
+    // with the application role's URL.
     if auto_migrate {
         crate::app::apply_migrations(db)
             .await
             .map_err(|e| Failure::runtime(format!("applying migrations failed: {e}")))?;
     } else {
-        require_migrated(db, ", or set AUTO_MIGRATE=true").await?;
+        crate::app::require_current_schema(db)
+            .await
+            .map_err(Failure::runtime)?;
     }
     // One hash for every demo user: argon2 is slow on purpose.
     let hash = crate::password::hash(DEMO_PASSWORD).map_err(Failure::runtime)?;
@@ -317,9 +336,7 @@ async fn seed_demo(db: &Db, auto_migrate: bool) -> Result<SeedReport, Failure> {
 /// Fails with a clear line when migrations are pending (`hint` ends the sentence).
 /// Reads the migration ledger only, so it works as the application role too.
 pub(crate) async fn require_migrated(db: &Db, hint: &str) -> Result<(), Failure> {
-    let names = migration_names();
-    let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let state = agenda_storage::ops::migration_state(db, &names)
+    let state = crate::app::migration_state(db)
         .await
         .map_err(Failure::runtime)?;
     if state.pending.is_empty() {
@@ -444,7 +461,7 @@ async fn backup_command(env: &Env, action: BackupAction) -> Result<(), Failure> 
             let path = output.unwrap_or_else(|| {
                 backup_dir(env).join(backup::default_file_name(scope, chrono::Utc::now()))
             });
-            let db = Db::connect(&settings).await.map_err(Failure::runtime)?;
+            let db = connect_existing(settings).await?;
             let started = std::time::Instant::now();
             let bar = crate::progress::ProgressLine::new("backup", json);
             let result =
@@ -560,7 +577,7 @@ async fn restore_command(
 ) -> Result<(), Failure> {
     let settings = DbSettings::migrator_from_env(env).map_err(Failure::config)?;
     let target = settings.url.redacted();
-    let db = Db::connect(&settings).await.map_err(Failure::runtime)?;
+    let db = connect_existing(settings).await?;
     let started = std::time::Instant::now();
     let result = if yes {
         let bar = crate::progress::ProgressLine::new("restore", json);
@@ -581,9 +598,11 @@ async fn restore_command(
     };
     db.close().await;
     match result.map_err(|e| Failure::runtime(format!("restore refused: {e}")))? {
-        None => Err(Failure::config(
-            "nothing written; run it again with --yes to restore",
-        )),
+        // A dry run whose checks pass succeeded: it did what it was asked.
+        None => {
+            println!("nothing written; run it again with --yes to restore");
+            Ok(())
+        }
         Some(report) if json => print_json(&report),
         Some(report) => {
             println!(
@@ -602,6 +621,22 @@ async fn restore_command(
             Ok(())
         }
     }
+}
+
+/// Opens a pool on a database that must already exist: a SQLite file is never
+/// created by a command that only reads it or restores into it (a mistyped path
+/// would otherwise leave an empty `agenda.db` behind and report on that).
+async fn connect_existing(mut settings: DbSettings) -> Result<Db, Failure> {
+    if let Some(path) = settings.url.sqlite_path()
+        && !std::path::Path::new(path).exists()
+    {
+        return Err(Failure::runtime(format!(
+            "the SQLite database {path} does not exist; check DATABASE_URL \
+             (`agenda migrate up` or starting the server creates it)"
+        )));
+    }
+    settings.url = settings.url.existing_only();
+    Db::connect(&settings).await.map_err(Failure::runtime)
 }
 
 pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
@@ -636,9 +671,7 @@ async fn db_command(env: &Env, action: DbAction) -> Result<(), Failure> {
         return create_app_role_command(env, json).await;
     }
     let configured = DbSettings::from_env(env, "DATABASE_URL").map_err(Failure::config)?;
-    let db = Db::connect(&command_pool(&configured))
-        .await
-        .map_err(Failure::runtime)?;
+    let db = connect_existing(command_pool(&configured)).await?;
     let result = db_action(&db, &configured, action).await;
     db.close().await;
     result
@@ -806,10 +839,22 @@ fn print_db_status(s: &agenda_storage::ops::DbStatus) {
         c.idle_timeout_s,
         if c.pre_ping { "on" } else { "off" }
     );
-    println!(
-        "session     statement_timeout {} ms; application_name {:?}",
-        c.statement_timeout_ms, c.application_name
-    );
+    if let Some(pg) = &c.postgres {
+        println!(
+            "session     statement_timeout {} ms; lock_timeout {} ms; \
+             idle_in_transaction_session_timeout {} ms; application_name {:?}",
+            pg.statement_timeout_ms,
+            pg.lock_timeout_ms,
+            pg.idle_in_transaction_timeout_ms,
+            pg.application_name
+        );
+    }
+    if let Some(sqlite) = &c.sqlite {
+        println!(
+            "sqlite      busy_timeout {} ms; journal_mode WAL; synchronous NORMAL; foreign_keys on",
+            sqlite.busy_timeout_ms
+        );
+    }
     println!(
         "connections {} open ({} in use, {} idle) in this command's pool",
         s.pool.size, s.pool.in_use, s.pool.idle

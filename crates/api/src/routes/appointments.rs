@@ -26,7 +26,7 @@ use agenda_storage::repo::appointments::{
     ActingUser, AppointmentQuery, AppointmentRepo, Booking, Offering,
 };
 use axum::Json;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -39,7 +39,6 @@ use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{RawBody, ValidJson, ValidPath, ValidQuery, parse_json};
-use crate::idempotency::Claim;
 use crate::uow::UnitOfWork;
 use axum::extract::State;
 
@@ -325,7 +324,6 @@ async fn book(
     State(state): State<AppState>,
     uow: UnitOfWork,
     auth: Auth,
-    headers: HeaderMap,
     ValidJson(input): ValidJson<BookRequest>,
 ) -> Result<Response, ApiError> {
     auth.require(&[UserRole::Client, UserRole::Admin, UserRole::Support])?;
@@ -349,10 +347,6 @@ async fn book(
         }
     };
     let tx = uow.tx().await?;
-    let claim = Claim::begin(tx, &auth, &headers, "POST", "/api/v1/appointments", &input).await?;
-    if let Claim::Replay(response) = claim {
-        return Ok(response);
-    }
     let booking = Booking {
         client_id,
         offering: offering(input.service_id, input.provider_service_id)?,
@@ -366,7 +360,6 @@ async fn book(
     let event = BookingEvent::Status(created.status);
     booking::notify(&state.mail, tx, auth.scope, &created, event).await?;
     let view = AppointmentView::from(created);
-    claim.store(tx, &auth, StatusCode::CREATED, &view).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
@@ -580,19 +573,12 @@ async fn reschedule(
 async fn pay(
     uow: UnitOfWork,
     auth: Auth,
-    headers: HeaderMap,
     ValidPath(id): ValidPath<Uuid>,
     ValidJson(body): ValidJson<PaymentBody>,
 ) -> Result<Response, ApiError> {
     let tx = uow.tx().await?;
     visible(tx, &auth, id).await?;
-    let path = format!("/api/v1/appointments/{id}/payment");
-    let claim = Claim::begin(tx, &auth, &headers, "POST", &path, &body).await?;
-    if let Claim::Replay(response) = claim {
-        return Ok(response);
-    }
     let paid = AppointmentRepo::mark_paid(tx, auth.scope, id, body.method, acting(&auth)).await?;
     let view = AppointmentView::from(paid);
-    claim.store(tx, &auth, StatusCode::OK, &view).await?;
     Ok(Json(view).into_response())
 }

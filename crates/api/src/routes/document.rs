@@ -8,10 +8,11 @@
 //! | the operation | can also answer | because |
 //! |---|---|---|
 //! | any | 503 (with `Retry-After`) | the database is unavailable or too slow |
+//! | any | 504 | the commit got no answer in time (`commit_outcome_unknown`, see [`crate::uow`]) |
 //! | needs a bearer token | 401, 403 | the `Auth` extractor: no live session; the organization is suspended (`organization_suspended`) |
 //! | has a request body | 400, 413, 422 | `ValidJson` / `RawBody`: malformed JSON or content type, too large, invalid fields |
 //! | has path or query parameters | 400, 422 | `ValidPath` / `ValidQuery`: a value that does not parse; a NUL character, a rule, the supported date range |
-//! | takes `Idempotency-Key` | 409, 422 | the same key still running; the same key with another body |
+//! | takes `Idempotency-Key` | 400, 409, 422 | a key that is not 1 to 255 characters of text; the same key still running; the same key with another body |
 //!
 //! The shared answers live once in `components.responses` and operations refer to
 //! them.
@@ -50,7 +51,7 @@ const SHARED: &[(&str, &str, &str)] = &[
     (
         "400",
         "BadRequest",
-        "Malformed JSON, a wrong content type, or a path or query value that does not parse (`fields` names the parameter)",
+        "Malformed JSON, a wrong content type, or a path or query value that does not parse (`fields` names the parameter); an `Idempotency-Key` that is not 1 to 255 characters of text (`invalid_idempotency_key`) or sent without signing in (`idempotency_key_needs_sign_in`)",
     ),
     (
         "401",
@@ -81,6 +82,11 @@ const SHARED: &[(&str, &str, &str)] = &[
         "503",
         "Unavailable",
         "The database is unavailable or too slow; retry after `Retry-After` seconds (`unavailable`)",
+    ),
+    (
+        "504",
+        "CommitOutcomeUnknown",
+        "The commit got no answer in time, so the change may or may not be saved (`commit_outcome_unknown`); retry only with the same `Idempotency-Key`",
     ),
 ];
 
@@ -148,7 +154,7 @@ impl utoipa::Modify for StandardResponses {
 
 /// The statuses `operation` can give because of what it is.
 pub fn statuses_by_rule(operation: &Operation) -> Vec<&'static str> {
-    let mut statuses = vec!["503"];
+    let mut statuses = vec!["503", "504"];
     let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
     if secured {
         statuses.extend(["401", "403"]);
@@ -175,7 +181,7 @@ pub fn statuses_by_rule(operation: &Operation) -> Vec<&'static str> {
         .iter()
         .any(|p| p.parameter_in == ParameterIn::Header && p.name == "Idempotency-Key")
     {
-        statuses.extend(["409", "422"]);
+        statuses.extend(["400", "409", "422"]);
     }
     statuses.sort_unstable();
     statuses.dedup();

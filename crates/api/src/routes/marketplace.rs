@@ -23,7 +23,7 @@ use agenda_storage::repo::ledger::{Balance, EntriesQuery, Entry, LedgerRepo};
 use agenda_storage::repo::organizations::OrganizationRepo;
 use agenda_storage::repo::users::UserRepo;
 use axum::Json;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -36,7 +36,6 @@ use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{RawBody, ValidJson, ValidPath, ValidQuery, parse_json};
-use crate::idempotency::Claim;
 use crate::uow::UnitOfWork;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -324,23 +323,10 @@ async fn transactions(
 async fn request_withdrawal(
     uow: UnitOfWork,
     auth: Auth,
-    headers: HeaderMap,
     ValidJson(input): ValidJson<WithdrawalRequest>,
 ) -> Result<Response, ApiError> {
     auth.require(&[UserRole::Provider])?;
     let tx = uow.tx().await?;
-    let claim = Claim::begin(
-        tx,
-        &auth,
-        &headers,
-        "POST",
-        "/api/v1/marketplace/withdrawals",
-        &input,
-    )
-    .await?;
-    if let Claim::Replay(response) = claim {
-        return Ok(response);
-    }
     let created = LedgerRepo::request_withdrawal(
         tx,
         auth.scope,
@@ -350,7 +336,6 @@ async fn request_withdrawal(
     )
     .await?;
     let view = WithdrawalView::from(created);
-    claim.store(tx, &auth, StatusCode::CREATED, &view).await?;
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 

@@ -14,6 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use self::document::BearerAuth;
 use crate::app::AppState;
+use crate::idempotency::DocumentHeader;
 use crate::uow::unit_of_work;
 
 mod admin;
@@ -99,13 +100,16 @@ fn v1() -> OpenApiRouter<AppState> {
         .merge(webhooks::router())
 }
 
-/// The routes and the OpenAPI document generated from them.
+/// The routes and the OpenAPI document generated from them. Passes over the whole
+/// document (such as [`DocumentHeader`]) run once the routes' paths are in it.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1())
         .routes(utoipa_axum::routes!(openapi_json))
         .split_for_parts();
-    // After the merge: the rules apply to every operation of every router.
+    // After the merge: the rules apply to every operation of every router. The
+    // Idempotency-Key header first, so the rules see the operations that take it.
+    DocumentHeader.modify(&mut doc);
     document::StandardResponses.modify(&mut doc);
     (router, doc)
 }
@@ -124,7 +128,10 @@ pub fn router(state: AppState) -> Router {
     let (api, _) = api();
     Router::new()
         .merge(health::router())
-        .merge(api.layer(axum::middleware::from_fn(unit_of_work)))
+        .merge(api.layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            unit_of_work,
+        )))
         .with_state(state)
         .merge(docs::router())
 }

@@ -169,6 +169,7 @@ async fn payment_webhook(
     let (scope, secret) = webhook_secret(&state, slug, &processor).await?;
     verify_signature(&headers, &body, &secret, chrono::Utc::now().timestamp())?;
     drop(secret);
+    uow.replays_by_own_key();
     uow.enter(scope).await?;
 
     let envelope: Envelope = parse_json(&body)?;

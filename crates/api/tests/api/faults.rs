@@ -16,9 +16,11 @@
 //! | 4. statement timeout | `fault_4_statement_timeout_is_503_and_the_connection_is_reused`; the classification alone: `storage::errors::statement_timeout_is_classified_as_timeout` |
 //! | 5. idle-in-transaction timeout | `fault_5_idle_transaction_is_ended_by_the_server_and_the_pool_refills` |
 //! | 6. cancelled requests | `fault_6_cancelled_requests_leave_the_pool_clean` (both engines) |
-//! | 7. SQLite concurrent writers | `fault_7_sqlite_concurrent_writers_never_see_database_is_locked` |
+//! | 7. SQLite concurrent writers | `fault_7_sqlite_concurrent_writers_never_see_database_is_locked` (two pools), `fault_7_sixty_four_http_writers_queue_instead_of_meeting_the_busy_timeout` (the writer lane); the storage layer alone: `storage::connection::sixty_four_concurrent_writers_never_see_a_busy_timeout` |
 //! | 8. double-booking flood | `fault_8_double_booking_flood_gives_exactly_one_201` (both engines, over HTTP); the storage layer alone: `storage::appointments::fifty_bookings_of_one_slot_give_exactly_one` |
-//! | 9. database unreachable | at startup: `fault_9_unreachable_at_startup_retries_with_backoff_then_exits`; at runtime: `fault_9_readiness_is_503_within_its_deadline_when_the_database_hangs` and `fault_9_readiness_is_503_while_postgres_is_down_and_recovers_by_itself` |
+//! | 9. database unreachable | at startup: `fault_9_unreachable_at_startup_retries_with_backoff_then_exits`, `fault_9_a_bad_tls_certificate_stops_at_once`; at runtime: `fault_9_readiness_is_503_within_its_deadline_when_the_database_hangs` and `fault_9_readiness_is_503_while_postgres_is_down_and_recovers_by_itself` |
+//! | 10. network partition (black hole) | `fault_10_a_black_holed_network_is_survived_and_recovered_from`, through the test kit's TCP proxy |
+//! | shutdown with a request blocked on a lock | `shutdown_is_bounded_with_a_request_blocked_on_a_lock` (both engines, the real binary) |
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -83,6 +85,15 @@ async fn number(conn: &impl ConnectionTrait, sql: &str) -> i64 {
     row.try_get_by_index::<i64>(0)
         .or_else(|_| row.try_get_by_index::<i32>(0).map(i64::from))
         .unwrap()
+}
+
+/// How many organizations have a slug starting with `prefix`.
+async fn organizations_like(db: &Db, prefix: &str) -> i64 {
+    number(
+        db.conn(),
+        &format!("SELECT count(*) FROM organizations WHERE slug LIKE '{prefix}%'"),
+    )
+    .await
 }
 
 /// Sessions of the server's pool in this database: application `agenda`, connected as
@@ -240,14 +251,16 @@ fn slot(n: usize) -> String {
 }
 
 both_engines! {
-    /// Fault 1, the pool exhausted (all connections held). Figure: a request that
-    /// needs a connection is answered 503 with `Retry-After: 1` no sooner than
-    /// `DB_POOL_TIMEOUT` (500 ms) and within 500 ms + 1 s, and the acquire timeout is
-    /// counted; when one connection is freed, a request waiting for one is served
-    /// within 250 ms of it (not at the end of its own wait).
+    /// Fault 1, the pool exhausted (all connections held; on SQLite also the writer
+    /// lane, which every write transaction queues for). Figures: a request that needs
+    /// a connection is answered 503 with `Retry-After: 1` no sooner than
+    /// `DB_POOL_TIMEOUT` (2 s) — and within 2 s + 5 s: it fails fast rather than
+    /// hang — and the acquire timeout is counted; when the connection it needs is
+    /// freed, a request waiting for one is answered 201, i.e. served while it waits
+    /// rather than at the end of its own 2 s wait (nothing else frees one).
     async fn fault_1_exhausted_pool_answers_503_then_serves_the_next_waiter(t: TestDb) {
         const MAX: u32 = 3;
-        let timeout = Duration::from_millis(500);
+        let timeout = Duration::from_secs(2);
         let t = with_pool(t, |s| {
             s.pool_size = 0;
             s.max_overflow = MAX;
@@ -255,10 +268,14 @@ both_engines! {
         })
         .await;
         let app = TestApp::spawn(t).await;
-        // Read transactions: they hold a connection without taking SQLite's write lock.
+        // Read transactions hold the pool's connections; on SQLite a write
+        // transaction holds the writer lane too.
         let mut held = Vec::new();
         for _ in 0..MAX {
             held.push(app.db.begin_read().await.unwrap());
+        }
+        if app.t.engine() == Engine::Sqlite {
+            held.push(app.db.begin().await.unwrap());
         }
         assert_eq!(app.db.pool_status().in_use, MAX);
 
@@ -269,7 +286,7 @@ both_engines! {
         assert_eq!(response.headers()["retry-after"], "1");
         let (_, body) = read(response).await;
         assert_eq!(code(&body), "unavailable", "{body}");
-        assert!(waited >= timeout - Duration::from_millis(20) && waited < timeout + Duration::from_secs(1), "{waited:?}");
+        assert!(waited >= timeout - Duration::from_millis(20) && waited < timeout + Duration::from_secs(5), "{waited:?}");
         assert_eq!(app.db.metrics().acquire_timeouts.load(Ordering::Relaxed), 1);
 
         let (client, url) = (app.client.clone(), app.url("/api/v1/organizations"));
@@ -277,14 +294,14 @@ both_engines! {
             let response = client.post(url).json(&new_org("next-waiter")).send().await.unwrap();
             (response.status().as_u16(), Instant::now())
         });
-        // Let the waiter queue for a connection, well within its 500 ms.
+        // Let the waiter queue for a connection (if it is not queued yet, it simply
+        // finds the freed one).
         tokio::time::sleep(Duration::from_millis(200)).await;
         let freed = Instant::now();
         drop(held.pop());
         let (status, answered) = waiter.await.unwrap();
         let served_after = answered - freed;
-        assert_eq!(status, 201);
-        assert!(served_after < Duration::from_millis(250), "{served_after:?}");
+        assert_eq!(status, 201, "the waiter timed out instead of getting the freed connection");
         eprintln!(
             "fault 1 ({}): 503 after {waited:?} (pool timeout {timeout:?}); next waiter served {served_after:?} after a connection was freed",
             app.t.engine().as_str()
@@ -409,8 +426,8 @@ fn write_and_hold(
 /// the moment of the stop three more requests are inside their transaction.
 /// Figures: those three are answered 503 and their writes are not stored; every
 /// booking answer is 201 or 503 with `Retry-After` — never a 500, never later than
-/// 5 s (no hang); no 503 comes later than 3 s after the server accepts connections
-/// again; every booking answered 201 is stored, exactly one per key; sending 20
+/// 10 s (no hang); no 503 comes later than 5 s after the server accepts connections
+/// again (bounds generous enough for a loaded machine); every booking answered 201 is stored, exactly one per key; sending 20
 /// answered keys again replays the same bookings and stores nothing new. With
 /// `AGENDA_LONG_FAULTS=1`: five restarts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -502,7 +519,7 @@ async fn fault_2_postgres_restart_under_load() {
         "a 503 without Retry-After"
     );
     assert!(
-        log.slowest < Duration::from_secs(5),
+        log.slowest < Duration::from_secs(10),
         "slowest answer {:?}",
         log.slowest
     );
@@ -515,7 +532,7 @@ async fn fault_2_postgres_restart_under_load() {
             .expect("a 503 before any outage");
         let after = at.saturating_duration_since(*ready);
         assert!(
-            after < Duration::from_secs(3),
+            after < Duration::from_secs(5),
             "a 503 {after:?} after the server was ready again ({:?} after it stopped)",
             *at - *stopped
         );
@@ -645,7 +662,7 @@ async fn fault_3_terminated_idle_backends_cause_no_errors() {
             .unwrap();
     terminator.close().await.ok();
     assert!(ended.iter().all(|e| *e) && ended.len() == before.len());
-    wait_until_gone(&url, &before, Duration::from_secs(5)).await;
+    wait_until_gone(&url, &before, Duration::from_secs(20)).await;
 
     let org_path = format!("/api/v1/organizations/{}", scope.organization_id());
     let login = json!({"organization": "acme", "email": "admin@example.com", "password": PASSWORD});
@@ -716,7 +733,7 @@ fn statement_routes() -> Router<AppState> {
 
 /// Fault 4, a statement running beyond `statement_timeout` (300 ms; the statement
 /// would take 5 s). Figure: the request is answered 503 with `Retry-After` no sooner
-/// than 300 ms and within 300 ms + 1 s; the pool's only connection is then reused
+/// than 300 ms (and within 300 ms + 5 s: no hang); the pool's only connection is then reused
 /// (same backend before and after, pool size 1) and left in no transaction.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_4_statement_timeout_is_503_and_the_connection_is_reused() {
@@ -747,7 +764,7 @@ async fn fault_4_statement_timeout_is_503_and_the_connection_is_reused() {
     let (_, body) = read(response).await;
     assert_eq!(code(&body), "unavailable", "{body}");
     assert!(
-        took >= limit && took < limit + Duration::from_secs(1),
+        took >= limit && took < limit + Duration::from_secs(5),
         "{took:?}"
     );
 
@@ -767,45 +784,50 @@ async fn fault_4_statement_timeout_is_503_and_the_connection_is_reused() {
 }
 
 /// Fault 5, a transaction left idle beyond `idle_in_transaction_session_timeout`
-/// (500 ms): a handler writes, then waits 1.5 s before answering. Figures: the server
-/// ends that session within 500 ms + 1 s of the write; the request is answered 503
-/// (its commit cannot succeed) and its write is not stored; the pool refills to its
-/// minimum (2) with live connections within 3 s and serves the next write.
+/// (500 ms, on the server's pool only): a handler writes, then waits — until the test
+/// has seen its session ended — before answering. Figures: the server ends that
+/// session no sooner than the timeout after the write (and within 20 s: it does end
+/// it); the request is then answered 503 (its commit cannot succeed) and its write is
+/// not stored; the pool refills to its minimum (2) with live connections (within
+/// 20 s) and serves the next write. No bound depends on the machine's speed: the
+/// handler waits for the test, not for a clock.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_5_idle_transaction_is_ended_by_the_server_and_the_pool_refills() {
     let limit = Duration::from_millis(500);
-    let Some(t) = TestDb::postgres_with(|s| {
-        s.idle_in_transaction_timeout = limit;
-        s.pool_size = 2;
-        s.max_overflow = 3;
-    })
-    .await
-    else {
+    let Some(t) = TestDb::postgres().await else {
         return;
     };
     let url = t.settings.url.expose().to_owned();
-    let (pid_tx, mut pid_rx) = tokio::sync::mpsc::unbounded_channel::<i32>();
+    let (pid_tx, mut pid_rx) = tokio::sync::mpsc::unbounded_channel::<(i32, Instant)>();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let handler_release = release.clone();
     let route = Router::new().route(
         "/test/write-then-idle",
         post(move |uow: UnitOfWork| async move {
             let tx = uow.tx().await?;
             OrganizationRepo::create(tx, org("left-idle")).await?;
             let pid = number(tx, "SELECT pg_backend_pid()").await;
-            let _ = pid_tx.send(pid as i32);
-            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let _ = pid_tx.send((pid as i32, Instant::now()));
+            handler_release.notified().await;
             Ok::<_, ApiError>(StatusCode::CREATED)
         }),
     );
-    let app = TestApp::spawn_with(t, route).await;
+    // Only the server's pool gets the short timeout: the test's own set-up (creating
+    // the application role, for one) runs with the defaults.
+    let app = TestApp::spawn_configured(t, route, |s| {
+        s.db.idle_in_transaction_timeout = limit;
+        s.db.pool_size = 2;
+        s.db.max_overflow = 3;
+    })
+    .await;
     let (client, request_url) = (app.client.clone(), app.url("/test/write-then-idle"));
     let request =
         tokio::spawn(async move { read(client.post(request_url).send().await.unwrap()).await });
-    let pid = pid_rx.recv().await.unwrap();
-    let ended_after = wait_until_gone(&url, &[pid], Duration::from_secs(5)).await;
-    assert!(
-        ended_after < limit + Duration::from_secs(1),
-        "{ended_after:?}"
-    );
+    let (pid, last_statement) = pid_rx.recv().await.unwrap();
+    wait_until_gone(&url, &[pid], Duration::from_secs(20)).await;
+    let ended_after = last_statement.elapsed();
+    assert!(ended_after >= limit, "{ended_after:?}");
+    release.notify_one();
 
     let (status, body) = request.await.unwrap();
     assert_eq!((status, code(&body)), (503, "unavailable"), "{body}");
@@ -822,7 +844,7 @@ async fn fault_5_idle_transaction_is_ended_by_the_server_and_the_pool_refills() 
             break;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(3),
+            started.elapsed() < Duration::from_secs(20),
             "{status:?}, sessions {sessions:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -833,7 +855,7 @@ async fn fault_5_idle_transaction_is_ended_by_the_server_and_the_pool_refills() 
         .await;
     assert_eq!(status, 201, "{body}");
     eprintln!(
-        "fault 5: the server ended the idle transaction {ended_after:?} after its last statement (timeout {limit:?}); answered 503; pool back to 2 live connections {refilled_after:?} after the answer"
+        "fault 5: the server ended the idle transaction within {ended_after:?} of its last statement (timeout {limit:?}); answered 503; pool back to 2 live connections {refilled_after:?} after the answer"
     );
     app.stop().await;
 }
@@ -847,7 +869,8 @@ both_engines! {
     /// transaction). Figures: afterwards no session is idle in transaction, no
     /// connection is in use, the pool is within its maximum with one server session
     /// per pooled connection, all of its connections can be taken at once, none of
-    /// the aborted writes is stored, and the next write is served within 1 s.
+    /// the aborted writes is stored, and the next write is served within 3 s (a
+    /// leftover lock would hold it for the busy or lock timeout, 5 s or 10 s).
     async fn fault_6_cancelled_requests_leave_the_pool_clean(t: TestDb) {
         let total = if long_run() { 20_000 } else { 1_000 };
         let (entered_tx, mut entered) = tokio::sync::mpsc::unbounded_channel();
@@ -892,12 +915,13 @@ both_engines! {
             held.push(app.db.begin_read().await.unwrap());
         }
         drop(held);
-        assert!(whole_pool.elapsed() < Duration::from_secs(1), "{:?}", whole_pool.elapsed());
+        assert!(whole_pool.elapsed() < Duration::from_secs(3), "{:?}", whole_pool.elapsed());
         let next = Instant::now();
         let (status, body) = app.post("/api/v1/organizations", &new_org("after-cancellations")).await;
         assert_eq!(status, 201, "{body}");
         let next = next.elapsed();
-        assert!(next < Duration::from_secs(1), "{next:?}");
+        // A leftover lock would hold it for the busy or lock timeout (5 s, 10 s).
+        assert!(next < Duration::from_secs(3), "{next:?}");
         eprintln!(
             "fault 6 ({}): {aborted} requests aborted mid-transaction in {took:?}; afterwards pool {pool:?}, 0 idle in transaction, next write in {next:?}",
             app.t.engine().as_str(),
@@ -966,18 +990,52 @@ async fn fault_7_sqlite_concurrent_writers_never_see_database_is_locked() {
     }
     let took = started.elapsed();
     assert!(failures.is_empty(), "{failures:#?}");
-    let rows = number(
-        app.t.conn(),
-        "SELECT count(*) FROM organizations WHERE slug LIKE 'writer-%'",
-    )
-    .await;
-    assert_eq!(rows, 250);
+    assert_eq!(organizations_like(&app.t.db, "writer-").await, 250);
     let slowest = *slowest.lock().unwrap();
     assert!(slowest < Duration::from_secs(4), "{slowest:?}");
     eprintln!(
         "fault 7: 250 concurrent SQLite writes from two pools in {took:?}, 0 errors, slowest {slowest:?}"
     );
     other.close().await;
+    app.stop().await;
+}
+
+/// Fault 7, SQLite under 64 concurrent HTTP writers, with the busy timeout cut to
+/// 100 ms (the writers of one process queue for the writer lane, so the busy timeout
+/// should not matter at all). Figures: all 64 writes are answered 201 — none 503 with
+/// "database is locked" — and all 64 rows are there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fault_7_sixty_four_http_writers_queue_instead_of_meeting_the_busy_timeout() {
+    let app = TestApp::spawn_configured(TestDb::sqlite().await, Router::new(), |s| {
+        s.db.sqlite_busy_timeout = Duration::from_millis(100);
+        s.db.pool_timeout = Duration::from_secs(30);
+        // As many connections as writers: without the lane, all 64 race for the lock.
+        s.db.max_overflow = 64;
+    })
+    .await;
+    let started = Instant::now();
+    let writers: Vec<_> = (0..64)
+        .map(|i| {
+            let request = app
+                .client
+                .post(app.url("/api/v1/organizations"))
+                .json(&new_org(&format!("lane-{i}")));
+            tokio::spawn(async move { read(request.send().await.unwrap()).await })
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for writer in writers {
+        let (status, body) = writer.await.unwrap();
+        if status != 201 {
+            failures.push(format!("{status} {body}"));
+        }
+    }
+    let took = started.elapsed();
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(organizations_like(&app.t.db, "lane-").await, 64);
+    eprintln!(
+        "fault 7 (writer lane): 64 concurrent HTTP writes with a 100 ms busy timeout in {took:?}, 0 errors"
+    );
     app.stop().await;
 }
 
@@ -1018,14 +1076,11 @@ both_engines! {
 /// 500–1000 ms), each saying why; then one line `agenda: could not connect to the
 /// database at … after 4 attempt(s): no connection could be opened within
 /// DB_POOL_TIMEOUT …` (password hidden) and exit code 1; the whole run takes less
-/// than 4 × 200 ms + 1.75 s of backoff + 2 s.
+/// than 4 × 200 ms + 1.75 s of backoff + 5 s (for process start-up on a loaded machine).
 #[test]
 fn fault_9_unreachable_at_startup_retries_with_backoff_then_exits() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = agenda_testkit::proxy::refusing_port();
+    let port = closed.port;
     let dir = std::env::temp_dir().join(format!("agenda-fault9-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let started = Instant::now();
@@ -1083,15 +1138,72 @@ fn fault_9_unreachable_at_startup_retries_with_backoff_then_exits() {
         "{stderr}"
     );
     assert!(
-        took < Duration::from_millis(4 * 200 + 1750 + 2000),
+        took < Duration::from_millis(4 * 200 + 1750 + 5000),
         "{took:?}"
     );
     eprintln!("fault 9 (startup): retries after {delays:?} ms, exit 1 after {took:?}: {last}");
 }
 
+/// Fault 9, a TLS set-up that cannot work: the server's certificate is self-signed
+/// and the URL asks for `sslmode=verify-full`. Figures: the real binary makes one
+/// attempt — no retry is logged although `DB_CONNECT_RETRIES=5` — and exits with code
+/// 1 and one line naming the certificate problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_9_a_bad_tls_certificate_stops_at_once() {
+    if agenda_testkit::postgres::find_binaries().is_none() {
+        assert!(
+            !agenda_testkit::in_ci(),
+            "PostgreSQL binaries are required under CI"
+        );
+        eprintln!("!!!!!!!!!! SKIPPED: PostgreSQL binaries not found");
+        return;
+    }
+    let Some(cluster) = LocalCluster::start_with_tls().unwrap() else {
+        return;
+    };
+    cluster.wait_ready(Duration::from_secs(30)).await.unwrap();
+    let url = format!(
+        "postgres://postgres:hunter2@localhost:{}/postgres?sslmode=verify-full",
+        cluster.port
+    );
+    let started = Instant::now();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_agenda"))
+            .current_dir(std::env::temp_dir())
+            .env_clear()
+            .env("DATABASE_URL", url)
+            .env("DB_CONNECT_RETRIES", "5")
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let retries = stderr
+        .lines()
+        .filter(|line| line.contains("retry_in_ms"))
+        .count();
+    assert_eq!(retries, 0, "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(
+            "agenda: could not connect to the database at postgresql://postgres:***@localhost:"
+        ) && last.contains("after 1 attempt(s)")
+            && last.to_lowercase().contains("certificate"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+    eprintln!("fault 9 (TLS): exit 1 after {took:?}, no retry: {last}");
+}
+
 /// Fault 9, the database unreachable at runtime (a server that accepts TCP
 /// connections and never answers). Figure: `/health/ready` answers 503 with
-/// `Retry-After: 5` within its deadline (700 ms, answered between 650 ms and 1.5 s),
+/// `Retry-After: 5` at its deadline (700 ms: answered no sooner than 650 ms, and
+/// within 3.7 s),
 /// without the password.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_9_readiness_is_503_within_its_deadline_when_the_database_hangs() {
@@ -1117,7 +1229,7 @@ async fn fault_9_readiness_is_503_within_its_deadline_when_the_database_hangs() 
     assert_eq!(body["status"], "unavailable");
     assert!(!body.to_string().contains("pw@"), "{body}");
     assert!(
-        took >= deadline - Duration::from_millis(50) && took < Duration::from_millis(1500),
+        took >= deadline - Duration::from_millis(50) && took < deadline + Duration::from_secs(3),
         "{took:?}"
     );
     eprintln!(
@@ -1128,8 +1240,8 @@ async fn fault_9_readiness_is_503_within_its_deadline_when_the_database_hangs() 
 }
 
 /// Fault 9, PostgreSQL down at runtime, then back. Figures: with the server stopped,
-/// `/health/ready` answers 503 within its deadline (2 s, answered within 2.5 s); when
-/// it is back, readiness is 200 again within 10 s without restarting the application.
+/// `/health/ready` answers 503 within its deadline (2 s, answered within 5 s); when
+/// it is back, readiness is 200 again within 20 s without restarting the application.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_9_readiness_is_503_while_postgres_is_down_and_recovers_by_itself() {
     let Some(mut cluster) = own_cluster().await else {
@@ -1150,14 +1262,14 @@ async fn fault_9_readiness_is_503_while_postgres_is_down_and_recovers_by_itself(
     let started = Instant::now();
     assert_eq!(reqwest::get(&ready).await.unwrap().status(), 503);
     let down = started.elapsed();
-    assert!(down < Duration::from_millis(2500), "{down:?}");
+    assert!(down < Duration::from_secs(5), "{down:?}");
 
     cluster.start_again().unwrap();
     cluster.wait_ready(Duration::from_secs(30)).await.unwrap();
     let back = Instant::now();
     while reqwest::get(&ready).await.unwrap().status() != 200 {
         assert!(
-            back.elapsed() < Duration::from_secs(10),
+            back.elapsed() < Duration::from_secs(20),
             "readiness did not recover"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -1167,4 +1279,294 @@ async fn fault_9_readiness_is_503_while_postgres_is_down_and_recovers_by_itself(
         back.elapsed()
     );
     server.abort();
+}
+
+/// The server's pool through a [`Proxy`] to the test database: `t`'s application-role
+/// URL with the proxy as host and port, the rest adjusted by `adjust`.
+async fn behind_proxy(
+    t: TestDb,
+    extra: Router<AppState>,
+    adjust: impl FnOnce(&mut Settings),
+) -> (TestApp, agenda_testkit::proxy::Proxy) {
+    let proxy = agenda_testkit::proxy::Proxy::in_front_of(t.settings.url.expose()).await;
+    let app = TestApp::spawn_configured(t, extra, |s| {
+        s.db.url = DatabaseUrl::parse(&proxy.url_for(s.db.url.expose())).unwrap();
+        adjust(s);
+    })
+    .await;
+    (app, proxy)
+}
+
+/// Fault 10, a network partition between the server and PostgreSQL: a TCP proxy on
+/// the path black-holes the traffic for 3 s (packets accepted, never answered; the
+/// connections it swallowed stay dead, as when a NAT forgets them), then passes again.
+/// The server's pool has at most 2 connections, both in the middle of a statement
+/// when the network goes,
+/// `DB_PING_TIMEOUT` 500 ms, `DB_POOL_TIMEOUT` 1 s, `REQUEST_TIMEOUT` and
+/// `DB_COMMIT_TIMEOUT` 2 s, and four clients write all along. Figures: during the
+/// partition every request is answered — 201, 503 with `Retry-After`, or, for a
+/// write whose COMMIT the partition swallowed, 504 `commit_outcome_unknown` without
+/// `Retry-After` — none after more than 10 s (no hang); once the
+/// network passes again a write succeeds within 10 s (measured: the documented bound
+/// is `DB_PING_TIMEOUT` plus one connect), the next 20 writes all succeed, and no
+/// connection is left in use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fault_10_a_black_holed_network_is_survived_and_recovered_from() {
+    use agenda_testkit::proxy::Mode;
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    let (app, proxy) = behind_proxy(t, statement_routes(), |s| {
+        s.db.pool_size = 2;
+        s.db.max_overflow = 0;
+        s.db.ping_timeout = Duration::from_millis(500);
+        s.db.pool_timeout = Duration::from_secs(1);
+        s.db.commit_timeout = Duration::from_secs(2);
+        s.http.request_timeout = Duration::from_secs(2);
+    })
+    .await;
+    let (http, url) = (app.client.clone(), app.url("/api/v1/organizations"));
+    let write = move |label: String| {
+        let request = http.post(&url).json(&new_org(&label));
+        async move {
+            let sent = Instant::now();
+            let response = request.send().await.unwrap();
+            let retry_after = response.headers().contains_key("retry-after");
+            let (status, body) = read(response).await;
+            (status, retry_after, sent.elapsed(), body)
+        }
+    };
+    for i in 0..3 {
+        let (status, _, _, body) = write(format!("before-{i}")).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // Both connections are mid-query when the network goes: the case that used to
+    // leave them "in use" for good (their return to the pool waited for an answer).
+    let sleepers: Vec<_> = (0..2)
+        .map(|_| {
+            let request = app.client.post(app.url("/test/pg-sleep"));
+            tokio::spawn(async move {
+                let sent = Instant::now();
+                let status = request.send().await.unwrap().status().as_u16();
+                (status, sent.elapsed())
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while number(
+        app.t.conn(),
+        "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(5)' AND state = 'active'",
+    )
+    .await
+        < 2
+    {
+        assert!(Instant::now() < deadline, "the two statements did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|c| {
+            let (stop, write) = (stop.clone(), write.clone());
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    answers.push(write(format!("during-{c}-{n}")).await);
+                    n += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                answers
+            })
+        })
+        .collect();
+    proxy.set(Mode::BlackHole);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.set(Mode::Pass);
+    let back = Instant::now();
+    let recovered_after = loop {
+        let (status, _, _, _) = write(format!("after-{}", back.elapsed().as_millis())).await;
+        if status == 201 {
+            break back.elapsed();
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "no write succeeded within 10 s of the network coming back: {:?}",
+            app.db.pool_status()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    stop.store(true, Ordering::Relaxed);
+    let mut answers = Vec::new();
+    for client in clients {
+        answers.extend(client.await.unwrap());
+    }
+    // A write whose COMMIT the black hole swallowed cannot know its outcome, and says
+    // so (504 without Retry-After); everything else is 201, or 503 "nothing saved".
+    let honest = |status: u16, retry_after: bool, body: &Value| {
+        status == 201
+            || (status == 503 && retry_after)
+            || (status == 504 && !retry_after && code(body) == "commit_outcome_unknown")
+    };
+    let unexpected: Vec<_> = answers
+        .iter()
+        .filter(|(status, retry_after, took, body)| {
+            !honest(*status, *retry_after, body) || *took > Duration::from_secs(10)
+        })
+        .collect();
+    assert!(unexpected.is_empty(), "{unexpected:#?}");
+    for sleeper in sleepers {
+        let (status, took) = sleeper.await.unwrap();
+        assert!(
+            status == 503 && took < Duration::from_secs(10),
+            "a statement caught by the partition: {status} after {took:?}"
+        );
+    }
+    let unavailable = answers.iter().filter(|(status, ..)| *status == 503).count();
+    assert!(
+        unavailable > 0,
+        "the partition was not noticed: {answers:?}"
+    );
+    let slowest = answers.iter().map(|(_, _, took, _)| *took).max().unwrap();
+
+    for i in 0..20 {
+        let (status, _, _, body) = write(format!("settled-{i}")).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    wait_for_idle_pool(&app.db).await;
+    let pool = app.db.pool_status();
+    assert!(pool.size <= 2 && pool.in_use == 0, "{pool:?}");
+    eprintln!(
+        "fault 10: 3 s black hole under 4 writers: {} answers, {unavailable} × 503, slowest {slowest:?}; \
+         first write {recovered_after:?} after the network came back; pool {pool:?}",
+        answers.len()
+    );
+    app.stop().await;
+}
+
+/// The real `agenda` server, started on a free port; its stderr is collected.
+struct Served {
+    child: std::process::Child,
+    addr: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Served {
+    /// Starts `agenda` with exactly `env` (plus a free port and JSON logs) and waits
+    /// until it listens.
+    fn start(env: &[(&str, &str)]) -> Served {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agenda"))
+            .current_dir(std::env::temp_dir())
+            .env_clear()
+            .envs(env.iter().copied())
+            .env("BIND_ADDR", "127.0.0.1:0")
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let log = stderr.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str::<Value>(&line)
+                    && event["message"] == "listening"
+                {
+                    let _ = addr_tx.send(event["addr"].as_str().unwrap_or_default().to_owned());
+                }
+                log.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("the server did not listen: {}", stderr.lock().unwrap()));
+        Served {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; how long that took.
+    fn terminate(&mut self, limit: Duration) -> (Option<i32>, Duration) {
+        let sent = Instant::now();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.code(), sent.elapsed());
+            }
+            if sent.elapsed() > limit {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "still running {limit:?} after SIGTERM: {}",
+                    self.stderr.lock().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+both_engines! {
+    /// Shutdown is bounded whatever the database does: the real binary with
+    /// `SHUTDOWN_TIMEOUT=3s` and one request blocked on a lock the test holds (a
+    /// uniqueness check waiting for the test's uncommitted row on PostgreSQL, the
+    /// write lock held by another connection on SQLite; lock and busy timeouts of
+    /// 60 s, so the database would keep it for a minute). Figures: after SIGTERM the
+    /// process exits with code 0 no sooner than the 3 s grace period and within
+    /// `SHUTDOWN_TIMEOUT` + 2 s (the documented margin: 1 s for the pool's close,
+    /// 0.5 s for abandoned tasks) + 1 s for a loaded machine.
+    async fn shutdown_is_bounded_with_a_request_blocked_on_a_lock(t: TestDb) {
+        let grace = Duration::from_secs(3);
+        let url = t.settings.url.expose().to_owned();
+        // The test holds what the request will need: a row it must wait for (it has
+        // the same unique slug), or SQLite's write lock.
+        let blocker = t.another_pool(|_| {}).await;
+        let holding = blocker.begin().await.unwrap();
+        OrganizationRepo::create(&holding, org("blocked")).await.unwrap();
+        let mut served = tokio::task::block_in_place(|| {
+            Served::start(&[
+                ("DATABASE_URL", url.as_str()),
+                ("AUTO_MIGRATE", "false"),
+                ("SHUTDOWN_TIMEOUT", "3s"),
+                ("DB_LOCK_TIMEOUT", "60s"),
+                ("DB_SQLITE_BUSY_TIMEOUT", "60s"),
+                ("DB_POOL_TIMEOUT", "60s"),
+                ("REQUEST_TIMEOUT", "120s"),
+            ])
+        });
+        let http = reqwest::Client::new();
+        let blocked = tokio::spawn(http.post(served.url("/api/v1/organizations")).json(&new_org("blocked")).send());
+        // Connections are accepted in order: once a later one is answered, the
+        // blocked request's connection has been accepted and its request read.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let live = reqwest::get(served.url("/health/live")).await.unwrap();
+        assert_eq!(live.status(), 200);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!blocked.is_finished(), "the request was not blocked");
+
+        let (code, took) = tokio::task::block_in_place(|| served.terminate(Duration::from_secs(60)));
+        assert_eq!(code, Some(0), "{}", served.stderr.lock().unwrap());
+        assert!(took >= grace, "{took:?}");
+        assert!(took < grace + Duration::from_secs(3), "{took:?}: {}", served.stderr.lock().unwrap());
+        let log = served.stderr.lock().unwrap().clone();
+        assert!(log.contains("abandoning the requests still running"), "{log}");
+        drop(holding);
+        blocker.close().await;
+        let _ = blocked.await;
+        eprintln!("shutdown ({}): exit 0 {took:?} after SIGTERM (SHUTDOWN_TIMEOUT {grace:?}) with a request blocked on a lock", t.engine().as_str());
+    }
 }

@@ -48,16 +48,10 @@ fn uow_routes() -> Router<AppState> {
         OrganizationRepo::create(uow.tx().await?, org("succeeds-too")).await?;
         Ok(StatusCode::CREATED)
     }
-    async fn slow(uow: UnitOfWork) -> Result<StatusCode, ApiError> {
-        OrganizationRepo::create(uow.tx().await?, org("slow")).await?;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        Ok(StatusCode::CREATED)
-    }
     Router::new()
         .route("/test/write-then-fail", post(write_then_fail))
         .route("/test/write-then-panic", post(write_then_panic))
         .route("/test/write-then-succeed", post(write_then_succeed))
-        .route("/test/slow", post(slow))
 }
 
 pub(crate) async fn exists(db: &Db, slug: &str) -> bool {
@@ -149,16 +143,34 @@ both_engines! {
     }
 
     async fn graceful_shutdown_finishes_in_flight_requests(t: TestDb) {
-        let app = TestApp::spawn_with(t, uow_routes()).await;
+        // The handler says when it is inside its transaction, then takes 1 s more.
+        let (entered_tx, mut entered) = tokio::sync::mpsc::unbounded_channel();
+        let route = Router::new().route(
+            "/test/slow",
+            post(move |uow: UnitOfWork| {
+                let entered = entered_tx.clone();
+                async move {
+                    OrganizationRepo::create(uow.tx().await?, org("slow")).await?;
+                    let _ = entered.send(());
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    Ok::<_, ApiError>(StatusCode::CREATED)
+                }
+            }),
+        );
+        let app = TestApp::spawn_with(t, route).await;
         let db = app.db.clone();
         let client = app.client.clone();
         let url = app.url("/test/slow");
         let in_flight = tokio::spawn(async move { client.post(url).send().await.unwrap().status().as_u16() });
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        entered.recv().await.unwrap();
         let addr = app.addr;
         let stopping = tokio::spawn(app.stop());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no new connections while stopping");
+        // The listener closes at once, while the request is still running.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(addr).await.is_ok() {
+            assert!(Instant::now() < deadline, "still accepting connections while stopping");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert_eq!(in_flight.await.unwrap(), 201, "the in-flight request completed");
         let t = stopping.await.unwrap();
         assert!(db.is_closed(), "the pool is closed at the end");
@@ -172,9 +184,8 @@ both_engines! {
 /// the pool.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_until_closes_the_pool() {
-    let t = TestDb::sqlite().await;
-    let db = t.db.clone();
-    let app = TestApp::spawn(t).await;
+    let app = TestApp::spawn(TestDb::sqlite().await).await;
+    let db = app.db.clone();
     let addr = app.addr;
     let (status, _) = app.get("/health/ready").await;
     assert_eq!(status, 200);
@@ -246,5 +257,156 @@ async fn the_test_server_runs_as_the_confined_application_role() {
             .await
             .unwrap()
     );
+    app.stop().await;
+}
+
+/// A deferred trigger on `organizations` whose COMMIT waits for the advisory lock
+/// `key` (so the test decides when a commit finishes), and a connection of the test
+/// holding that lock. Dropping the connection releases it.
+async fn commits_wait_for_the_test(t: &TestDb, key: i64) -> sqlx::PgConnection {
+    use sqlx::Connection;
+    let url = t.settings.url.expose().to_owned();
+    let mut setup = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE FUNCTION agenda_test_commit_gate() RETURNS trigger LANGUAGE plpgsql AS \
+           $$ BEGIN PERFORM pg_advisory_xact_lock({key}); RETURN NULL; END $$; \
+         CREATE CONSTRAINT TRIGGER agenda_test_commit_gate AFTER INSERT ON organizations \
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION agenda_test_commit_gate(); \
+         GRANT EXECUTE ON FUNCTION agenda_test_commit_gate() TO PUBLIC; \
+         SELECT pg_advisory_lock({key})"
+    )))
+    .execute(&mut setup)
+    .await
+    .unwrap();
+    setup
+}
+
+/// A server on a PostgreSQL test database whose commits wait for the test (see
+/// [`commits_wait_for_the_test`]); `None` when PostgreSQL is not available.
+async fn gated_server(
+    key: i64,
+    adjust: impl FnOnce(&mut agenda_api::Settings),
+) -> Option<(TestApp, sqlx::PgConnection)> {
+    let t = TestDb::postgres().await?;
+    let gate = commits_wait_for_the_test(&t, key).await;
+    Some((
+        TestApp::spawn_configured(t, Router::new(), adjust).await,
+        gate,
+    ))
+}
+
+/// Waits until some session's COMMIT waits for a lock (the gate above).
+async fn wait_for_a_gated_commit(t: &TestDb) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event_type = 'Lock' AND query = 'COMMIT'",
+        )
+        .fetch_one(t.db.postgres_pool().unwrap())
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no COMMIT reached the gate");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+both_engines! {
+    /// `REQUEST_TIMEOUT` reached while the handler works (it writes, then waits 30 s):
+    /// the answer is 503 with `Retry-After`, and the write is not stored.
+    async fn a_deadline_before_the_commit_rolls_back_and_answers_503(t: TestDb) {
+        let route = Router::new().route(
+            "/test/write-then-wait",
+            post(|uow: UnitOfWork| async move {
+                OrganizationRepo::create(uow.tx().await?, org("too-slow")).await?;
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                Ok::<_, ApiError>(StatusCode::CREATED)
+            }),
+        );
+        let app = TestApp::spawn_configured(t, route, |s| s.http.request_timeout = Duration::from_millis(300)).await;
+        let response = app.client.post(app.url("/test/write-then-wait")).send().await.unwrap();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "1");
+        let (_, body) = crate::support::read(response).await;
+        assert_eq!(code(&body), "unavailable", "{body}");
+        assert!(!exists(&app.t.db, "too-slow").await, "the write was rolled back");
+        app.stop().await;
+    }
+}
+
+/// The deadline never cuts a commit short: with `REQUEST_TIMEOUT` 500 ms, a COMMIT
+/// the test holds back until well past it (a deferred trigger waits for the test's
+/// lock). Figures: the request is answered 201, after the deadline, and the row is
+/// stored — the old layering answered 503 "retry shortly" for a committed write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_deadline_never_cuts_a_commit_short() {
+    let limit = Duration::from_millis(500);
+    let Some((app, gate)) = gated_server(4201, |s| s.http.request_timeout = limit).await else {
+        return;
+    };
+    let (client, url) = (app.client.clone(), app.url("/api/v1/organizations"));
+    let sent = Instant::now();
+    let answer = tokio::spawn(async move {
+        crate::support::read(client.post(url).json(&crate::support::sign_up_body(json!({"slug": "gated", "name": "Gated", "time_zone": "UTC", "currency": "BRL"}))).send().await.unwrap()).await
+    });
+    wait_for_a_gated_commit(&app.t).await;
+    // Hold the commit until the deadline is well past.
+    while sent.elapsed() < limit + Duration::from_millis(500) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!answer.is_finished(), "answered while the commit was held");
+    drop(gate);
+    let (status, body) = answer.await.unwrap();
+    let took = sent.elapsed();
+    assert_eq!(status, 201, "{body}");
+    assert!(took > limit, "{took:?}");
+    assert!(exists(&app.t.db, "gated").await);
+    eprintln!(
+        "deadline: a commit held past REQUEST_TIMEOUT ({limit:?}) answered 201 after {took:?}; the row is stored"
+    );
+    app.stop().await;
+}
+
+/// A commit that outlasts `DB_COMMIT_TIMEOUT` (1 s; the test holds it back): its
+/// outcome is unknown, and the answer says so. Figures: 504 with the code
+/// `commit_outcome_unknown` and no `Retry-After` (a blind retry could repeat the
+/// change); when the test lets the commit through, the row is there — "unknown" was
+/// the honest answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_commit_without_an_answer_in_time_is_504_outcome_unknown() {
+    let Some((app, gate)) = gated_server(4202, |s| {
+        s.db.commit_timeout = Duration::from_secs(1);
+        // The connection whose commit was given up on waits, as it returns to the
+        // pool, for the commit to finish: long enough for the test to let it through.
+        s.db.ping_timeout = Duration::from_secs(15);
+    })
+    .await
+    else {
+        return;
+    };
+    let response = app
+        .client
+        .post(app.url("/api/v1/organizations"))
+        .json(&crate::support::sign_up_body(json!({"slug": "unconfirmed", "name": "Unconfirmed", "time_zone": "UTC", "currency": "BRL"})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 504);
+    assert!(!response.headers().contains_key("retry-after"));
+    let (_, body) = crate::support::read(response).await;
+    assert_eq!(code(&body), "commit_outcome_unknown", "{body}");
+    assert!(
+        !exists(&app.t.db, "unconfirmed").await,
+        "not committed while held"
+    );
+    drop(gate);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !exists(&app.t.db, "unconfirmed").await {
+        assert!(Instant::now() < deadline, "the held commit never completed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     app.stop().await;
 }

@@ -3,34 +3,28 @@
 use agenda_storage::seed::DEMO_ORGANIZATION_ID;
 use agenda_testkit::both_engines;
 
-fn seed_demo(t: &agenda_testkit::TestDb, json: bool) -> (Option<i32>, String, String) {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_agenda"));
-    command
-        .current_dir(std::env::temp_dir())
-        .env_clear()
-        .env("DATABASE_URL", t.settings.url.expose())
-        .env("AUTO_MIGRATE", "false")
-        .args(["seed", "demo"]);
+use crate::support::{Run, ScratchDir, agenda};
+
+fn seed_demo(url: &str, auto_migrate: &str, json: bool) -> Run {
+    let dir = ScratchDir::new("seed");
+    let env = [("DATABASE_URL", url), ("AUTO_MIGRATE", auto_migrate)];
+    let mut args = vec!["seed", "demo"];
     if json {
-        command.arg("--json");
+        args.push("--json");
     }
-    let out = command.output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    agenda(&dir.0, &env, &args)
 }
 
 both_engines! {
     async fn seed_demo_creates_once_then_reports_present(t: TestDb) {
-        let (code, stdout, stderr) = tokio::task::block_in_place(|| seed_demo(&t, false));
-        assert_eq!(code, Some(0), "{stderr}");
-        assert!(stdout.starts_with("created demo organization \"demo\""), "{stdout}");
+        let url = t.settings.url.expose().to_owned();
+        let run = tokio::task::block_in_place(|| seed_demo(&url, "false", false));
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        assert!(run.stdout.starts_with("created demo organization \"demo\""), "{}", run.stdout);
 
-        let (code, stdout, stderr) = tokio::task::block_in_place(|| seed_demo(&t, true));
-        assert_eq!(code, Some(0), "{stderr}");
-        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        let run = tokio::task::block_in_place(|| seed_demo(&url, "false", true));
+        assert_eq!(run.code, Some(0), "{}", run.stderr);
+        let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
         assert_eq!(report["created"], false);
         assert_eq!(report["organization_id"], DEMO_ORGANIZATION_ID.to_string());
         let appointments = report["tables"]
@@ -42,6 +36,22 @@ both_engines! {
             .as_u64()
             .unwrap();
         assert!(appointments > 300, "{appointments}");
-        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    }
+}
+
+both_engines! {
+    /// `agenda seed demo` with the application role's `DATABASE_URL` (which may not
+    /// change the schema), as docs/operations.md lists it: it works with
+    /// `AUTO_MIGRATE` on (the default) and off, because checking for pending
+    /// migrations only reads the ledger. On SQLite, which has no roles, the same URL.
+    async fn seed_demo_works_with_the_application_roles_url(t: TestDb) {
+        let url = t.app_role_settings().await.url.expose().to_owned();
+        for (auto_migrate, created) in [("true", true), ("false", false)] {
+            let run = tokio::task::block_in_place(|| seed_demo(&url, auto_migrate, true));
+            assert_eq!(run.code, Some(0), "AUTO_MIGRATE={auto_migrate}: {}", run.stderr);
+            let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+            assert_eq!(report["created"], created, "AUTO_MIGRATE={auto_migrate}");
+        }
     }
 }

@@ -19,7 +19,8 @@ pub struct TestApp {
     /// set-up and checks across tenants.
     pub t: TestDb,
     /// The server's own pool: as the least-privilege application role on PostgreSQL
-    /// (confined by row-level security, like production), `t.db` on SQLite.
+    /// (confined by row-level security, like production); a pool of its own on
+    /// SQLite too, so closing it at shutdown leaves `t.db` open for the checks.
     pub db: agenda_storage::Db,
     /// The running server's state (its settings, the password-hashing bound, ...).
     pub state: AppState,
@@ -48,8 +49,11 @@ impl TestApp {
         Self::spawn_configured(t, extra, |_| {}).await
     }
 
-    /// The real application plus `extra` routes, with `adjust`ed settings (e-mail,
-    /// timeouts, password hashing, ...).
+    /// Like [`TestApp::spawn_with`], adjusting the settings of the server alone (its
+    /// pool, HTTP, e-mail and password-hashing settings) on a pool of its own: the
+    /// test's pool (`t.db`), which sets up and checks, keeps the test database's
+    /// settings, so a fault injected into the server (a short timeout, say) cannot
+    /// fail the set-up.
     pub async fn spawn_configured(
         t: TestDb,
         extra: Router<AppState>,
@@ -58,7 +62,18 @@ impl TestApp {
         let mut settings = settings_for(&t);
         settings.db = t.app_role_settings().await;
         adjust(&mut settings);
-        let db = t.app_role_pool().await;
+        let db = agenda_storage::Db::connect(&settings.db)
+            .await
+            .expect("connect the server's pool");
+        Self::start(t, settings, db, extra).await
+    }
+
+    async fn start(
+        t: TestDb,
+        settings: Settings,
+        db: agenda_storage::Db,
+        extra: Router<AppState>,
+    ) -> TestApp {
         let app = Application::with_routes(settings, db.clone(), extra)
             .await
             .unwrap();
@@ -342,4 +357,46 @@ pub async fn bookable_provider(
     .await
     .unwrap()
     .id
+}
+
+/// What a run of the real `agenda` binary printed.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the real `agenda` binary with exactly `env` (nothing inherited) in `dir`,
+/// and waits for it. Call it from `tokio::task::block_in_place` in async tests.
+pub fn agenda(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Run {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agenda"))
+        .current_dir(dir)
+        .env_clear()
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A scratch directory of this test's own, removed when dropped.
+pub struct ScratchDir(pub std::path::PathBuf);
+
+impl ScratchDir {
+    pub fn new(name: &str) -> ScratchDir {
+        let dir =
+            std::env::temp_dir().join(format!("agenda-{name}-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        ScratchDir(dir)
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

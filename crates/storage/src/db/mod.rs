@@ -5,8 +5,13 @@
 //! clone and is shared by the whole process. Callers either run single statements on
 //! the pool ([`Db::conn`]) or open a transaction ([`Db::begin`]) that commits
 //! explicitly and rolls back when dropped — on an error, a panic, or a cancelled
-//! request alike. See `docs/connections.md`.
+//! request alike. Liveness checks and the pool's maintenance are in [`pool`]: every
+//! one of them is bounded, so a dead or black-holed connection is let go within
+//! seconds. On SQLite, write transactions queue in the process for one writer
+//! connection (the writer lane), so concurrent writers wait their turn instead of
+//! meeting SQLite's busy timeout. See `docs/connections.md`.
 
+mod pool;
 mod settings;
 mod url;
 
@@ -24,7 +29,9 @@ use sqlx::ConnectOptions as _;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgSslMode};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 
-pub use settings::{DEFAULT_DATABASE_URL, DbSettings, SettingsSummary, SslMode};
+pub use settings::{
+    DEFAULT_DATABASE_URL, DbSettings, PostgresSession, SettingsSummary, SqliteSession, SslMode,
+};
 pub use url::{DatabaseUrl, Engine, UrlError, redact};
 
 use crate::error::StorageError;
@@ -38,6 +45,10 @@ pub struct Db {
 
 struct Inner {
     pool: RawPool,
+    policy: pool::Policy,
+    /// SQLite only: the one connection every write transaction of this process
+    /// queues for (see [`Db::begin`]).
+    writer: Option<Writer>,
     summary: SettingsSummary,
     /// Statements run through this pool (and its transactions) since it opened.
     statements: Arc<AtomicU64>,
@@ -45,11 +56,56 @@ struct Inner {
     metrics: Arc<crate::metrics::DbMetrics>,
 }
 
-/// The driver's pool, kept for statistics and shutdown.
+/// SQLite's writer lane: a pool of exactly one connection, whose acquire queue is
+/// first come, first served and bounded by `DB_POOL_TIMEOUT`.
+struct Writer {
+    pool: SqlitePool,
+    conn: DatabaseConnection,
+    policy: pool::Policy,
+}
+
+/// The driver's pool, kept for statistics, maintenance and shutdown.
 #[derive(Clone)]
 enum RawPool {
     Postgres(PgPool),
     Sqlite(SqlitePool),
+}
+
+impl RawPool {
+    fn size_and_idle(&self) -> (u32, usize) {
+        match self {
+            RawPool::Postgres(p) => (p.size(), p.num_idle()),
+            RawPool::Sqlite(p) => (p.size(), p.num_idle()),
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        match self {
+            RawPool::Postgres(p) => p.is_closed(),
+            RawPool::Sqlite(p) => p.is_closed(),
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            RawPool::Postgres(p) => p.close().await,
+            RawPool::Sqlite(p) => p.close().await,
+        }
+    }
+
+    async fn maintain(&self, policy: &pool::Policy) {
+        match self {
+            RawPool::Postgres(p) => pool::maintain(p, policy).await,
+            RawPool::Sqlite(p) => pool::maintain(p, policy).await,
+        }
+    }
+
+    async fn open_minimum(&self, policy: &pool::Policy) -> Result<(), sqlx::Error> {
+        match self {
+            RawPool::Postgres(p) => pool::open_minimum(p, policy, Vec::new()).await,
+            RawPool::Sqlite(p) => pool::open_minimum(p, policy, Vec::new()).await,
+        }
+    }
 }
 
 /// Why the database could not be reached at startup.
@@ -102,7 +158,7 @@ impl Db {
         })?;
         let attempts = settings.connect_retries.max(1);
         for attempt in 1..=attempts {
-            let error = match db.ping_raw().await {
+            let error = match db.prove_reachable().await {
                 Ok(()) => {
                     tracing::info!(
                         engine = %settings.engine(),
@@ -141,22 +197,27 @@ impl Db {
     }
 
     /// Builds the pool without opening a connection. Connections are opened on first
-    /// use and then kept at `DB_POOL_SIZE` by the pool's maintenance task.
+    /// use, and the maintenance task (started here, in the current Tokio runtime)
+    /// brings the pool to `DB_POOL_SIZE` in the background.
     pub fn connect_lazy(settings: &DbSettings) -> Result<Db, String> {
         settings.check().map_err(|e| e.to_string())?;
-        let (mut conn, pool) = match settings.engine() {
-            Engine::Postgres => {
-                let pool = postgres_pool(settings)?;
-                (
-                    DatabaseConnection::from(pool.clone()),
-                    RawPool::Postgres(pool),
-                )
-            }
+        let discarded = Arc::new(tokio::sync::Notify::new());
+        let policy = pool::Policy::new(settings, settings.pool_size, settings.max_connections());
+        let (pool, writer) = match settings.engine() {
+            Engine::Postgres => (
+                RawPool::Postgres(postgres_pool(settings, policy, discarded.clone())?),
+                None,
+            ),
             Engine::Sqlite => {
-                let pool = sqlite_pool(settings)?;
+                let writer_policy = pool::Policy::new(settings, settings.pool_size.min(1), 1);
+                let writer = sqlite_pool(settings, writer_policy, discarded.clone())?;
                 (
-                    DatabaseConnection::from(pool.clone()),
-                    RawPool::Sqlite(pool),
+                    RawPool::Sqlite(sqlite_pool(settings, policy, discarded.clone())?),
+                    Some(Writer {
+                        conn: DatabaseConnection::from(writer.clone()),
+                        pool: writer,
+                        policy: writer_policy,
+                    }),
                 )
             }
         };
@@ -168,19 +229,56 @@ impl Db {
             statements: statements.clone(),
             metrics: metrics.clone(),
         };
+        let mut conn = match &pool {
+            RawPool::Postgres(p) => DatabaseConnection::from(p.clone()),
+            RawPool::Sqlite(p) => DatabaseConnection::from(p.clone()),
+        };
+        let mut writer = writer;
+        if let Some(writer) = &mut writer {
+            let observer = observer.clone();
+            writer
+                .conn
+                .set_metric_callback(move |info| observer.observe(info));
+        }
         conn.set_metric_callback(move |info| observer.observe(info));
         if let Some(note) = settings.url.normalization() {
             tracing::info!(url = %settings.url.redacted(), "database URL understood: {note}");
         }
-        Ok(Db {
-            conn,
-            inner: Arc::new(Inner {
-                pool,
-                statements,
-                metrics,
-                summary: SettingsSummary::from(settings),
-            }),
-        })
+        let inner = Arc::new(Inner {
+            pool,
+            policy,
+            writer,
+            statements,
+            metrics,
+            summary: SettingsSummary::from(settings),
+        });
+        pool::spawn_maintenance(
+            Arc::downgrade(&inner),
+            settings.maintenance_interval(),
+            discarded,
+            |inner: Arc<Inner>| async move {
+                if inner.pool.is_closed() {
+                    return false;
+                }
+                inner.pool.maintain(&inner.policy).await;
+                if let Some(writer) = &inner.writer {
+                    pool::maintain(&writer.pool, &writer.policy).await;
+                }
+                true
+            },
+        );
+        Ok(Db { conn, inner })
+    }
+
+    /// One startup attempt: a round trip, then the pool's minimum opened (so that
+    /// readiness never reports a pool that cannot hold `DB_POOL_SIZE`).
+    async fn prove_reachable(&self) -> Result<(), sqlx::Error> {
+        self.ping_raw().await?;
+        self.inner.pool.open_minimum(&self.inner.policy).await?;
+        if let Some(writer) = &self.inner.writer {
+            pool::open_minimum(&writer.pool, &writer.policy, Vec::new()).await?;
+        }
+        Ok(())
     }
 
     /// The sea-orm connection: run statements on the pool (each acquires and
@@ -201,16 +299,20 @@ impl Db {
     }
 
     /// Opens a read-write transaction. It commits only through `commit()`; dropping it
-    /// rolls back. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`), so
-    /// concurrent writers queue on the busy timeout instead of failing with "database
-    /// is locked" when a read lock cannot be upgraded.
+    /// rolls back. On SQLite it runs on the writer lane: write transactions of this
+    /// process wait in line (first come, first served, up to `DB_POOL_TIMEOUT`) for
+    /// the one writer connection, which then takes the write lock at once (`BEGIN
+    /// IMMEDIATE`). So writers of one process never compete for SQLite's lock — the
+    /// busy timeout only matters against other processes — and readers, on the
+    /// other connections, are never blocked (WAL).
     pub async fn begin(&self) -> Result<DatabaseTransaction, StorageError> {
         let options = TransactionOptions {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..Default::default()
         };
+        let conn = self.inner.writer.as_ref().map_or(&self.conn, |w| &w.conn);
         let started = Instant::now();
-        let result = self.conn.begin_with_options(options).await;
+        let result = conn.begin_with_options(options).await;
         self.record_acquire(started, result.as_ref().err());
         Ok(result?)
     }
@@ -272,12 +374,10 @@ impl Db {
         self.inner.statements.load(Ordering::Relaxed)
     }
 
-    /// Connection counts right now.
+    /// Connection counts right now (of the pool; on SQLite the writer lane's one
+    /// connection is not counted).
     pub fn pool_status(&self) -> PoolStatus {
-        let (size, idle) = match &self.inner.pool {
-            RawPool::Postgres(p) => (p.size(), p.num_idle()),
-            RawPool::Sqlite(p) => (p.size(), p.num_idle()),
-        };
+        let (size, idle) = self.inner.pool.size_and_idle();
         let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(size);
         PoolStatus {
             size,
@@ -309,19 +409,34 @@ impl Db {
         }
     }
 
-    /// Closes the pool: waits for connections in use to be returned, then closes all.
+    /// Closes the pool: new work is refused at once; waits for connections in use to
+    /// be returned, then closes all. See [`Db::close_within`] for a bounded wait.
     pub async fn close(&self) {
-        match &self.inner.pool {
-            RawPool::Postgres(p) => p.close().await,
-            RawPool::Sqlite(p) => p.close().await,
+        if let Some(writer) = &self.inner.writer {
+            writer.pool.close().await;
         }
+        self.inner.pool.close().await;
+    }
+
+    /// [`Db::close`], waiting at most `limit` for connections still in use (a
+    /// request stuck on a lock, a connection lost to a partition): after that they
+    /// are abandoned, to be dropped with the process. Returns whether every
+    /// connection was closed in time.
+    pub async fn close_within(&self, limit: Duration) -> bool {
+        let closed = tokio::time::timeout(limit, self.close()).await.is_ok();
+        if !closed {
+            let status = self.pool_status();
+            tracing::warn!(
+                in_use = status.in_use,
+                limit_ms = limit.as_millis() as u64,
+                "connections still in use when the pool closed; abandoning them"
+            );
+        }
+        closed
     }
 
     pub fn is_closed(&self) -> bool {
-        match &self.inner.pool {
-            RawPool::Postgres(p) => p.is_closed(),
-            RawPool::Sqlite(p) => p.is_closed(),
-        }
+        self.inner.pool.is_closed()
     }
 
     /// The PostgreSQL pool, for the few operational queries that need the driver
@@ -360,7 +475,11 @@ impl std::fmt::Debug for Db {
     }
 }
 
-fn postgres_pool(s: &DbSettings) -> Result<PgPool, String> {
+fn postgres_pool(
+    s: &DbSettings,
+    policy: pool::Policy,
+    discarded: Arc<tokio::sync::Notify>,
+) -> Result<PgPool, String> {
     let mut options = PgConnectOptions::from_str(s.url.expose())
         .map_err(|e| {
             format!(
@@ -382,23 +501,19 @@ fn postgres_pool(s: &DbSettings) -> Result<PgPool, String> {
     }
     // Applied by a query on every new physical connection rather than as startup
     // parameters, because connection poolers (PgBouncer) drop unknown startup options.
-    let session = [
-        ("statement_timeout", millis(s.statement_timeout)),
-        ("lock_timeout", millis(s.lock_timeout)),
-        (
-            "idle_in_transaction_session_timeout",
-            millis(s.idle_in_transaction_timeout),
-        ),
-        ("application_name", s.application_name.clone()),
-    ];
-    Ok(pool_options::<sqlx::Postgres>(s)
+    let session = session_settings(s);
+    let sql = format!(
+        "SELECT {}",
+        (0..session.len())
+            .map(|i| format!("set_config(${}, ${}, false)", 2 * i + 1, 2 * i + 2))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(pool::options::<sqlx::Postgres>(policy, discarded)
         .after_connect(move |conn, _meta| {
-            let session = session.clone();
+            let (session, sql) = (session.clone(), sql.clone());
             Box::pin(async move {
-                let mut query = sqlx::query(
-                    "SELECT set_config($1, $2, false), set_config($3, $4, false), \
-                            set_config($5, $6, false), set_config($7, $8, false)",
-                );
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for (name, value) in session {
                     query = query.bind(name).bind(value);
                 }
@@ -408,7 +523,52 @@ fn postgres_pool(s: &DbSettings) -> Result<PgPool, String> {
         .connect_lazy_with(options))
 }
 
-fn sqlite_pool(s: &DbSettings) -> Result<SqlitePool, String> {
+/// The session settings every PostgreSQL connection of the pool sets.
+///
+/// The TCP keepalive settings configure the server's end of the connection (sqlx
+/// 0.9 cannot enable keepalive on its own sockets; the client end is bounded by
+/// [`pool`]'s pings instead): a client lost to a partition is found dead after
+/// `DB_TCP_KEEPALIVE` of silence plus three unanswered probes, and its backend ends —
+/// with its locks and its slot of the role's connection limit — instead of lingering
+/// for the kernel's two hours. `client_connection_check_interval` lets a long query
+/// notice a vanished client too.
+fn session_settings(s: &DbSettings) -> Vec<(&'static str, String)> {
+    let mut session = vec![
+        ("statement_timeout", millis(s.statement_timeout)),
+        ("lock_timeout", millis(s.lock_timeout)),
+        (
+            "idle_in_transaction_session_timeout",
+            millis(s.idle_in_transaction_timeout),
+        ),
+        ("application_name", s.application_name.clone()),
+    ];
+    if !s.tcp_keepalive.is_zero() {
+        let idle = s.tcp_keepalive.as_secs().max(1);
+        let interval = (idle / 2).max(1);
+        let probes = 3;
+        session.extend([
+            ("tcp_keepalives_idle", idle.to_string()),
+            ("tcp_keepalives_interval", interval.to_string()),
+            ("tcp_keepalives_count", probes.to_string()),
+            // Unacknowledged data: give up after the same silence the probes allow.
+            (
+                "tcp_user_timeout",
+                ((idle + probes * interval) * 1000).to_string(),
+            ),
+            (
+                "client_connection_check_interval",
+                (idle * 1000).to_string(),
+            ),
+        ]);
+    }
+    session
+}
+
+fn sqlite_pool(
+    s: &DbSettings,
+    policy: pool::Policy,
+    discarded: Arc<tokio::sync::Notify>,
+) -> Result<SqlitePool, String> {
     // These are applied by the driver to every connection it opens (as PRAGMAs).
     let options = SqliteConnectOptions::from_str(s.url.expose())
         .map_err(|e| format!("invalid SQLite URL {}: {e}", s.url.redacted()))?
@@ -417,22 +577,7 @@ fn sqlite_pool(s: &DbSettings) -> Result<SqlitePool, String> {
         .busy_timeout(s.sqlite_busy_timeout)
         .synchronous(SqliteSynchronous::Normal)
         .disable_statement_logging();
-    Ok(pool_options::<sqlx::Sqlite>(s).connect_lazy_with(options))
-}
-
-/// Pool sizing and lifetimes, identical for both engines.
-fn pool_options<DB: sqlx::Database>(s: &DbSettings) -> sqlx::pool::PoolOptions<DB> {
-    sqlx::pool::PoolOptions::<DB>::new()
-        .min_connections(s.pool_size)
-        .max_connections(s.max_connections())
-        .acquire_timeout(s.pool_timeout)
-        .max_lifetime(nonzero(s.pool_recycle))
-        .idle_timeout(nonzero(s.idle_timeout))
-        .test_before_acquire(s.pre_ping)
-}
-
-fn nonzero(d: Duration) -> Option<Duration> {
-    (!d.is_zero()).then_some(d)
+    Ok(pool::options::<sqlx::Sqlite>(policy, discarded).connect_lazy_with(options))
 }
 
 /// PostgreSQL reads a bare number as milliseconds; 0 disables a timeout.
@@ -468,6 +613,9 @@ fn startup_reason(err: &sqlx::Error, pool_timeout: Duration) -> String {
 fn is_permanent(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Configuration(_) | sqlx::Error::Tls(_) => true,
+        // The TLS library reports a refused handshake (an untrusted or wrong
+        // certificate, a protocol mismatch) as invalid data on the socket.
+        sqlx::Error::Io(e) => e.kind() == std::io::ErrorKind::InvalidData,
         sqlx::Error::Database(db) => {
             // invalid_authorization_specification / invalid_password (28…),
             // invalid_catalog_name (3D000): wrong credentials or database name.

@@ -10,6 +10,11 @@ use crate::config::{ConfigError, Env};
 /// The embedded default: a SQLite file next to the process, created when missing.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://agenda.db?mode=rwc";
 
+/// The longest time between two runs of the pool's maintenance (the reference
+/// practice: clean up every 30 s, close idle connections after 4 minutes, below the
+/// 5-minute idle limit of servers and proxies).
+pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(30);
+
 /// TLS policy for PostgreSQL connections (libpq's `sslmode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -83,6 +88,19 @@ pub struct DbSettings {
     pub connect_retries: u32,
     /// `DB_SQLITE_BUSY_TIMEOUT`: how long a SQLite connection waits for the write lock.
     pub sqlite_busy_timeout: Duration,
+    /// `DB_PING_TIMEOUT`: the longest a connection's liveness check (before it is
+    /// handed out, when it comes back to the pool, during maintenance) may take; a
+    /// connection that does not answer in time is discarded. This is what bounds a
+    /// dead or black-holed connection's hold on the pool.
+    pub ping_timeout: Duration,
+    /// `DB_COMMIT_TIMEOUT`: the longest a request's COMMIT may take before its
+    /// outcome is reported as unknown (HTTP 504 `commit_outcome_unknown`).
+    pub commit_timeout: Duration,
+    /// `DB_TCP_KEEPALIVE`: on PostgreSQL, the server probes a connection silent this
+    /// long with TCP keepalives and drops it when the probes go unanswered, so a
+    /// client lost to a network partition stops holding a backend, its locks and a
+    /// slot of the connection limit; zero leaves the server's defaults.
+    pub tcp_keepalive: Duration,
 }
 
 impl DbSettings {
@@ -105,6 +123,9 @@ impl DbSettings {
             application_name: "agenda".to_owned(),
             connect_retries: 5,
             sqlite_busy_timeout: Duration::from_secs(5),
+            ping_timeout: Duration::from_secs(2),
+            commit_timeout: Duration::from_secs(10),
+            tcp_keepalive: Duration::from_secs(10),
         }
     }
 
@@ -139,6 +160,9 @@ impl DbSettings {
             application_name: env.string("DB_APPLICATION_NAME", &d.application_name),
             connect_retries: env.number("DB_CONNECT_RETRIES", d.connect_retries, 1..=100)?,
             sqlite_busy_timeout: env.duration("DB_SQLITE_BUSY_TIMEOUT", d.sqlite_busy_timeout)?,
+            ping_timeout: env.duration("DB_PING_TIMEOUT", d.ping_timeout)?,
+            commit_timeout: env.duration("DB_COMMIT_TIMEOUT", d.commit_timeout)?,
+            tcp_keepalive: env.duration("DB_TCP_KEEPALIVE", d.tcp_keepalive)?,
             url: d.url,
         };
         settings.check()?;
@@ -159,6 +183,17 @@ impl DbSettings {
                 "is 0; expected a positive duration such as 5s",
             ));
         }
+        for (var, value) in [
+            ("DB_PING_TIMEOUT", self.ping_timeout),
+            ("DB_COMMIT_TIMEOUT", self.commit_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::new(
+                    var,
+                    "is 0; expected a positive duration such as 2s",
+                ));
+            }
+        }
         if self.application_name.len() > 63 || !self.application_name.is_ascii() {
             return Err(ConfigError::new(
                 "DB_APPLICATION_NAME",
@@ -170,13 +205,45 @@ impl DbSettings {
 
     /// Reads the settings the migrator uses: the URL from `MIGRATION_DATABASE_URL`
     /// (the schema owner) when set, else `DATABASE_URL`, and the other `DB_*` values.
+    ///
+    /// When both are set they must name the same database (they may differ in user,
+    /// password, host and port): otherwise this is a configuration error rather
+    /// than a silent choice. It catches a mistyped pair, and `sea-orm-cli migrate -u
+    /// URL`, which hands its URL over as `DATABASE_URL` — the migrator must not
+    /// quietly migrate `MIGRATION_DATABASE_URL`'s database instead.
     pub fn migrator_from_env(env: &Env) -> Result<Self, ConfigError> {
-        let var = if env.get("MIGRATION_DATABASE_URL").is_some() {
+        if env.get("MIGRATION_DATABASE_URL").is_none() {
+            return Ok(Self::from_env(env, "DATABASE_URL")?.for_migrations());
+        }
+        let settings = Self::from_env(env, "MIGRATION_DATABASE_URL")?;
+        if let Some(raw) = env.get("DATABASE_URL") {
+            let app = DatabaseUrl::parse(raw)
+                .map_err(|e| ConfigError::new("DATABASE_URL", format!("is not valid: {e}")))?;
+            if !settings.url.same_database(&app) {
+                return Err(ConfigError::new(
+                    "MIGRATION_DATABASE_URL",
+                    format!(
+                        "({}) and DATABASE_URL ({}) name different databases; they must name \
+                         the same one (they may differ in user, password, host and port). \
+                         Unset MIGRATION_DATABASE_URL to use DATABASE_URL, or give the \
+                         migrator its URL directly (`cargo run -p migration -- -u URL …`; \
+                         note that `sea-orm-cli migrate -u URL` passes it on as DATABASE_URL)",
+                        settings.url.redacted(),
+                        app.redacted()
+                    ),
+                ));
+            }
+        }
+        Ok(settings.for_migrations())
+    }
+
+    /// Which variable [`DbSettings::migrator_from_env`] takes the URL from.
+    pub fn migrator_url_var(env: &Env) -> &'static str {
+        if env.get("MIGRATION_DATABASE_URL").is_some() {
             "MIGRATION_DATABASE_URL"
         } else {
             "DATABASE_URL"
-        };
-        Ok(Self::from_env(env, var)?.for_migrations())
+        }
     }
 
     /// Adjusts settings for running migrations: a tiny pool, no statement timeout
@@ -195,6 +262,18 @@ impl DbSettings {
         self
     }
 
+    /// How often the pool's maintenance runs: every 30 s, or as often as the
+    /// shortest of `DB_IDLE_TIMEOUT` and `DB_POOL_RECYCLE` when that is shorter (so
+    /// an idle connection is closed within its timeout plus one interval), never more
+    /// often than every 100 ms.
+    pub fn maintenance_interval(&self) -> Duration {
+        [self.idle_timeout, self.pool_recycle]
+            .into_iter()
+            .filter(|d| !d.is_zero())
+            .fold(MAINTENANCE_INTERVAL, Duration::min)
+            .max(Duration::from_millis(100))
+    }
+
     /// The pool's maximum: `pool_size + max_overflow`.
     pub fn max_connections(&self) -> u32 {
         self.pool_size.saturating_add(self.max_overflow)
@@ -206,7 +285,7 @@ impl DbSettings {
 }
 
 /// The settings in force, safe to show (no password), for `db status`, logs and
-/// the readiness endpoint.
+/// the readiness endpoint. Engine-specific settings appear only for their engine.
 #[derive(Debug, Clone, Serialize)]
 pub struct SettingsSummary {
     pub engine: Engine,
@@ -217,14 +296,41 @@ pub struct SettingsSummary {
     pub pool_recycle_s: u64,
     pub idle_timeout_s: u64,
     pub pre_ping: bool,
+    pub ping_timeout_ms: u64,
+    /// How often the pool's maintenance runs (see `db::pool`).
+    pub maintenance_interval_ms: u64,
+    pub commit_timeout_ms: u64,
+    /// The session settings of every PostgreSQL connection; `None` on SQLite.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresSession>,
+    /// The PRAGMAs of every SQLite connection; `None` on PostgreSQL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sqlite: Option<SqliteSession>,
+}
+
+/// What every PostgreSQL connection of the pool sets for its session.
+#[derive(Debug, Clone, Serialize)]
+pub struct PostgresSession {
     pub statement_timeout_ms: u64,
+    pub lock_timeout_ms: u64,
+    pub idle_in_transaction_timeout_ms: u64,
     pub application_name: String,
+    /// `tcp_keepalives_idle` of the server's end of each connection (0: the server's default).
+    pub tcp_keepalive_s: u64,
+}
+
+/// What every SQLite connection of the pool sets (the other PRAGMAs are fixed:
+/// WAL, foreign keys on, synchronous NORMAL).
+#[derive(Debug, Clone, Serialize)]
+pub struct SqliteSession {
+    pub busy_timeout_ms: u64,
 }
 
 impl From<&DbSettings> for SettingsSummary {
     fn from(s: &DbSettings) -> Self {
+        let engine = s.engine();
         SettingsSummary {
-            engine: s.engine(),
+            engine,
             url: s.url.redacted(),
             pool_size: s.pool_size,
             max_connections: s.max_connections(),
@@ -232,8 +338,19 @@ impl From<&DbSettings> for SettingsSummary {
             pool_recycle_s: s.pool_recycle.as_secs(),
             idle_timeout_s: s.idle_timeout.as_secs(),
             pre_ping: s.pre_ping,
-            statement_timeout_ms: s.statement_timeout.as_millis() as u64,
-            application_name: s.application_name.clone(),
+            ping_timeout_ms: s.ping_timeout.as_millis() as u64,
+            maintenance_interval_ms: s.maintenance_interval().as_millis() as u64,
+            commit_timeout_ms: s.commit_timeout.as_millis() as u64,
+            postgres: (engine == Engine::Postgres).then(|| PostgresSession {
+                statement_timeout_ms: s.statement_timeout.as_millis() as u64,
+                lock_timeout_ms: s.lock_timeout.as_millis() as u64,
+                idle_in_transaction_timeout_ms: s.idle_in_transaction_timeout.as_millis() as u64,
+                application_name: s.application_name.clone(),
+                tcp_keepalive_s: s.tcp_keepalive.as_secs(),
+            }),
+            sqlite: (engine == Engine::Sqlite).then_some(SqliteSession {
+                busy_timeout_ms: s.sqlite_busy_timeout.as_millis() as u64,
+            }),
         }
     }
 }
@@ -265,6 +382,22 @@ mod tests {
         assert_eq!(s.ssl_mode, None);
         assert_eq!(s.application_name, "agenda");
         assert_eq!(s.connect_retries, 5);
+        assert_eq!(s.ping_timeout, Duration::from_secs(2));
+        assert_eq!(s.commit_timeout, Duration::from_secs(10));
+        assert_eq!(s.tcp_keepalive, Duration::from_secs(10));
+        assert_eq!(s.maintenance_interval(), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn maintenance_runs_at_least_as_often_as_the_shortest_lifetime() {
+        let mut s = DbSettings::new(DatabaseUrl::parse(DEFAULT_DATABASE_URL).unwrap());
+        s.idle_timeout = Duration::from_secs(5);
+        assert_eq!(s.maintenance_interval(), Duration::from_secs(5));
+        s.idle_timeout = Duration::ZERO;
+        s.pool_recycle = Duration::from_millis(10);
+        assert_eq!(s.maintenance_interval(), Duration::from_millis(100));
+        s.pool_recycle = Duration::ZERO;
+        assert_eq!(s.maintenance_interval(), MAINTENANCE_INTERVAL);
     }
 
     #[test]
@@ -283,6 +416,9 @@ mod tests {
             ("DB_SSL_MODE", "verify-full"),
             ("DB_APPLICATION_NAME", "agenda-worker"),
             ("DB_CONNECT_RETRIES", "2"),
+            ("DB_PING_TIMEOUT", "750ms"),
+            ("DB_COMMIT_TIMEOUT", "3s"),
+            ("DB_TCP_KEEPALIVE", "0"),
         ]);
         let s = DbSettings::from_env(&env, "DATABASE_URL").unwrap();
         assert_eq!(s.engine(), Engine::Postgres);
@@ -296,6 +432,35 @@ mod tests {
         assert_eq!(s.ssl_mode, Some(SslMode::VerifyFull));
         assert_eq!(s.application_name, "agenda-worker");
         assert_eq!(s.connect_retries, 2);
+        assert_eq!(s.ping_timeout, Duration::from_millis(750));
+        assert_eq!(s.commit_timeout, Duration::from_secs(3));
+        assert!(s.tcp_keepalive.is_zero());
+    }
+
+    #[test]
+    fn the_migrator_refuses_two_urls_naming_different_databases() {
+        let env = Env::from_pairs([
+            (
+                "MIGRATION_DATABASE_URL",
+                "postgres://owner:secret@db/agenda",
+            ),
+            (
+                "DATABASE_URL",
+                "postgres://app:secret@pgbouncer:6432/agenda",
+            ),
+        ]);
+        let s = DbSettings::migrator_from_env(&env).unwrap();
+        assert_eq!(s.url.redacted(), "postgresql://owner:***@db/agenda");
+        let env = Env::from_pairs([
+            (
+                "MIGRATION_DATABASE_URL",
+                "postgres://owner:secret@db/agenda",
+            ),
+            ("DATABASE_URL", "sqlite://elsewhere.db"),
+        ]);
+        let line = DbSettings::migrator_from_env(&env).unwrap_err().to_string();
+        assert!(line.starts_with("invalid configuration: MIGRATION_DATABASE_URL (postgresql://owner:***@db/agenda) and DATABASE_URL (sqlite://elsewhere.db?mode=rwc) name different databases"), "{line}");
+        assert!(!line.contains("secret"), "{line}");
     }
 
     #[test]

@@ -220,6 +220,59 @@ impl DatabaseUrl {
         self.normalized_from
     }
 
+    /// The same database, never created: for SQLite a `mode=rwc` URL becomes
+    /// `mode=rw`, so that a command which only reads or restores into an existing
+    /// database does not leave an empty file behind when pointed at a wrong path.
+    /// PostgreSQL URLs (and SQLite URLs with another `mode=`) are unchanged.
+    pub fn existing_only(&self) -> DatabaseUrl {
+        let mut url = self.clone();
+        if self.engine == Engine::Sqlite
+            && let Some((path, query)) = self.url.split_once('?')
+        {
+            let query: Vec<&str> = query
+                .split('&')
+                .map(|kv| if kv == "mode=rwc" { "mode=rw" } else { kv })
+                .collect();
+            url.url = format!("{path}?{}", query.join("&"));
+        }
+        url
+    }
+
+    /// Whether `other` names the same database: the same engine and the same
+    /// PostgreSQL database name (user, password, host and port may differ — an owner
+    /// URL straight to the server and an application URL through PgBouncer are one
+    /// database), or the same SQLite file. A PostgreSQL URL without a database name
+    /// is taken to match (libpq's default depends on the user).
+    pub fn same_database(&self, other: &DatabaseUrl) -> bool {
+        match (self.engine, other.engine) {
+            (Engine::Sqlite, Engine::Sqlite) => {
+                let canonical = |url: &DatabaseUrl| {
+                    let path = url.sqlite_path().unwrap_or_default();
+                    std::fs::canonicalize(path)
+                        .unwrap_or_else(|_| std::path::PathBuf::from(path.trim_start_matches("./")))
+                };
+                canonical(self) == canonical(other)
+            }
+            (Engine::Postgres, Engine::Postgres) => {
+                match (self.postgres_database(), other.postgres_database()) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => true,
+                }
+            }
+            _ => false,
+        }
+    }
+
+    /// The database name of a PostgreSQL URL (`None` when it names none).
+    fn postgres_database(&self) -> Option<String> {
+        let parsed = url::Url::parse(&self.url).ok()?;
+        let name = parsed.path().trim_start_matches('/');
+        let name = url::form_urlencoded::parse(format!("n={name}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())?;
+        (!name.is_empty()).then_some(name)
+    }
+
     /// The SQLite file path, for SQLite URLs.
     pub fn sqlite_path(&self) -> Option<&str> {
         match self.engine {
@@ -316,6 +369,29 @@ mod tests {
 
         let read_only = DatabaseUrl::parse("sqlite:///tmp/x.db?mode=ro").unwrap();
         assert_eq!(read_only.expose(), "sqlite:///tmp/x.db?mode=ro");
+        assert_eq!(
+            read_only.existing_only().expose(),
+            "sqlite:///tmp/x.db?mode=ro"
+        );
+        assert_eq!(
+            default.existing_only().expose(),
+            "sqlite://agenda.db?mode=rw"
+        );
+        let pg = DatabaseUrl::parse("postgres://u:p@h/d").unwrap();
+        assert_eq!(pg.existing_only(), pg);
+    }
+
+    #[test]
+    fn same_database_ignores_credentials_and_hosts() {
+        let parse = |u: &str| DatabaseUrl::parse(u).unwrap();
+        let owner = parse("postgres://owner:a@db:5432/agenda");
+        assert!(owner.same_database(&parse("postgres://app:b@pgbouncer:6432/agenda")));
+        assert!(!owner.same_database(&parse("postgres://owner:a@db:5432/other")));
+        assert!(owner.same_database(&parse("postgres://owner:a@db:5432")));
+        assert!(!owner.same_database(&parse("sqlite://agenda.db")));
+        let file = parse("sqlite://./agenda.db");
+        assert!(file.same_database(&parse("sqlite://agenda.db?mode=rwc")));
+        assert!(!file.same_database(&parse("sqlite://other.db")));
     }
 
     #[test]

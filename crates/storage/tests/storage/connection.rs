@@ -69,7 +69,8 @@ both_engines! {
         let err = small.begin().await.unwrap_err();
         let waited = started.elapsed();
         assert!(matches!(err, StorageError::Unavailable { .. }), "{err:?}");
-        assert!(waited >= Duration::from_millis(250) && waited < Duration::from_secs(3), "{waited:?}");
+        // No sooner than the pool timeout; the upper bound only says it does not hang.
+        assert!(waited >= Duration::from_millis(280) && waited < Duration::from_secs(10), "{waited:?}");
         // Once the connection is returned, the next caller is served.
         drop(held);
         small.begin().await.unwrap().commit().await.unwrap();
@@ -156,10 +157,8 @@ pub async fn create_user(
 
 #[tokio::test]
 async fn startup_gives_up_after_the_configured_attempts() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let closed = agenda_testkit::proxy::refusing_port();
+    let port = closed.port;
     let url = DatabaseUrl::parse(&format!(
         "postgres://agenda:hunter2@127.0.0.1:{port}/agenda"
     ))
@@ -175,9 +174,10 @@ async fn startup_gives_up_after_the_configured_attempts() {
     assert!(message.contains("after 2 attempt(s)"), "{message}");
     assert!(message.contains("agenda:***@127.0.0.1"), "{message}");
     assert!(!message.contains("hunter2"), "{message}");
-    // Two attempts of 300 ms plus one backoff of at most 250 ms.
+    // Two attempts of 300 ms plus one backoff of at most 250 ms, and a generous margin
+    // for a loaded machine: the bound says it gives up rather than retry on.
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(10),
         "{:?}",
         started.elapsed()
     );
@@ -198,7 +198,7 @@ async fn health_answers_within_its_deadline_when_the_server_is_unreachable() {
     let took = started.elapsed();
     assert!(!health.ok);
     assert!(
-        took >= Duration::from_millis(450) && took < Duration::from_millis(1500),
+        took >= Duration::from_millis(450) && took < Duration::from_secs(5),
         "{took:?}"
     );
     assert!(health.error.unwrap().contains("500 ms"));
@@ -227,6 +227,87 @@ both_engines! {
         let status = db.pool_status();
         assert_eq!(status.size, 1, "shrank back to the minimum: {status:?}");
         assert_eq!(status.min, 1);
+        db.close().await;
+    }
+}
+
+both_engines! {
+    /// `Db::connect` returns with the pool's minimum open (and, on PostgreSQL, that
+    /// many sessions on the server): readiness can only answer 200 once the pool has
+    /// shown it can hold `DB_POOL_SIZE` connections. Figure: `DB_POOL_SIZE=3` gives 3
+    /// connections the moment `connect` returns (idle once handed back).
+    async fn the_minimum_is_open_when_connect_returns(t: TestDb) {
+        let app_name = format!("agenda-min-{}", fastrand::u32(..));
+        let db = t
+            .another_pool(|s| {
+                s.pool_size = 3;
+                s.max_overflow = 2;
+                s.application_name = app_name.clone();
+            })
+            .await;
+        assert_eq!(db.pool_status().size, 3, "{:?}", db.pool_status());
+        // The connections opened are handed back by a background task.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while db.pool_status().idle < 3 {
+            assert!(Instant::now() < deadline, "{:?}", db.pool_status());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if t.engine() == Engine::Postgres {
+            let sql = format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = '{app_name}'"
+            );
+            assert_eq!(text(t.conn(), &sql).await, "3");
+        }
+        db.close().await;
+    }
+
+    /// Writers of one process queue for SQLite's single writer (the writer lane)
+    /// instead of racing for its lock: 64 concurrent write transactions, with the
+    /// busy timeout cut to 50 ms, all commit — none sees "database is locked" — and a
+    /// read transaction started while a writer holds the lane is served at once. On
+    /// PostgreSQL the same assertions hold without a lane.
+    async fn sixty_four_concurrent_writers_never_see_a_busy_timeout(t: TestDb) {
+        let db = t
+            .another_pool(|s| {
+                s.sqlite_busy_timeout = Duration::from_millis(50);
+                // As many connections as writers: without the lane, all 64 race.
+                s.max_overflow = 64;
+                s.pool_timeout = Duration::from_secs(30);
+            })
+            .await;
+        let scope = TenantScope::new(seed_org(&db).await);
+        let writers: Vec<_> = (0..64)
+            .map(|i| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    let tx = db.begin().await?;
+                    create_user(&tx, scope, &format!("writer-{i}@example.com")).await?;
+                    tx.commit().await.map_err(StorageError::from)
+                })
+            })
+            .collect();
+        let mut failures = Vec::new();
+        for writer in writers {
+            if let Err(e) = writer.await.unwrap() {
+                failures.push(format!("{e:?}"));
+            }
+        }
+        assert!(failures.is_empty(), "{failures:#?}");
+        let users = agenda_storage::repo::users::UserRepo::list(db.conn(), scope, 100).await.unwrap();
+        assert_eq!(users.len(), 64);
+
+        let holding = db.begin().await.unwrap();
+        create_user(&holding, scope, "holding@example.com").await.unwrap();
+        let read = tokio::time::timeout(Duration::from_secs(10), async {
+            let tx = db.begin_read().await.unwrap();
+            let n = text(&tx, "SELECT count(*) FROM organizations").await;
+            tx.commit().await.unwrap();
+            n
+        })
+        .await
+        .expect("a reader waited for the writer");
+        assert_eq!(read, "1");
+        holding.commit().await.unwrap();
         db.close().await;
     }
 }

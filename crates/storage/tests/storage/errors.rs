@@ -82,7 +82,8 @@ async fn statement_timeout_is_classified_as_timeout() {
         .map_err(StorageError::from)
         .unwrap_err();
     assert!(matches!(err, StorageError::Timeout { .. }), "{err:?}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    // Within the timeout plus a margin a loaded machine cannot eat: far from 2 s.
+    assert!(started.elapsed() < std::time::Duration::from_millis(1900));
     assert!(err.is_transient());
     // The single pooled connection was reused for this.
     t.conn().execute_unprepared("SELECT 1").await.unwrap();

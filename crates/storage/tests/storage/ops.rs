@@ -178,7 +178,15 @@ async fn kill_idle_ends_only_this_applications_idle_sessions() {
         })
         .await;
     let caller_pid = pid(caller.conn()).await;
-    assert_eq!(caller.settings().application_name, "agenda");
+    assert_eq!(
+        caller
+            .settings()
+            .postgres
+            .as_ref()
+            .unwrap()
+            .application_name,
+        "agenda"
+    );
 
     let ours = t.another_pool(|s| s.max_overflow = 4).await;
     // Transactions first: a connection handed back to the pool would be reused.
