@@ -30,8 +30,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The OpenAPI document, generated once from the routes.
     pub openapi: Arc<utoipa::openapi::OpenApi>,
-    /// Request counts and latencies for `GET /metrics`.
-    pub http_metrics: Arc<crate::metrics::HttpMetrics>,
+    /// Request counts and latencies, and the figures read by `GET /metrics`.
+    pub metrics: Arc<crate::metrics::AppMetrics>,
     /// Renders e-mail and writes it to the outbox (`state.mail.enqueue(tx, …)`).
     pub mail: agenda_mail::Outbox,
     /// The bound on password hashing (sign-in, sign-up, password reset).
@@ -56,6 +56,8 @@ pub enum StartError {
 
 pub struct Application {
     listener: TcpListener,
+    /// `METRICS_ADDR`'s listener, serving `/metrics` alone.
+    metrics_listener: Option<TcpListener>,
     router: Router,
     state: AppState,
 }
@@ -97,21 +99,32 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
+        let metrics_listener = match settings.http.metrics_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         let passwords = crate::password::PasswordHashing::new(
             settings.passwords.concurrency,
             settings.passwords.queue,
         );
+        let mail = agenda_mail::Outbox::new(settings.mail.clone());
+        let metrics = Arc::new(crate::metrics::AppMetrics::register(db.registry(), &mail));
         let state = AppState {
             db,
-            mail: agenda_mail::Outbox::new(settings.mail.clone()),
+            mail,
             passwords,
             settings: Arc::new(settings),
             openapi: crate::routes::openapi(),
-            http_metrics: Arc::default(),
+            metrics,
         };
         let router = router(state.clone(), extra);
         Ok(Application {
             listener,
+            metrics_listener,
             router,
             state,
         })
@@ -122,6 +135,13 @@ impl Application {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The bound address of the `METRICS_ADDR` listener, when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("a bound listener has an address"))
     }
 
     pub fn state(&self) -> &AppState {
@@ -141,16 +161,35 @@ impl Application {
     ) -> std::io::Result<()> {
         let Application {
             listener,
+            metrics_listener,
             router,
             state,
         } = self;
         let grace = state.settings.http.shutdown_timeout;
+        state.db.registry().spawn_upkeep();
         let mail_worker = agenda_mail::worker::start(state.db.clone(), state.mail.clone())
             .map_err(std::io::Error::other)?;
         let mail_stop = mail_worker.as_ref().map(|w| w.stop_signal());
         let shutdown_began = Arc::new(std::sync::OnceLock::new());
         let began = shutdown_began.clone();
         let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+        let metrics_server = metrics_listener.map(|listener| {
+            let mut stopping = stopping_rx.clone();
+            let router = crate::metrics::router()
+                .fallback(fallback)
+                .with_state(state.clone());
+            tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = stopping.wait_for(|stopping| *stopping).await;
+                };
+                if let Err(e) = axum::serve(listener, router)
+                    .with_graceful_shutdown(stopped)
+                    .await
+                {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            })
+        });
         let server = axum::serve(listener, router).with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!(
@@ -174,6 +213,10 @@ impl Application {
                 Ok(())
             }
         };
+        if let Some(metrics_server) = metrics_server {
+            // A scrape is short; one still running at the deadline is abandoned.
+            metrics_server.abort();
+        }
         if let Some(worker) = mail_worker {
             // Told to stop when shutdown began; it gets what is left of the grace.
             let spent = shutdown_began.get().map_or(grace, |began| began.elapsed());

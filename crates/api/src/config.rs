@@ -6,6 +6,7 @@
 //! |----------------------------|-------------------------------|
 //! | `DATABASE_URL` and `DB_*`  | see [`agenda_storage::db::DbSettings`] |
 //! | `BIND_ADDR`                | `127.0.0.1:8080`              |
+//! | `METRICS_ADDR`             | unset (`/metrics` on `BIND_ADDR`) |
 //! | `AUTO_MIGRATE`             | `true`                        |
 //! | `HEALTH_TIMEOUT`           | `2s`                          |
 //! | `SHUTDOWN_TIMEOUT`         | `20s`                         |
@@ -94,6 +95,9 @@ pub struct HttpSettings {
     /// `CORS_ALLOWED_ORIGINS`: comma-separated origins (`https://app.example.com`)
     /// browsers may call the API from; empty allows none.
     pub cors_origins: Vec<String>,
+    /// `METRICS_ADDR`: when set, `/metrics` is served on this address alone (and no
+    /// longer on `BIND_ADDR`), so it can stay on an internal network.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -144,6 +148,12 @@ impl HttpSettings {
                 SocketAddr::from(([127, 0, 0, 1], 8080)),
                 "an address and port such as 127.0.0.1:8080 or 0.0.0.0:8080",
                 |raw| raw.parse().ok(),
+            )?,
+            metrics_addr: env.parsed(
+                "METRICS_ADDR",
+                None,
+                "an address and port such as 127.0.0.1:9090",
+                |raw| raw.parse().ok().map(Some),
             )?,
             health_timeout: env.duration("HEALTH_TIMEOUT", Duration::from_secs(2))?,
             shutdown_timeout: env.duration("SHUTDOWN_TIMEOUT", Duration::from_secs(20))?,
@@ -196,6 +206,7 @@ mod tests {
     fn defaults() {
         let s = Settings::from_env(&Env::default()).unwrap();
         assert_eq!(s.http.bind_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.http.metrics_addr, None);
         assert!(s.auto_migrate);
         assert_eq!(s.log.format, LogFormat::Pretty);
         assert_eq!(s.log.filter, "info");
@@ -228,6 +239,11 @@ mod tests {
                 "BIND_ADDR",
                 "localhost",
                 "BIND_ADDR is \"localhost\"; expected an address and port",
+            ),
+            (
+                "METRICS_ADDR",
+                "9090",
+                "METRICS_ADDR is \"9090\"; expected an address and port",
             ),
             (
                 "LOG_FORMAT",

@@ -293,6 +293,9 @@ async fn serve(mut settings: Settings) -> Result<(), Failure> {
         .await
         .map_err(Failure::runtime)?;
     tracing::info!(addr = %app.local_addr(), "listening");
+    if let Some(addr) = app.metrics_addr() {
+        tracing::info!(addr = %addr, "serving /metrics");
+    }
     app.run_until_stopped().await.map_err(Failure::runtime)
 }
 
