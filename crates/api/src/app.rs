@@ -9,15 +9,13 @@ use std::sync::Arc;
 
 use agenda_storage::Db;
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, StatusCode};
 use axum::response::IntoResponse;
 use migration::{Migrator, MigratorTrait};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
+use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::error::ApiError;
@@ -303,7 +301,7 @@ pub async fn apply_migrations(db: &Db) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+use crate::telemetry::REQUEST_ID;
 
 /// CORS for the configured origins only; `None` when none are configured.
 fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
@@ -355,7 +353,7 @@ pub fn router(state: AppState, extra: Router<AppState>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state,
-            crate::metrics::track,
+            crate::telemetry::observe_request,
         ))
         .layer(tower_http::compression::CompressionLayer::new());
     let router = match cors {
@@ -364,24 +362,12 @@ pub fn router(state: AppState, extra: Router<AppState>) -> Router {
     };
     router
         .layer(
+            // The request line is written by `observe_request`, which knows the
+            // route and the tenant; this layer opens the request span.
             TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| {
-                    let route = req
-                        .extensions()
-                        .get::<MatchedPath>()
-                        .map_or("unmatched", MatchedPath::as_str);
-                    let request_id = req
-                        .headers()
-                        .get(REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("");
-                    tracing::info_span!("request", method = %req.method(), route, request_id)
-                })
-                .on_response(
-                    DefaultOnResponse::new()
-                        .level(Level::INFO)
-                        .latency_unit(tower_http::LatencyUnit::Micros),
-                ),
+                .make_span_with(crate::telemetry::request_span)
+                .on_response(())
+                .on_failure(()),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

@@ -2,7 +2,8 @@
 //! registry of [`agenda_storage::metrics`] (every series and its labels are listed in
 //! `docs/telemetry.md`).
 //!
-//! This module owns the HTTP series (recorded by [`track`] on every request), the
+//! This module owns the HTTP series (recorded on every request by
+//! [`crate::telemetry::observe_request`]), the
 //! figures read when scraped (build info, the read cache, the outbox), and the
 //! handler. The pool's and statements' series are the storage crate's.
 //!
@@ -16,21 +17,17 @@
 //! [`crate::app::Application`]), so it need not be reachable from the public listener.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agenda_entity::enums::OutboxStatus;
 use agenda_storage::metrics::Registry;
 use arc_swap::ArcSwap;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::{Method, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use metrics::{Counter, Gauge, Histogram};
 
 use crate::app::AppState;
-
-/// The route label of requests that matched no route.
-const UNMATCHED: &str = "unmatched";
 
 /// The figures of the HTTP layer and those read at scrape time.
 pub struct AppMetrics {
@@ -100,7 +97,7 @@ impl AppMetrics {
     }
 
     /// Counts one answered request and its latency.
-    fn record(&self, method: &Method, route: &str, status: u16, elapsed: Duration) {
+    pub(crate) fn record(&self, method: &Method, route: &str, status: u16, elapsed: Duration) {
         let routes = self.routes.load();
         if let Some(metrics) = routes.get(route)
             && let Some(requests) = metrics.requests.get(&(method.clone(), status))
@@ -223,21 +220,6 @@ fn register_deliveries(registry: &Registry, mail: agenda_mail::Outbox) {
         retried.absolute(deliveries.retried);
         dead.absolute(deliveries.dead);
     });
-}
-
-/// Middleware recording every request.
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let response = next.run(request).await;
-    state.metrics.record(
-        &method,
-        route.as_ref().map_or(UNMATCHED, MatchedPath::as_str),
-        response.status().as_u16(),
-        started.elapsed(),
-    );
-    response
 }
 
 /// `GET /metrics` alone: merged into the main router, or served by the

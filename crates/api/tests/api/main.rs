@@ -22,6 +22,7 @@ mod http_layer;
 mod idempotency;
 mod integrations;
 mod keep_alive;
+mod logs;
 mod mail;
 mod marketplace;
 mod metrics;
