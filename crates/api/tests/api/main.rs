@@ -31,4 +31,5 @@ mod operators;
 mod organizations;
 mod seed;
 mod support;
+mod traces;
 mod webhooks;

@@ -691,8 +691,35 @@ struct QueryObserver {
     metrics: crate::metrics::DbMetrics,
 }
 
+/// A statement that has run, as given to the observer of [`observe_statements`]: its
+/// SQL text with placeholders, never its bound values (personal data, secrets).
+#[derive(Debug, Clone, Copy)]
+pub struct StatementRun<'a> {
+    pub sql: &'a str,
+    pub engine: Engine,
+    pub elapsed: Duration,
+    pub failed: bool,
+}
+
+static STATEMENT_OBSERVER: std::sync::OnceLock<fn(&StatementRun<'_>)> = std::sync::OnceLock::new();
+
+/// Installs the process-wide observer of every statement, called on the task that
+/// ran it right after it ran (the trace exporter makes a span of it). The first call
+/// wins; returns whether this one did.
+pub fn observe_statements(observer: fn(&StatementRun<'_>)) -> bool {
+    STATEMENT_OBSERVER.set(observer).is_ok()
+}
+
 impl QueryObserver {
     fn observe(&self, info: &sea_orm::metric::Info<'_>) {
+        if let Some(observer) = STATEMENT_OBSERVER.get() {
+            observer(&StatementRun {
+                sql: &info.statement.sql,
+                engine: Engine::of(info.statement.db_backend),
+                elapsed: info.elapsed,
+                failed: info.failed,
+            });
+        }
         self.statements.fetch_add(1, Ordering::Relaxed);
         self.metrics.statements.increment(1);
         self.metrics.query_duration.record(info.elapsed);
