@@ -372,6 +372,7 @@ pub fn router(state: AppState, extra: Router<AppState>) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a handler panicked; answered 500");
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
