@@ -245,3 +245,38 @@ impl std::fmt::Debug for AppMetrics {
         f.debug_struct("AppMetrics").finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// The request path only reads: once a (method, route, status) has been seen, its
+    /// requests find their handles in the published map, which stays the same map
+    /// (no copy, no swap), and the counts are right.
+    #[test]
+    fn a_known_combination_is_recorded_without_publishing_a_new_map() {
+        let registry = Registry::new();
+        let outbox = agenda_mail::Outbox::new(agenda_mail::MailSettings::default());
+        let metrics = AppMetrics::register(&registry, &outbox);
+        let elapsed = Duration::from_millis(3);
+        metrics.record(&Method::GET, "/a/{id}", 200, elapsed);
+        let published = metrics.routes.load_full();
+        for _ in 0..1000 {
+            metrics.record(&Method::GET, "/a/{id}", 200, elapsed);
+        }
+        assert!(Arc::ptr_eq(&published, &metrics.routes.load_full()));
+        metrics.record(&Method::GET, "/a/{id}", 404, elapsed);
+        assert!(!Arc::ptr_eq(&published, &metrics.routes.load_full()));
+        let text = registry.render();
+        for line in [
+            "agenda_http_requests_total{method=\"GET\",route=\"/a/{id}\",status=\"200\"} 1001\n",
+            "agenda_http_requests_total{method=\"GET\",route=\"/a/{id}\",status=\"404\"} 1\n",
+            "agenda_http_request_duration_seconds_count{route=\"/a/{id}\"} 1002\n",
+            "agenda_build_info{version=\"0.1.0\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line:?} not in:\n{text}");
+        }
+    }
+}
