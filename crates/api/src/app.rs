@@ -9,15 +9,13 @@ use std::sync::Arc;
 
 use agenda_storage::Db;
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, StatusCode};
 use axum::response::IntoResponse;
 use migration::{Migrator, MigratorTrait};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
+use tower_http::trace::TraceLayer;
 
 use crate::config::Settings;
 use crate::error::ApiError;
@@ -30,8 +28,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The OpenAPI document, generated once from the routes.
     pub openapi: Arc<utoipa::openapi::OpenApi>,
-    /// Request counts and latencies for `GET /metrics`.
-    pub http_metrics: Arc<crate::metrics::HttpMetrics>,
+    /// Request counts and latencies, and the figures read by `GET /metrics`.
+    pub metrics: Arc<crate::metrics::AppMetrics>,
     /// Renders e-mail and writes it to the outbox (`state.mail.enqueue(tx, …)`).
     pub mail: agenda_mail::Outbox,
     /// The bound on password hashing (sign-in, sign-up, password reset).
@@ -56,6 +54,8 @@ pub enum StartError {
 
 pub struct Application {
     listener: TcpListener,
+    /// `METRICS_ADDR`'s listener, serving `/metrics` alone.
+    metrics_listener: Option<TcpListener>,
     router: Router,
     state: AppState,
 }
@@ -97,21 +97,32 @@ impl Application {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartError::Bind { addr, source })?;
+        let metrics_listener = match settings.http.metrics_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         let passwords = crate::password::PasswordHashing::new(
             settings.passwords.concurrency,
             settings.passwords.queue,
         );
+        let mail = agenda_mail::Outbox::new(settings.mail.clone());
+        let metrics = Arc::new(crate::metrics::AppMetrics::register(db.registry(), &mail));
         let state = AppState {
             db,
-            mail: agenda_mail::Outbox::new(settings.mail.clone()),
+            mail,
             passwords,
             settings: Arc::new(settings),
             openapi: crate::routes::openapi(),
-            http_metrics: Arc::default(),
+            metrics,
         };
         let router = router(state.clone(), extra);
         Ok(Application {
             listener,
+            metrics_listener,
             router,
             state,
         })
@@ -122,6 +133,13 @@ impl Application {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The bound address of the `METRICS_ADDR` listener, when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("a bound listener has an address"))
     }
 
     pub fn state(&self) -> &AppState {
@@ -141,16 +159,35 @@ impl Application {
     ) -> std::io::Result<()> {
         let Application {
             listener,
+            metrics_listener,
             router,
             state,
         } = self;
         let grace = state.settings.http.shutdown_timeout;
+        state.db.registry().spawn_upkeep();
         let mail_worker = agenda_mail::worker::start(state.db.clone(), state.mail.clone())
             .map_err(std::io::Error::other)?;
         let mail_stop = mail_worker.as_ref().map(|w| w.stop_signal());
         let shutdown_began = Arc::new(std::sync::OnceLock::new());
         let began = shutdown_began.clone();
         let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+        let metrics_server = metrics_listener.map(|listener| {
+            let mut stopping = stopping_rx.clone();
+            let router = crate::metrics::router()
+                .fallback(fallback)
+                .with_state(state.clone());
+            tokio::spawn(async move {
+                let stopped = async move {
+                    let _ = stopping.wait_for(|stopping| *stopping).await;
+                };
+                if let Err(e) = axum::serve(listener, router)
+                    .with_graceful_shutdown(stopped)
+                    .await
+                {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            })
+        });
         let server = axum::serve(listener, router).with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!(
@@ -174,6 +211,10 @@ impl Application {
                 Ok(())
             }
         };
+        if let Some(metrics_server) = metrics_server {
+            // A scrape is short; one still running at the deadline is abandoned.
+            metrics_server.abort();
+        }
         if let Some(worker) = mail_worker {
             // Told to stop when shutdown began; it gets what is left of the grace.
             let spent = shutdown_began.get().map_or(grace, |began| began.elapsed());
@@ -260,7 +301,7 @@ pub async fn apply_migrations(db: &Db) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+use crate::telemetry::REQUEST_ID;
 
 /// CORS for the configured origins only; `None` when none are configured.
 fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
@@ -312,7 +353,7 @@ pub fn router(state: AppState, extra: Router<AppState>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state,
-            crate::metrics::track,
+            crate::telemetry::observe_request,
         ))
         .layer(tower_http::compression::CompressionLayer::new());
     let router = match cors {
@@ -321,28 +362,17 @@ pub fn router(state: AppState, extra: Router<AppState>) -> Router {
     };
     router
         .layer(
+            // The request line is written by `observe_request`, which knows the
+            // route and the tenant; this layer opens the request span.
             TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| {
-                    let route = req
-                        .extensions()
-                        .get::<MatchedPath>()
-                        .map_or("unmatched", MatchedPath::as_str);
-                    let request_id = req
-                        .headers()
-                        .get(REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("");
-                    tracing::info_span!("request", method = %req.method(), route, request_id)
-                })
-                .on_response(
-                    DefaultOnResponse::new()
-                        .level(Level::INFO)
-                        .latency_unit(tower_http::LatencyUnit::Micros),
-                ),
+                .make_span_with(crate::telemetry::request_span)
+                .on_response(())
+                .on_failure(()),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a handler panicked; answered 500");
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",

@@ -6,6 +6,7 @@
 //! |----------------------------|-------------------------------|
 //! | `DATABASE_URL` and `DB_*`  | see [`agenda_storage::db::DbSettings`] |
 //! | `BIND_ADDR`                | `127.0.0.1:8080`              |
+//! | `METRICS_ADDR`             | unset (`/metrics` on `BIND_ADDR`) |
 //! | `AUTO_MIGRATE`             | `true`                        |
 //! | `HEALTH_TIMEOUT`           | `2s`                          |
 //! | `SHUTDOWN_TIMEOUT`         | `20s`                         |
@@ -21,6 +22,8 @@
 //! | `LOG_FORMAT`               | `pretty` (or `json`)          |
 //! | `RUST_LOG`                 | `info`                        |
 //! | `NO_COLOR`                 | unset (colours on a terminal only) |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | unset (no traces); `http://host:4318` sends them over OTLP/HTTP |
+//! | `OTEL_SERVICE_NAME`        | `agenda`                      |
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -80,6 +83,9 @@ impl PasswordSettings {
     }
 }
 
+/// `SHUTDOWN_TIMEOUT` when unset.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
+
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     /// `BIND_ADDR`: the listen address. Port 0 picks a free port.
@@ -94,6 +100,9 @@ pub struct HttpSettings {
     /// `CORS_ALLOWED_ORIGINS`: comma-separated origins (`https://app.example.com`)
     /// browsers may call the API from; empty allows none.
     pub cors_origins: Vec<String>,
+    /// `METRICS_ADDR`: when set, `/metrics` is served on this address alone (and no
+    /// longer on `BIND_ADDR`), so it can stay on an internal network.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -105,6 +114,19 @@ pub struct LogSettings {
     /// `NO_COLOR` set (to anything): no colours even on a terminal. Logs written to a
     /// file or a pipe never have colours.
     pub no_color: bool,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_SERVICE_NAME`: where traces go; `None`
+    /// (the endpoint unset) exports none.
+    pub traces: Option<TraceSettings>,
+}
+
+/// OpenTelemetry trace export (see [`crate::telemetry`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceSettings {
+    /// The collector's OTLP/HTTP traces URL: `OTEL_EXPORTER_OTLP_ENDPOINT` with
+    /// `/v1/traces` appended, as the OpenTelemetry specification says.
+    pub traces_url: String,
+    /// `OTEL_SERVICE_NAME`: the `service.name` of every span.
+    pub service_name: String,
 }
 
 impl Settings {
@@ -145,8 +167,14 @@ impl HttpSettings {
                 "an address and port such as 127.0.0.1:8080 or 0.0.0.0:8080",
                 |raw| raw.parse().ok(),
             )?,
+            metrics_addr: env.parsed(
+                "METRICS_ADDR",
+                None,
+                "an address and port such as 127.0.0.1:9090",
+                |raw| raw.parse().ok().map(Some),
+            )?,
             health_timeout: env.duration("HEALTH_TIMEOUT", Duration::from_secs(2))?,
-            shutdown_timeout: env.duration("SHUTDOWN_TIMEOUT", Duration::from_secs(20))?,
+            shutdown_timeout: env.duration("SHUTDOWN_TIMEOUT", DEFAULT_SHUTDOWN_TIMEOUT)?,
             request_timeout: env.duration("REQUEST_TIMEOUT", Duration::from_secs(30))?,
             cors_origins: env.parsed(
                 "CORS_ALLOWED_ORIGINS",
@@ -184,6 +212,20 @@ impl LogSettings {
             )?,
             filter: env.string("RUST_LOG", "info"),
             no_color: env.get("NO_COLOR").is_some(),
+            traces: env.parsed(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                None,
+                "an http:// URL such as http://127.0.0.1:4318 (a local collector; https is not supported)",
+                |raw| {
+                    let uri: axum::http::Uri = raw.parse().ok()?;
+                    (uri.scheme_str() == Some("http") && uri.host().is_some()).then(|| {
+                        Some(TraceSettings {
+                            traces_url: format!("{}/v1/traces", raw.trim_end_matches('/')),
+                            service_name: env.string("OTEL_SERVICE_NAME", "agenda"),
+                        })
+                    })
+                },
+            )?,
         })
     }
 }
@@ -196,9 +238,20 @@ mod tests {
     fn defaults() {
         let s = Settings::from_env(&Env::default()).unwrap();
         assert_eq!(s.http.bind_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.http.metrics_addr, None);
         assert!(s.auto_migrate);
         assert_eq!(s.log.format, LogFormat::Pretty);
         assert_eq!(s.log.filter, "info");
+        assert_eq!(s.log.traces, None);
+        let traces = LogSettings::from_env(&Env::from_pairs([
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318/"),
+            ("OTEL_SERVICE_NAME", "agenda-eu"),
+        ]))
+        .unwrap()
+        .traces
+        .unwrap();
+        assert_eq!(traces.traces_url, "http://127.0.0.1:4318/v1/traces");
+        assert_eq!(traces.service_name, "agenda-eu");
         assert_eq!(s.http.health_timeout, Duration::from_secs(2));
         assert!(s.passwords.concurrency >= 1);
         assert_eq!(s.passwords.queue, 16 * s.passwords.concurrency);
@@ -228,6 +281,16 @@ mod tests {
                 "BIND_ADDR",
                 "localhost",
                 "BIND_ADDR is \"localhost\"; expected an address and port",
+            ),
+            (
+                "METRICS_ADDR",
+                "9090",
+                "METRICS_ADDR is \"9090\"; expected an address and port",
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "collector:4318",
+                "OTEL_EXPORTER_OTLP_ENDPOINT is \"collector:4318\"; expected an http:// URL",
             ),
             (
                 "LOG_FORMAT",

@@ -251,7 +251,8 @@ pub async fn unit_of_work(State(state): State<AppState>, request: Request, next:
     .await;
     let settings = state.db.settings();
     let commit_limit = std::time::Duration::from_millis(settings.commit_timeout_ms);
-    match handled {
+    let tenant = slot.state().tenant;
+    let mut response = match handled {
         // The handler was dropped mid-way, so its transaction is dropped, which
         // rolls it back before the connection is reused.
         Err(_) => {
@@ -287,7 +288,12 @@ pub async fn unit_of_work(State(state): State<AppState>, request: Request, next:
                 Err(_) => commit_outcome_unknown().into_response(),
             }
         }
+    };
+    // For the request line (`telemetry::observe_request`).
+    if let Some(tenant) = tenant {
+        response.extensions_mut().insert(tenant);
     }
+    response
 }
 
 /// What to do once the handler has answered.

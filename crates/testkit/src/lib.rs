@@ -16,6 +16,7 @@
 //! The PostgreSQL half needs a server (see [`postgres`]); when none can be started it
 //! fails under `CI=true` and is skipped with a loud message elsewhere.
 
+pub mod otlp;
 pub mod postgres;
 pub mod proxy;
 pub mod smtp;

@@ -227,7 +227,7 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), Failure> {
     let env = Env::load().map_err(Failure::config)?;
     let log = crate::config::LogSettings::from_env(&env).map_err(Failure::config)?;
-    telemetry::init(&log).map_err(Failure::config)?;
+    let telemetry = telemetry::init(&log).map_err(Failure::config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -236,6 +236,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
     // Work still running now was abandoned on purpose (requests past the shutdown
     // deadline): do not wait for it, nor for blocking tasks, past this limit.
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN_LIMIT);
+    // The last spans, within the same bound as the requests' (the default when the
+    // settings were invalid: the command failed before it ran then).
+    let flush_limit = crate::config::HttpSettings::from_env(&env)
+        .map_or(crate::config::DEFAULT_SHUTDOWN_TIMEOUT, |http| {
+            http.shutdown_timeout
+        });
+    telemetry.shutdown(flush_limit);
     result
 }
 
@@ -293,6 +300,9 @@ async fn serve(mut settings: Settings) -> Result<(), Failure> {
         .await
         .map_err(Failure::runtime)?;
     tracing::info!(addr = %app.local_addr(), "listening");
+    if let Some(addr) = app.metrics_addr() {
+        tracing::info!(addr = %addr, "serving /metrics");
+    }
     app.run_until_stopped().await.map_err(Failure::runtime)
 }
 

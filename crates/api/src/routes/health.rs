@@ -2,7 +2,8 @@
 //!
 //! - `GET /health/live`: the process is up and serving HTTP. No database work, so an
 //!   orchestrator does not restart healthy processes during a database outage.
-//! - `GET /metrics`: Prometheus text format (see [`crate::metrics`]).
+//! - `GET /metrics`: Prometheus text format (see [`crate::metrics`]), here unless
+//!   `METRICS_ADDR` moves it to a listener of its own.
 //! - `GET /health/ready`: a real database round trip within `HEALTH_TIMEOUT`; 200
 //!   with the latency and pool figures, or 503 (with `Retry-After`) so that a load
 //!   balancer stops routing here until the database is back.
@@ -16,11 +17,15 @@ use serde_json::json;
 
 use crate::app::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router(metrics_here: bool) -> Router<AppState> {
+    let router = Router::new()
         .route("/health/live", get(live))
-        .route("/health/ready", get(ready))
-        .route("/metrics", get(crate::metrics::render))
+        .route("/health/ready", get(ready));
+    if metrics_here {
+        router.merge(crate::metrics::router())
+    } else {
+        router
+    }
 }
 
 async fn live() -> Json<serde_json::Value> {

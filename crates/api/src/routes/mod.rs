@@ -126,8 +126,9 @@ async fn openapi_json(
 /// Every route of the service.
 pub fn router(state: AppState) -> Router {
     let (api, _) = api();
+    let metrics_here = state.settings.http.metrics_addr.is_none();
     Router::new()
-        .merge(health::router())
+        .merge(health::router(metrics_here))
         .merge(api.layer(axum::middleware::from_fn_with_state(
             state.clone(),
             unit_of_work,

@@ -287,7 +287,8 @@ both_engines! {
         let (_, body) = read(response).await;
         assert_eq!(code(&body), "unavailable", "{body}");
         assert!(waited >= timeout - Duration::from_millis(20) && waited < timeout + Duration::from_secs(5), "{waited:?}");
-        assert_eq!(app.db.metrics().acquire_timeouts.load(Ordering::Relaxed), 1);
+        // Read from the registry: `GET /metrics` would wait for a connection too.
+        assert!(app.db.registry().render().contains("\nagenda_db_acquire_timeouts_total 1\n"));
 
         let (client, url) = (app.client.clone(), app.url("/api/v1/organizations"));
         let waiter = tokio::spawn(async move {
@@ -1445,16 +1446,16 @@ async fn fault_10_a_black_holed_network_is_survived_and_recovered_from() {
 }
 
 /// The real `agenda` server, started on a free port; its stderr is collected.
-struct Served {
+pub(crate) struct Served {
     child: std::process::Child,
-    addr: String,
-    stderr: Arc<Mutex<String>>,
+    pub(crate) addr: String,
+    pub(crate) stderr: Arc<Mutex<String>>,
 }
 
 impl Served {
     /// Starts `agenda` with exactly `env` (plus a free port and JSON logs) and waits
     /// until it listens.
-    fn start(env: &[(&str, &str)]) -> Served {
+    pub(crate) fn start(env: &[(&str, &str)]) -> Served {
         use std::io::BufRead;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agenda"))
             .current_dir(std::env::temp_dir())
@@ -1491,12 +1492,12 @@ impl Served {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
     /// Sends SIGTERM and waits for the process to exit; how long that took.
-    fn terminate(&mut self, limit: Duration) -> (Option<i32>, Duration) {
+    pub(crate) fn terminate(&mut self, limit: Duration) -> (Option<i32>, Duration) {
         let sent = Instant::now();
         let status = std::process::Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])

@@ -99,3 +99,39 @@ both_engines! {
         app.stop().await;
     }
 }
+
+both_engines! {
+    async fn metrics_addr_moves_metrics_to_a_listener_of_its_own(t: TestDb) {
+        let app = TestApp::spawn_configured(t, axum::Router::new(), |s| {
+            s.http.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+        })
+        .await;
+        let metrics_addr = app.metrics_addr.expect("METRICS_ADDR is bound");
+        assert_ne!(metrics_addr, app.addr);
+        for _ in 0..2 {
+            assert_eq!(app.get("/health/live").await.0, 200);
+        }
+        // The public listener no longer serves it.
+        let (status, body) = app.get("/metrics").await;
+        assert_eq!((status, crate::support::code(&body)), (404, "not_found"), "{body}");
+
+        let scrape = |path: &'static str| {
+            let client = app.client.clone();
+            async move { client.get(format!("http://{metrics_addr}{path}")).send().await.unwrap() }
+        };
+        let response = scrape("/metrics").await;
+        assert_eq!(response.status(), 200);
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+        let text = response.text().await.unwrap();
+        assert_eq!(value(&text, "agenda_http_requests_total{method=\"GET\",route=\"/health/live\",status=\"200\"}"), 2.0);
+        assert_eq!(value(&text, "agenda_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"}"), 1.0);
+        // Scrapes on the metrics listener are not requests of the API.
+        assert!(!text.contains("route=\"/metrics\""), "{text}");
+        assert_eq!(value(&text, "agenda_outbox_messages{status=\"queued\"}"), 0.0);
+        assert_eq!(value(&text, "agenda_outbox_deliveries_total{outcome=\"sent\"}"), 0.0);
+        // The metrics listener serves nothing else.
+        assert_eq!(scrape("/health/live").await.status(), 404);
+        assert_eq!(scrape("/api/v1/auth/me").await.status(), 404);
+        app.stop().await;
+    }
+}

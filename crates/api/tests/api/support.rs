@@ -14,6 +14,8 @@ use tokio::task::JoinHandle;
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The `METRICS_ADDR` listener's address, when the settings ask for one.
+    pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     /// The test database; its pool (`t.db`) is the superuser on PostgreSQL, for
     /// set-up and checks across tenants.
@@ -78,12 +80,15 @@ impl TestApp {
             .await
             .unwrap();
         let addr = app.local_addr();
+        let metrics_addr = app.metrics_addr();
         let state = app.state().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async {
             let _ = stopped.await;
         }));
-        TestApp::new(addr, t, db, state, stop, server)
+        let mut app = TestApp::new(addr, t, db, state, stop, server);
+        app.metrics_addr = metrics_addr;
+        app
     }
 
     fn new(
@@ -96,6 +101,7 @@ impl TestApp {
     ) -> Self {
         TestApp {
             addr,
+            metrics_addr: None,
             client: reqwest::Client::new(),
             t,
             db,

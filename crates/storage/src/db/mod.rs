@@ -52,8 +52,61 @@ struct Inner {
     summary: SettingsSummary,
     /// Statements run through this pool (and its transactions) since it opened.
     statements: Arc<AtomicU64>,
+    /// The registry this pool's figures are recorded in (see [`Db::registry`]).
+    registry: crate::metrics::Registry,
     /// Query durations, acquire waits and timeouts, for `GET /metrics`.
-    metrics: Arc<crate::metrics::DbMetrics>,
+    metrics: crate::metrics::DbMetrics,
+}
+
+impl Inner {
+    fn pool_status(&self) -> PoolStatus {
+        let (size, idle) = self.pool.size_and_idle();
+        let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(size);
+        PoolStatus {
+            size,
+            idle,
+            in_use: size - idle,
+            min: self.summary.pool_size,
+            max: self.summary.max_connections,
+        }
+    }
+}
+
+/// `agenda_db_pool_*`: the pool's connection counts, read when scraped. The hook holds
+/// the pool weakly, so the registry never keeps a closed pool alive.
+fn register_pool_gauges(inner: &Arc<Inner>) {
+    let registry = &inner.registry;
+    let connections = "Connections of the pool now, by state.";
+    let idle = registry.gauge(
+        "agenda_db_pool_connections",
+        connections,
+        &[("state", "idle")],
+    );
+    let in_use = registry.gauge(
+        "agenda_db_pool_connections",
+        connections,
+        &[("state", "in_use")],
+    );
+    let min = registry.gauge(
+        "agenda_db_pool_min",
+        "Connections kept open (DB_POOL_SIZE).",
+        &[],
+    );
+    let max = registry.gauge(
+        "agenda_db_pool_max",
+        "The most connections the pool opens (DB_POOL_SIZE + DB_MAX_OVERFLOW).",
+        &[],
+    );
+    let pool = Arc::downgrade(inner);
+    registry.on_scrape(move || {
+        if let Some(inner) = pool.upgrade() {
+            let status = inner.pool_status();
+            idle.set(status.idle);
+            in_use.set(status.in_use);
+            min.set(status.min);
+            max.set(status.max);
+        }
+    });
 }
 
 /// SQLite's writer lane: a pool of exactly one connection, whose acquire queue is
@@ -222,7 +275,8 @@ impl Db {
             }
         };
         let statements = Arc::new(AtomicU64::new(0));
-        let metrics = Arc::new(crate::metrics::DbMetrics::default());
+        let registry = crate::metrics::Registry::new();
+        let metrics = crate::metrics::DbMetrics::register(&registry);
         let observer = QueryObserver {
             echo: settings.echo,
             slow: settings.slow_query,
@@ -249,9 +303,11 @@ impl Db {
             policy,
             writer,
             statements,
+            registry,
             metrics,
             summary: SettingsSummary::from(settings),
         });
+        register_pool_gauges(&inner);
         pool::spawn_maintenance(
             Arc::downgrade(&inner),
             settings.maintenance_interval(),
@@ -341,7 +397,7 @@ impl Db {
 
     fn record_acquire(&self, started: Instant, err: Option<&sea_orm::DbErr>) {
         let metrics = &self.inner.metrics;
-        metrics.acquire_wait.observe(started.elapsed());
+        metrics.acquire_wait.record(started.elapsed());
         if let Some(err) = err
             && matches!(
                 StorageError::from(err.clone()),
@@ -351,13 +407,19 @@ impl Db {
                 }
             )
         {
-            metrics.acquire_timeouts.fetch_add(1, Ordering::Relaxed);
+            metrics.acquire_timeouts.increment(1);
         }
     }
 
     /// Query durations, acquire waits and timeouts of this pool.
     pub fn metrics(&self) -> &crate::metrics::DbMetrics {
         &self.inner.metrics
+    }
+
+    /// The metrics registry of this pool: it holds the `agenda_db_*` series, and the
+    /// application records its own in it too, so that one scrape shows them all.
+    pub fn registry(&self) -> &crate::metrics::Registry {
+        &self.inner.registry
     }
 
     /// Opens a transaction for reads: one consistent snapshot, no write lock on SQLite.
@@ -377,15 +439,7 @@ impl Db {
     /// Connection counts right now (of the pool; on SQLite the writer lane's one
     /// connection is not counted).
     pub fn pool_status(&self) -> PoolStatus {
-        let (size, idle) = self.inner.pool.size_and_idle();
-        let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(size);
-        PoolStatus {
-            size,
-            idle,
-            in_use: size - idle,
-            min: self.inner.summary.pool_size,
-            max: self.inner.summary.max_connections,
-        }
+        self.inner.pool_status()
     }
 
     /// A real round trip to the database, bounded by `deadline`.
@@ -634,15 +688,43 @@ struct QueryObserver {
     echo: bool,
     slow: Duration,
     statements: Arc<AtomicU64>,
-    metrics: Arc<crate::metrics::DbMetrics>,
+    metrics: crate::metrics::DbMetrics,
+}
+
+/// A statement that has run, as given to the observer of [`observe_statements`]: its
+/// SQL text with placeholders, never its bound values (personal data, secrets).
+#[derive(Debug, Clone, Copy)]
+pub struct StatementRun<'a> {
+    pub sql: &'a str,
+    pub engine: Engine,
+    pub elapsed: Duration,
+    pub failed: bool,
+}
+
+static STATEMENT_OBSERVER: std::sync::OnceLock<fn(&StatementRun<'_>)> = std::sync::OnceLock::new();
+
+/// Installs the process-wide observer of every statement, called on the task that
+/// ran it right after it ran (the trace exporter makes a span of it). The first call
+/// wins; returns whether this one did.
+pub fn observe_statements(observer: fn(&StatementRun<'_>)) -> bool {
+    STATEMENT_OBSERVER.set(observer).is_ok()
 }
 
 impl QueryObserver {
     fn observe(&self, info: &sea_orm::metric::Info<'_>) {
+        if let Some(observer) = STATEMENT_OBSERVER.get() {
+            observer(&StatementRun {
+                sql: &info.statement.sql,
+                engine: Engine::of(info.statement.db_backend),
+                elapsed: info.elapsed,
+                failed: info.failed,
+            });
+        }
         self.statements.fetch_add(1, Ordering::Relaxed);
-        self.metrics.query_duration.observe(info.elapsed);
+        self.metrics.statements.increment(1);
+        self.metrics.query_duration.record(info.elapsed);
         if info.failed {
-            self.metrics.query_errors.fetch_add(1, Ordering::Relaxed);
+            self.metrics.query_errors.increment(1);
         }
         let elapsed_ms = info.elapsed.as_secs_f64() * 1000.0;
         if !self.slow.is_zero() && info.elapsed >= self.slow {
