@@ -12,6 +12,7 @@
 //! | `agenda_http_requests_total{method,route,status}` | counter | requests answered |
 //! | `agenda_http_request_duration_seconds{route}` | histogram | latency by matched route |
 //! | `agenda_cache_{hits,misses,invalidations}_total`, `agenda_cache_entries` | counter, gauge | the read cache |
+//! | `agenda_cache_listener_connected` | gauge | 1 while the PostgreSQL cache listener is listening |
 //! | `agenda_outbox_messages{status="queued"\|"sending"\|"dead"}` | gauge | e-mails in the outbox now, all tenants (read from the database) |
 //! | `agenda_outbox_oldest_message_age_seconds{status}` | gauge | age of the oldest message in that status |
 //! | `agenda_outbox_deliveries_total{outcome="sent"\|"retried"\|"dead"}` | counter | this process's delivery attempts |
@@ -163,7 +164,7 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
         );
     }
 
-    let cache = agenda_storage::cache::stats();
+    let cache = state.cache.stats();
     for (name, kind, value) in [
         ("agenda_cache_hits_total", "counter", cache.hits),
         ("agenda_cache_misses_total", "counter", cache.misses),
@@ -173,6 +174,11 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
             cache.invalidations,
         ),
         ("agenda_cache_entries", "gauge", cache.entries),
+        (
+            "agenda_cache_listener_connected",
+            "gauge",
+            u64::from(cache.listening),
+        ),
     ] {
         let _ = writeln!(out, "# TYPE {name} {kind}\n{name} {value}");
     }

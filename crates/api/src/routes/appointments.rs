@@ -286,6 +286,7 @@ async fn visible(
         (status = 422, description = "Invalid range or offering", body = ErrorResponse),
     ))]
 async fn slots(
+    State(state): State<AppState>,
     uow: UnitOfWork,
     auth: Auth,
     ValidPath(provider_id): ValidPath<Uuid>,
@@ -293,12 +294,14 @@ async fn slots(
 ) -> Result<Json<Vec<SlotView>>, ApiError> {
     let db = uow.read().await?;
     let offering = offering(q.service_id, q.provider_service_id)?;
-    let terms = AppointmentRepo::offering(db, auth.scope, offering).await?;
+    let cache = Some(&state.cache);
+    let terms = AppointmentRepo::offering(db, cache, auth.scope, offering).await?;
     if terms.provider_id != provider_id {
         return Err(ApiError::not_found("offering"));
     }
     let slots = AppointmentRepo::free_slots(
         db,
+        cache,
         auth.scope,
         offering,
         q.from.get(),

@@ -138,8 +138,8 @@ async fn promotions_list(
     if !staff && !params.contains_key("is_active") {
         params.insert("is_active".into(), "true".into());
     }
-    let Json(mut page) =
-        resources::list::<promotion::Entity>(uow.read().await?, &auth, params).await?;
+    let mut page =
+        resources::list_page::<promotion::Entity>(uow.read().await?, &auth, params).await?;
     if !staff && inactive_asked {
         page = RowPage {
             items: Vec::new(),
@@ -558,7 +558,9 @@ async fn fee_overrides_list(
     QueryMap(params): QueryMap,
 ) -> Result<Json<RowPage>, ApiError> {
     auth.require(&[UserRole::Admin])?;
-    resources::list::<provider_service_fee::Entity>(uow.read().await?, &auth, params).await
+    resources::list_page::<provider_service_fee::Entity>(uow.read().await?, &auth, params)
+        .await
+        .map(Json)
 }
 
 /// Sets a provider's fee override (admin); unset fields inherit the payment settings.

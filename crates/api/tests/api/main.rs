@@ -9,6 +9,7 @@ mod accounts;
 mod appointments;
 mod areas;
 mod auth;
+mod cache;
 mod catalogue;
 mod cli;
 mod contract;

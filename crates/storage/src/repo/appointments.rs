@@ -36,6 +36,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::cache::{ReadCache, rows_where};
 use crate::error::{ConflictKind, StorageError};
 use crate::repo::organizations::OrganizationRepo;
 use crate::repo::resource::{Page, page_size, time_id_cursor};
@@ -120,6 +121,7 @@ impl AppointmentRepo {
     /// The terms of an active offering of this organization.
     pub async fn offering(
         db: &impl ConnectionTrait,
+        cache: Option<&ReadCache>,
         scope: TenantScope,
         offering: Offering,
     ) -> Result<OfferingTerms, StorageError> {
@@ -129,19 +131,23 @@ impl AppointmentRepo {
         };
         match offering {
             Offering::Service(id) => {
-                let s = service::Entity::find_in(scope)
-                    .filter(service::Column::Id.eq(id))
-                    .one(db)
-                    .await?
-                    .ok_or(StorageError::not_found("service"))?;
+                let found =
+                    rows_where::<service::Entity>(cache, db, scope, service::Column::Id, id)
+                        .await?;
+                let s = found.first().ok_or(StorageError::not_found("service"))?;
                 if !s.is_active {
                     return Err(inactive());
                 }
-                let buffer = provider_settings::Entity::find_in(scope)
-                    .filter(provider_settings::Column::ProviderId.eq(s.provider_id))
-                    .one(db)
-                    .await?
-                    .map_or(0, |p| p.buffer_minutes);
+                let buffer = rows_where::<provider_settings::Entity>(
+                    cache,
+                    db,
+                    scope,
+                    provider_settings::Column::ProviderId,
+                    s.provider_id,
+                )
+                .await?
+                .first()
+                .map_or(0, |p| p.buffer_minutes);
                 Ok(OfferingTerms {
                     offering,
                     provider_id: s.provider_id,
@@ -174,14 +180,21 @@ impl AppointmentRepo {
     /// breaks and blocks count as one each: five).
     pub async fn rules(
         db: &impl ConnectionTrait,
+        cache: Option<&ReadCache>,
         scope: TenantScope,
         provider_id: Uuid,
     ) -> Result<(ProviderRules, bool), StorageError> {
         let organization = OrganizationRepo::get(db, scope.organization_id()).await?;
-        let settings = provider_settings::Entity::find_in(scope)
-            .filter(provider_settings::Column::ProviderId.eq(provider_id))
-            .one(db)
-            .await?;
+        let settings = rows_where::<provider_settings::Entity>(
+            cache,
+            db,
+            scope,
+            provider_settings::Column::ProviderId,
+            provider_id,
+        )
+        .await?
+        .first()
+        .cloned();
         let zone_name = settings
             .as_ref()
             .and_then(|s| s.time_zone.clone())
@@ -212,10 +225,15 @@ impl AppointmentRepo {
         if !accepting {
             return Ok((rules, auto_confirm));
         }
-        for row in availability::Entity::find_in(scope)
-            .filter(availability::Column::ProviderId.eq(provider_id))
-            .all(db)
-            .await?
+        for row in rows_where::<availability::Entity>(
+            cache,
+            db,
+            scope,
+            availability::Column::ProviderId,
+            provider_id,
+        )
+        .await?
+        .iter()
         {
             if let Some(rule) = AvailabilityRule::from_fields(
                 row.kind,
@@ -229,19 +247,29 @@ impl AppointmentRepo {
                 rules.add(rule);
             }
         }
-        for row in provider_break::Entity::find_in(scope)
-            .filter(provider_break::Column::ProviderId.eq(provider_id))
-            .all(db)
-            .await?
+        for row in rows_where::<provider_break::Entity>(
+            cache,
+            db,
+            scope,
+            provider_break::Column::ProviderId,
+            provider_id,
+        )
+        .await?
+        .iter()
         {
             rules.breaks.extend(TimeOff::from_recurrence(
                 &agenda_entity::recurrence_fields!(row),
             ));
         }
-        for row in blocked_time_slot::Entity::find_in(scope)
-            .filter(blocked_time_slot::Column::ProviderId.eq(provider_id))
-            .all(db)
-            .await?
+        for row in rows_where::<blocked_time_slot::Entity>(
+            cache,
+            db,
+            scope,
+            blocked_time_slot::Column::ProviderId,
+            provider_id,
+        )
+        .await?
+        .iter()
         {
             rules.blocks.extend(TimeOff::from_recurrence(
                 &agenda_entity::recurrence_fields!(row),
@@ -282,6 +310,7 @@ impl AppointmentRepo {
     /// Free slots of an offering on the local dates `from..=to` (provider's zone).
     pub async fn free_slots(
         db: &impl ConnectionTrait,
+        cache: Option<&ReadCache>,
         scope: TenantScope,
         offering: Offering,
         from: NaiveDate,
@@ -294,8 +323,8 @@ impl AppointmentRepo {
                 message: "must be on or after from, at most 92 days later".into(),
             });
         }
-        let terms = Self::offering(db, scope, offering).await?;
-        let (rules, _) = Self::rules(db, scope, terms.provider_id).await?;
+        let terms = Self::offering(db, cache, scope, offering).await?;
+        let (rules, _) = Self::rules(db, cache, scope, terms.provider_id).await?;
         // A day of margin on both sides covers any zone's offset and overnight windows.
         let start = from.and_hms_opt(0, 0, 0).expect("midnight").and_utc() - Duration::days(2);
         let end = to.and_hms_opt(0, 0, 0).expect("midnight").and_utc() + Duration::days(3);
@@ -321,12 +350,12 @@ impl AppointmentRepo {
         booking: Booking,
         now: DateTime<Utc>,
     ) -> Result<appointment::Model, StorageError> {
-        let terms = Self::offering(tx, scope, booking.offering).await?;
+        let terms = Self::offering(tx, None, scope, booking.offering).await?;
         let client = Self::bookable_client(tx, scope, booking.client_id).await?;
         if let Some(address) = booking.address_id {
             Self::client_address(tx, scope, client.id, address).await?;
         }
-        let (rules, auto_confirm) = Self::rules(tx, scope, terms.provider_id).await?;
+        let (rules, auto_confirm) = Self::rules(tx, None, scope, terms.provider_id).await?;
         let slot = Self::check_slot(tx, scope, &rules, &terms, booking.start_at, now, None).await?;
         let organization = OrganizationRepo::get(tx, scope.organization_id()).await?;
         let status = status::initial_status(auto_confirm);
@@ -534,8 +563,8 @@ impl AppointmentRepo {
             (None, Some(id)) => Offering::ProviderService(id),
             (None, None) => unreachable!("ck_appointments_one_offering"),
         };
-        let terms = Self::offering(tx, scope, offering).await?;
-        let (rules, _) = Self::rules(tx, scope, current.provider_id).await?;
+        let terms = Self::offering(tx, None, scope, offering).await?;
+        let (rules, _) = Self::rules(tx, None, scope, current.provider_id).await?;
         let slot = Self::check_slot(tx, scope, &rules, &terms, new_start, now, Some(id)).await?;
         let old_start = current.start_at;
         let status = current.status;

@@ -153,6 +153,7 @@ impl Calendar {
     async fn slots(&self, db: &Db) -> Vec<String> {
         AppointmentRepo::free_slots(
             db.conn(),
+            None,
             self.scope,
             Offering::Service(self.service),
             day(),
@@ -415,6 +416,7 @@ both_engines! {
             let before = t.db.statements_executed();
             let slots = AppointmentRepo::free_slots(
                 t.conn(),
+                None,
                 c.scope,
                 Offering::Service(c.service),
                 day(),
