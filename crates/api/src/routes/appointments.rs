@@ -73,7 +73,11 @@ pub struct AppointmentView {
     pub occupied_until: DateTime<Utc>,
     pub status: AppointmentStatus,
     pub price_cents: i64,
+    /// Taken off `price_cents` by `promotion_id`; the client pays the difference and
+    /// the platform fee is computed on it.
     pub discount_cents: i64,
+    /// The promotion applied at booking (a coupon or an automatic one), if any.
+    pub promotion_id: Option<Uuid>,
     pub currency: String,
     pub payment_method: Option<PaymentMethod>,
     pub payment_status: PaymentStatus,
@@ -98,6 +102,7 @@ impl From<appointment::Model> for AppointmentView {
             status: a.status,
             price_cents: a.price_cents,
             discount_cents: a.discount_cents,
+            promotion_id: a.promotion_id,
             currency: a.currency,
             payment_method: a.payment_method,
             payment_status: a.payment_status,
@@ -180,6 +185,11 @@ pub struct BookRequest {
     pub notes: Option<String>,
     pub payment_method: Option<PaymentMethod>,
     pub address_id: Option<Uuid>,
+    /// A coupon to apply. It must apply (else `422` on `coupon_code`, or `409
+    /// coupon_exhausted` / `coupon_limit_reached`); without one, the best automatic
+    /// promotion in scope applies.
+    #[validate(length(min = 1, max = 40))]
+    pub coupon_code: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Validate, utoipa::IntoParams)]
@@ -312,7 +322,10 @@ async fn slots(
     Ok(Json(slots.into_iter().map(SlotView::from).collect()))
 }
 
-/// Books a free slot. Send `Idempotency-Key` to make retries safe.
+/// Books a free slot. Send `Idempotency-Key` to make retries safe. A `coupon_code`
+/// must apply (see docs/api.md, "Promotions at booking"); without one the best
+/// automatic promotion in scope applies. The answer carries `discount_cents` and
+/// `promotion_id`.
 #[utoipa::path(post, operation_id = "bookAppointment", path = "/appointments", tag = "appointments", security(("bearer" = [])),
     request_body = BookRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries return the first response")),
@@ -320,8 +333,8 @@ async fn slots(
         (status = 201, description = "Booked", body = AppointmentView),
         (status = 403, description = "Providers cannot book", body = ErrorResponse),
         (status = 404, description = "No such service, provider service or client in your organization", body = ErrorResponse),
-        (status = 409, description = "The slot was just taken, or the same key is still running", body = ErrorResponse),
-        (status = 422, description = "Not a bookable time, or invalid fields", body = ErrorResponse),
+        (status = 409, description = "The slot was just taken, the same key is still running, or the coupon is used up (`coupon_exhausted`, `coupon_limit_reached`)", body = ErrorResponse),
+        (status = 422, description = "Not a bookable time, a coupon that does not apply (`coupon_code`), or invalid fields", body = ErrorResponse),
     ))]
 async fn book(
     State(state): State<AppState>,
@@ -358,6 +371,7 @@ async fn book(
         payment_method: input.payment_method,
         address_id: input.address_id,
         booked_by: auth.user.id,
+        coupon_code: input.coupon_code,
     };
     let created = AppointmentRepo::book(tx, auth.scope, booking, Utc::now()).await?;
     let event = BookingEvent::Status(created.status);

@@ -29,6 +29,7 @@ mod metrics;
 mod openapi;
 mod operators;
 mod organizations;
+mod promotions;
 mod seed;
 mod support;
 mod webhooks;

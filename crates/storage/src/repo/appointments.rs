@@ -39,6 +39,7 @@ use uuid::Uuid;
 use crate::cache::{ReadCache, rows_where};
 use crate::error::{ConflictKind, StorageError};
 use crate::repo::organizations::OrganizationRepo;
+use crate::repo::promotions::PromotionRepo;
 use crate::repo::resource::{Page, page_size, time_id_cursor};
 use crate::tenant::{TenantOwned, TenantScope};
 
@@ -92,6 +93,9 @@ pub struct Booking {
     pub payment_method: Option<PaymentMethod>,
     pub address_id: Option<Uuid>,
     pub booked_by: Uuid,
+    /// A coupon to apply; without one, the best automatic promotion in scope applies
+    /// ([`crate::repo::promotions`]).
+    pub coupon_code: Option<String>,
 }
 
 /// Who acts on an appointment: the signed-in user and their role.
@@ -357,6 +361,18 @@ impl AppointmentRepo {
         }
         let (rules, auto_confirm) = Self::rules(tx, None, scope, terms.provider_id).await?;
         let slot = Self::check_slot(tx, scope, &rules, &terms, booking.start_at, now, None).await?;
+        let target =
+            PromotionRepo::offering_target(tx, scope, booking.offering, terms.provider_id).await?;
+        let granted = PromotionRepo::grant(
+            tx,
+            scope,
+            booking.coupon_code.as_deref(),
+            &target,
+            terms.price_cents,
+            client.id,
+            now,
+        )
+        .await?;
         let organization = OrganizationRepo::get(tx, scope.organization_id()).await?;
         let status = status::initial_status(auto_confirm);
         let (service_id, provider_service_id) = match booking.offering {
@@ -369,14 +385,14 @@ impl AppointmentRepo {
             provider_id: Set(terms.provider_id),
             service_id: Set(service_id),
             provider_service_id: Set(provider_service_id),
-            promotion_id: Set(None),
+            promotion_id: Set(granted.map(|g| g.promotion_id)),
             address_id: Set(booking.address_id),
             start_at: Set(slot.start),
             end_at: Set(slot.end),
             occupied_until: Set(slot.end + Duration::minutes(terms.buffer_after_minutes.into())),
             status: Set(status),
             price_cents: Set(terms.price_cents),
-            discount_cents: Set(0),
+            discount_cents: Set(granted.map_or(0, |g| g.discount_cents)),
             currency: Set(organization.currency),
             payment_method: Set(booking.payment_method),
             payment_status: Set(PaymentStatus::Unpaid),
@@ -473,6 +489,12 @@ impl AppointmentRepo {
             },
         })?;
         let from = current.status;
+        if to == AppointmentStatus::Canceled
+            && let Some(promotion_id) = current.promotion_id
+        {
+            // Canceling gives the promotion's use back.
+            PromotionRepo::release(tx, scope, promotion_id).await?;
+        }
         let mut row = current.into_active_model();
         row.status = Set(to);
         if to == AppointmentStatus::Canceled {

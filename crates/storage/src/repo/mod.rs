@@ -12,6 +12,7 @@ pub mod notifications;
 pub mod organizations;
 pub mod outbox;
 pub mod payment_methods;
+pub mod promotions;
 pub mod resource;
 pub mod search;
 pub mod sessions;

@@ -106,6 +106,7 @@ impl Calendar {
             payment_method: None,
             address_id: None,
             booked_by: client.id,
+            coupon_code: None,
         }
     }
 

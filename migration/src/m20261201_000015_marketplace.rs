@@ -1,4 +1,8 @@
-//! Cross-process invalidation of the read cache (`agenda_storage::cache`).
+//! The marketplace (issue 14):
+//!
+//! - `promotions.max_redemptions_per_client`: how many bookings one client may hold
+//!   with a promotion (canceled ones give the use back); `NULL` is no limit.
+//! - Cross-process invalidation of the read cache (`agenda_storage::cache`), below.
 //!
 //! On PostgreSQL, every row written to a cached table sends
 //! `NOTIFY agenda_cache, '<organization_id>:<table>:<origin>'` from a trigger.
@@ -47,10 +51,16 @@ $$";
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let conn = manager.get_connection();
+        conn.execute_unprepared(
+            "ALTER TABLE promotions ADD COLUMN max_redemptions_per_client integer NULL \
+             CONSTRAINT ck_promotions_max_redemptions_per_client_positive \
+             CHECK (max_redemptions_per_client IS NULL OR max_redemptions_per_client >= 1)",
+        )
+        .await?;
         if manager.get_database_backend() != DbBackend::Postgres {
             return Ok(());
         }
-        let conn = manager.get_connection();
         conn.execute_unprepared(FUNCTION).await?;
         for table in TABLES {
             conn.execute_unprepared(&format!(
@@ -65,10 +75,12 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let conn = manager.get_connection();
+        conn.execute_unprepared("ALTER TABLE promotions DROP COLUMN max_redemptions_per_client")
+            .await?;
         if manager.get_database_backend() != DbBackend::Postgres {
             return Ok(());
         }
-        let conn = manager.get_connection();
         for table in TABLES {
             conn.execute_unprepared(&format!(
                 "DROP TRIGGER IF EXISTS trg_{table}_cache_notify ON {table}"
