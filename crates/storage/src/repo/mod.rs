@@ -14,6 +14,7 @@ pub mod outbox;
 pub mod payment_methods;
 pub mod promotions;
 pub mod resource;
+pub mod reviews;
 pub mod search;
 pub mod sessions;
 pub mod users;
