@@ -136,17 +136,39 @@ impl From<appointment_status_history::Model> for HistoryView {
     }
 }
 
+/// A free slot: its instants in UTC, and the same instants in the zone the slot's
+/// dates were read in, with that zone's offset at that moment.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"start": "2026-12-02T13:00:00Z", "end": "2026-12-02T14:00:00Z", "time_zone": "America/Sao_Paulo", "local_start": "2026-12-02T10:00:00-03:00", "local_end": "2026-12-02T11:00:00-03:00"}))]
 pub struct SlotView {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
+    /// The IANA zone of the provider (their settings' `time_zone`, else the
+    /// organization's): the zone `from` and `to` were read in.
+    pub time_zone: String,
+    /// `start` in `time_zone`, RFC 3339 with the offset (`2026-12-02T10:00:00-03:00`).
+    pub local_start: String,
+    /// `end` in `time_zone`, with its offset (it may differ from the start's across a
+    /// DST change).
+    pub local_end: String,
 }
 
-impl From<Slot> for SlotView {
-    fn from(s: Slot) -> Self {
+impl SlotView {
+    fn new<Z>(s: Slot, zone: &Z, zone_name: &str) -> Self
+    where
+        Z: chrono::TimeZone,
+        Z::Offset: std::fmt::Display,
+    {
+        let local = |t: DateTime<Utc>| {
+            t.with_timezone(zone)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+        };
         SlotView {
             start: s.start,
             end: s.end,
+            time_zone: zone_name.to_owned(),
+            local_start: local(s.start),
+            local_end: local(s.end),
         }
     }
 }
@@ -286,7 +308,8 @@ async fn visible(
 /// the moment of the change; repeated ones start at the earlier and end at the later
 /// pass. A slot belongs to the local date it starts on. Slots start at least `min_lead_minutes`
 /// from now (default 60) and at most `max_horizon_days` ahead (default 60). Answers
-/// instants in UTC, sorted; a provider not accepting bookings has none.
+/// instants in UTC, sorted, each with the zone used (`time_zone`) and its local
+/// start and end with their offset; a provider not accepting bookings has none.
 #[utoipa::path(get, operation_id = "listFreeSlots", path = "/providers/{provider_id}/slots", tag = "appointments",
     security(("bearer" = [])),
     params(("provider_id" = Uuid, Path, description = "The provider"), SlotQuery),
@@ -319,7 +342,14 @@ async fn slots(
         Utc::now(),
     )
     .await?;
-    Ok(Json(slots.into_iter().map(SlotView::from).collect()))
+    let zone = slots.time_zone;
+    Ok(Json(
+        slots
+            .slots
+            .into_iter()
+            .map(|s| SlotView::new(s, &zone, zone.name()))
+            .collect(),
+    ))
 }
 
 /// Books a free slot. Send `Idempotency-Key` to make retries safe. A `coupon_code`

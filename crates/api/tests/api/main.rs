@@ -10,6 +10,7 @@ mod appointments;
 mod areas;
 mod auth;
 mod cache;
+mod calendar;
 mod catalogue;
 mod cli;
 mod contract;

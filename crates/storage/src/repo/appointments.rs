@@ -98,6 +98,14 @@ pub struct Booking {
     pub coupon_code: Option<String>,
 }
 
+/// Free slots and the zone their local dates were read in (the provider's, else the
+/// organization's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreeSlots {
+    pub time_zone: chrono_tz::Tz,
+    pub slots: Vec<Slot>,
+}
+
 /// Who acts on an appointment: the signed-in user and their role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ActingUser {
@@ -320,7 +328,7 @@ impl AppointmentRepo {
         from: NaiveDate,
         to: NaiveDate,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Slot>, StorageError> {
+    ) -> Result<FreeSlots, StorageError> {
         if to < from || (to - from).num_days() > 92 {
             return Err(StorageError::Validation {
                 field: "to",
@@ -333,7 +341,7 @@ impl AppointmentRepo {
         let start = from.and_hms_opt(0, 0, 0).expect("midnight").and_utc() - Duration::days(2);
         let end = to.and_hms_opt(0, 0, 0).expect("midnight").and_utc() + Duration::days(3);
         let busy = Self::busy(db, scope, terms.provider_id, start, end, None).await?;
-        Ok(free_slots(
+        let slots = free_slots(
             &rules,
             &busy,
             &SlotRequest {
@@ -343,7 +351,11 @@ impl AppointmentRepo {
                 duration_minutes: terms.duration_minutes,
                 buffer_after_minutes: terms.buffer_after_minutes,
             },
-        ))
+        );
+        Ok(FreeSlots {
+            time_zone: rules.time_zone,
+            slots,
+        })
     }
 
     /// Books a free slot. Run it in a write transaction (`Db::begin`); see the module

@@ -163,6 +163,7 @@ impl Calendar {
         )
         .await
         .unwrap()
+        .slots
         .iter()
         .map(|s| local(s.start))
         .collect()
@@ -425,7 +426,8 @@ both_engines! {
                 now(),
             )
             .await
-            .unwrap();
+            .unwrap()
+            .slots;
             assert!(!slots.is_empty());
             counts.push(t.db.statements_executed() - before);
         }
