@@ -631,7 +631,7 @@ async fn onboarding_progress(
                     status: mine.map_or(OnboardingStatus::Pending, |p| p.status),
                     completed_at: mine
                         .and_then(|p| p.completed_at)
-                        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+                        .map(|at| resources::instant(&at)),
                 }
             })
             .collect(),

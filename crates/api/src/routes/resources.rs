@@ -157,6 +157,13 @@ where
     }
 }
 
+/// An instant as every response writes it: RFC 3339 in UTC with `Z`, no fraction
+/// when it is whole seconds, else milli-, micro- or nanoseconds as needed — the same
+/// text as the typed views' (chrono's serde) output.
+pub fn instant(at: &chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
 /// Every column of a row as JSON.
 pub fn row_json<M: ModelTrait>(model: &M) -> Json_ {
     let mut map = serde_json::Map::new();
@@ -170,9 +177,7 @@ pub fn row_json<M: ModelTrait>(model: &M) -> Json_ {
 fn value_json(value: Value) -> Json_ {
     match value {
         Value::Uuid(Some(v)) => Json_::String(v.to_string()),
-        Value::ChronoDateTimeUtc(Some(v)) => {
-            Json_::String(v.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-        }
+        Value::ChronoDateTimeUtc(Some(v)) => Json_::String(instant(&v)),
         Value::ChronoDate(Some(v)) => Json_::String(v.format("%Y-%m-%d").to_string()),
         Value::ChronoTime(Some(v)) => Json_::String(v.format("%H:%M").to_string()),
         other => sea_orm::sea_query::value::sea_value_to_json_value(&other),

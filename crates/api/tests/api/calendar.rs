@@ -40,6 +40,23 @@ both_engines! {
         assert_eq!(profile["services"][0]["price_cents"], 5000);
         assert_eq!(profile["rating"], json!({"count": 0, "average": null}));
 
+        // Settings: PATCH changes one field; PUT without a field the settings hold is
+        // refused (never a silent clear), with it as null it clears.
+        let (status, body) = api(&app, "PATCH", "/providers/me/settings", &provider.token, Some(json!({"time_zone": "Europe/Lisbon"}))).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!((body["time_zone"].as_str(), body["business_name"].as_str()), (Some("Europe/Lisbon"), Some("Studio")));
+        let (status, body) = api(&app, "GET", &format!("/providers/{}/profile", provider.id), &client.token, None).await;
+        assert_eq!((status, body["time_zone"].as_str()), (200, Some("Europe/Lisbon")), "the profile (through the cache) follows");
+        let full = json!({"business_name": "Studio Ana", "accepted_payment_methods": ["pix"]});
+        let (status, body) = api(&app, "PUT", "/providers/me/settings", &provider.token, Some(full.clone())).await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["error"]["fields"][0]["field"], "time_zone", "{body}");
+        let mut cleared = full;
+        cleared["time_zone"] = json!(null);
+        let (status, body) = api(&app, "PUT", "/providers/me/settings", &provider.token, Some(cleared)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!((body["time_zone"].clone(), body["business_name"].as_str()), (json!(null), Some("Studio Ana")));
+
         // A client is not a provider: 404, like an unknown id.
         let (status, _) = api(&app, "GET", &format!("/providers/{}/profile", client.id), &client.token, None).await;
         assert_eq!(status, 404);

@@ -177,3 +177,40 @@ both_engines! {
         app.stop().await;
     }
 }
+
+both_engines! {
+    async fn worked_example_a_coupon_booking_and_its_ledger(t: TestDb) {
+        // docs/api.md, "Worked example": 50.00 with WELCOME10 (10 %) is 45.00 to
+        // pay; the platform fee (default 10 %) is taken on 45.00, so the provider's
+        // pending balance grows by 40.50.
+        let app = TestApp::spawn(t).await;
+        let shop = shop(&app).await;
+        let welcome = promotion(&app, &shop, json!({"code": "WELCOME10", "name": "Welcome", "discount_type": "percentage", "discount_value": 1000})).await;
+        let start = free_starts(&app, &shop, 1).await.remove(0);
+        let (status, booked) = api(&app, "POST", "/appointments", &shop.client.token, Some(book(&shop, &start, Some("welcome10")))).await;
+        assert_eq!(status, 201, "{booked}");
+        assert_eq!((booked["price_cents"].as_i64(), booked["discount_cents"].as_i64()), (Some(5000), Some(500)));
+        assert_eq!(booked["promotion_id"], welcome.as_str());
+        let id = booked["id"].as_str().unwrap();
+        for step in ["confirm", "start"] {
+            let (status, body) = api(&app, "POST", &format!("/appointments/{id}/{step}"), &shop.provider.token, None).await;
+            assert_eq!(status, 200, "{step}: {body}");
+        }
+        let (status, paid) = api(&app, "POST", &format!("/appointments/{id}/payment"), &shop.provider.token, Some(json!({"method": "pix"}))).await;
+        assert_eq!((status, paid["payment_status"].as_str()), (200, Some("paid")), "{paid}");
+        let (status, done) = api(&app, "POST", &format!("/appointments/{id}/complete"), &shop.provider.token, Some(json!({}))).await;
+        assert_eq!(status, 200, "{done}");
+        let (status, balance) = api(&app, "GET", "/marketplace/balance", &shop.provider.token, None).await;
+        assert_eq!(status, 200, "{balance}");
+        assert_eq!(balance["pending_cents"], 4050, "45.00 paid minus the 4.50 fee: {balance}");
+        let (_, entries) = api(&app, "GET", "/marketplace/transactions", &shop.provider.token, None).await;
+        let amounts: Vec<(String, i64)> = entries["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["kind"].as_str().unwrap().to_owned(), e["amount_cents"].as_i64().unwrap()))
+            .collect();
+        assert!(amounts.contains(&("payment".into(), 4500)) && amounts.contains(&("commission".into(), -450)), "{amounts:?}");
+        app.stop().await;
+    }
+}
