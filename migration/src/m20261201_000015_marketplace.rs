@@ -54,7 +54,7 @@ impl MigrationTrait for Migration {
         let conn = manager.get_connection();
         conn.execute_unprepared(
             "ALTER TABLE promotions ADD COLUMN max_redemptions_per_client integer NULL \
-             CONSTRAINT ck_promotions_max_redemptions_per_client_positive \
+             CONSTRAINT \"ck_promotions_max_redemptions_per_client_positive\" \
              CHECK (max_redemptions_per_client IS NULL OR max_redemptions_per_client >= 1)",
         )
         .await?;
