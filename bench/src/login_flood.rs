@@ -92,6 +92,7 @@ async fn flood(args: &LoginFloodArgs, binary: &Path, label: &str) -> Result<Floo
             pool_size: 5,
             max_overflow: 10,
             log_filter: "warn",
+            extra_env: &[],
             work_dir: &dir,
         },
         label,

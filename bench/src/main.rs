@@ -96,6 +96,10 @@ struct RunArgs {
     /// The server's RUST_LOG.
     #[arg(long, default_value = "warn")]
     server_log: String,
+    /// More environment for the server, `NAME=VALUE` (repeatable), e.g.
+    /// `--server-env CACHE_TTL=0` to measure without the read cache.
+    #[arg(long = "server-env", value_parser = parse_server_env)]
+    server_env: Vec<(String, String)>,
     /// Where to write results.json, results.md and throughput.svg.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results"))]
     out: PathBuf,
@@ -103,6 +107,13 @@ struct RunArgs {
     /// (for profiling by hand); prints the server's pid and URL.
     #[arg(long)]
     hold: bool,
+}
+
+fn parse_server_env(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=')
+        .filter(|(name, _)| !name.is_empty())
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("expected NAME=VALUE, got {raw:?}"))
 }
 
 const APP_ROLE: &str = "agenda_app";
@@ -140,6 +151,7 @@ struct Env {
     fixtures: Arc<Fixtures>,
     work_dir: PathBuf,
     log_filter: String,
+    server_env: Vec<(String, String)>,
     connections: usize,
 }
 
@@ -153,6 +165,7 @@ impl Env {
                 max_overflow: 0,
                 log_filter: &self.log_filter,
                 work_dir: &self.work_dir,
+                extra_env: &self.server_env,
             },
             label,
         )
@@ -326,6 +339,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         fixtures,
         work_dir,
         log_filter: args.server_log.clone(),
+        server_env: args.server_env.clone(),
         connections: args.connections,
     };
     let drive = Drive {

@@ -21,6 +21,8 @@ pub struct ServerConfig<'a> {
     pub log_filter: &'a str,
     /// Working directory (no `.env` there, so only these variables apply).
     pub work_dir: &'a Path,
+    /// More variables for the server (`--server-env`), set last.
+    pub extra_env: &'a [(String, String)],
 }
 
 impl Server {
@@ -43,6 +45,7 @@ impl Server {
             .env("DB_MAX_OVERFLOW", config.max_overflow.to_string())
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", config.log_filter)
+            .envs(config.extra_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)

@@ -133,6 +133,7 @@ async fn measure(
             pool_size: args.readers as u32,
             max_overflow: 0,
             log_filter: "warn",
+            extra_env: &[],
             work_dir: &dir,
         },
         label,

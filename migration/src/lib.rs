@@ -25,6 +25,7 @@ mod m20261123_000010_create_platform;
 mod m20261123_000011_row_level_security;
 mod m20261201_000012_email_outbox;
 mod m20261201_000014_integration_secrets;
+mod m20261201_000015_marketplace;
 
 pub use m20261201_000012_email_outbox::OUTBOX_FUNCTIONS;
 
@@ -57,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000011_row_level_security::Migration),
             Box::new(m20261201_000012_email_outbox::Migration),
             Box::new(m20261201_000014_integration_secrets::Migration),
+            Box::new(m20261201_000015_marketplace::Migration),
         ]
     }
 

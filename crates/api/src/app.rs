@@ -34,6 +34,9 @@ pub struct AppState {
     pub mail: agenda_mail::Outbox,
     /// The bound on password hashing (sign-in, sign-up, password reset).
     pub passwords: crate::password::PasswordHashing,
+    /// The read cache of this process (catalogue, provider rules); invalidated by
+    /// the unit of work after commit and, on PostgreSQL, by the cache listener.
+    pub cache: agenda_storage::cache::ReadCache,
 }
 
 /// Why the server could not start.
@@ -92,7 +95,6 @@ impl Application {
         db: Db,
         extra: Router<AppState>,
     ) -> Result<Self, StartError> {
-        agenda_storage::cache::configure(settings.cache);
         let addr = settings.http.bind_addr;
         let listener = TcpListener::bind(addr)
             .await
@@ -110,9 +112,15 @@ impl Application {
             settings.passwords.queue,
         );
         let mail = agenda_mail::Outbox::new(settings.mail.clone());
-        let metrics = Arc::new(crate::metrics::AppMetrics::register(db.registry(), &mail));
+        let cache = agenda_storage::cache::ReadCache::new(settings.cache);
+        let metrics = Arc::new(crate::metrics::AppMetrics::register(
+            db.registry(),
+            &mail,
+            &cache,
+        ));
         let state = AppState {
             db,
+            cache,
             mail,
             passwords,
             settings: Arc::new(settings),
@@ -168,6 +176,11 @@ impl Application {
         let mail_worker = agenda_mail::worker::start(state.db.clone(), state.mail.clone())
             .map_err(std::io::Error::other)?;
         let mail_stop = mail_worker.as_ref().map(|w| w.stop_signal());
+        let cache_listener = state
+            .settings
+            .cache_listen
+            .url(&state.settings.db.url)
+            .map(|url| agenda_storage::cache::listen(state.cache.clone(), url.expose().to_owned()));
         let shutdown_began = Arc::new(std::sync::OnceLock::new());
         let began = shutdown_began.clone();
         let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
@@ -219,6 +232,9 @@ impl Application {
             // Told to stop when shutdown began; it gets what is left of the grace.
             let spent = shutdown_began.get().map_or(grace, |began| began.elapsed());
             worker.stop(grace.saturating_sub(spent)).await;
+        }
+        if let Some(listener) = cache_listener {
+            listener.abort();
         }
         if state.db.close_within(POOL_CLOSE_LIMIT).await {
             tracing::info!("database pool closed; bye");

@@ -17,6 +17,7 @@
 //! | `PASSWORD_HASH_CONCURRENCY` | the number of CPU cores       |
 //! | `PASSWORD_HASH_QUEUE`      | 16 × `PASSWORD_HASH_CONCURRENCY` |
 //! | `CACHE_MAX_ENTRIES`        | `10000`                       |
+//! | `CACHE_LISTEN_URL`         | `DATABASE_URL` on PostgreSQL (`off`: no listener, TTL only) |
 //! | `SMTP_URL`, `MAIL_*`, `PUBLIC_BASE_URL` | see [`agenda_mail::MailSettings`] |
 //! | `SECRETS_KEY`, `SECRETS_PREVIOUS_KEYS` | unset (integration secrets can only be referenced, `env:NAME`); see [`agenda_storage::secrets`] |
 //! | `LOG_FORMAT`               | `pretty` (or `json`)          |
@@ -30,7 +31,7 @@ use std::time::Duration;
 
 use agenda_storage::cache::CacheConfig;
 use agenda_storage::config::{ConfigError, Env};
-use agenda_storage::db::DbSettings;
+use agenda_storage::db::{DatabaseUrl, DbSettings, Engine};
 use agenda_storage::secrets::SecretKeys;
 use std::sync::Arc;
 
@@ -54,6 +55,9 @@ pub struct Settings {
     /// `CACHE_TTL`, `CACHE_MAX_ENTRIES`: the in-process read cache
     /// (see `agenda_storage::cache`).
     pub cache: CacheConfig,
+    /// `CACHE_LISTEN_URL`: where the cache listens for invalidations from other
+    /// processes (see [`CacheListen`]).
+    pub cache_listen: CacheListen,
     /// `SESSION_TTL`: how long a bearer token from `POST /auth/login` is valid.
     pub session_ttl: Duration,
     /// `SMTP_URL`, `MAIL_FROM`, `PUBLIC_BASE_URL`, `MAIL_*`: e-mail (docs/email.md).
@@ -136,8 +140,10 @@ impl Settings {
     }
 
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let db = DbSettings::from_env(env, "DATABASE_URL")?;
         Ok(Settings {
-            db: DbSettings::from_env(env, "DATABASE_URL")?,
+            cache_listen: CacheListen::from_env(env)?,
+            db,
             http: HttpSettings::from_env(env)?,
             auto_migrate: env.flag("AUTO_MIGRATE", true)?,
             log: LogSettings::from_env(env)?,
@@ -155,6 +161,52 @@ impl Settings {
                 )?,
             },
         })
+    }
+}
+
+/// `CACHE_LISTEN_URL`: the PostgreSQL connection the read cache's listener uses
+/// (`LISTEN agenda_cache`). It must be a direct connection: `LISTEN` does not work
+/// through a transaction-mode pooler such as PgBouncer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CacheListen {
+    /// Unset: the database's own URL, when it is PostgreSQL (none on SQLite).
+    Database,
+    /// `off`: no listener; a write by another process is seen once the entry's TTL
+    /// runs out.
+    Off,
+    /// A PostgreSQL URL of its own (the database directly, beside a pooler).
+    Url(DatabaseUrl),
+}
+
+impl CacheListen {
+    const VAR: &'static str = "CACHE_LISTEN_URL";
+
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        match env.get(Self::VAR).map(str::trim) {
+            None | Some("") => Ok(CacheListen::Database),
+            Some("off") => Ok(CacheListen::Off),
+            Some(raw) => {
+                let url = DatabaseUrl::parse(raw).map_err(|e| {
+                    ConfigError::new(Self::VAR, format!("is not a database URL: {e}"))
+                })?;
+                if url.engine() != Engine::Postgres {
+                    return Err(ConfigError::new(
+                        Self::VAR,
+                        "must be a PostgreSQL URL (or `off`)",
+                    ));
+                }
+                Ok(CacheListen::Url(url))
+            }
+        }
+    }
+
+    /// The URL to listen on, given the database the server uses.
+    pub fn url<'a>(&'a self, database: &'a DatabaseUrl) -> Option<&'a DatabaseUrl> {
+        match self {
+            CacheListen::Database => (database.engine() == Engine::Postgres).then_some(database),
+            CacheListen::Off => None,
+            CacheListen::Url(url) => Some(url),
+        }
     }
 }
 

@@ -59,7 +59,11 @@ impl AppMetrics {
     /// Registers the application's series in `registry` (the pool's: `db.registry()`),
     /// with the hooks that copy the read cache's and the e-mail worker's counts at
     /// scrape time.
-    pub fn register(registry: &Registry, mail: &agenda_mail::Outbox) -> Self {
+    pub fn register(
+        registry: &Registry,
+        mail: &agenda_mail::Outbox,
+        cache: &agenda_storage::cache::ReadCache,
+    ) -> Self {
         registry
             .gauge(
                 "agenda_build_info",
@@ -67,7 +71,7 @@ impl AppMetrics {
                 &[("version", env!("CARGO_PKG_VERSION"))],
             )
             .set(1.0);
-        register_cache(registry);
+        register_cache(registry, cache.clone());
         register_deliveries(registry, mail.clone());
         let by_status = OUTBOX_STATUSES
             .iter()
@@ -172,8 +176,8 @@ impl AppMetrics {
     }
 }
 
-/// `agenda_cache_*`: the process-wide read cache's counts, copied when scraped.
-fn register_cache(registry: &Registry) {
+/// `agenda_cache_*`: this server's read cache's counts, copied when scraped.
+fn register_cache(registry: &Registry, cache: agenda_storage::cache::ReadCache) {
     let hits = registry.counter("agenda_cache_hits_total", "Read-cache hits.", &[]);
     let misses = registry.counter("agenda_cache_misses_total", "Read-cache misses.", &[]);
     let invalidations = registry.counter(
@@ -186,12 +190,18 @@ fn register_cache(registry: &Registry) {
         "Entries in the read cache now.",
         &[],
     );
+    let listener = registry.gauge(
+        "agenda_cache_listener_connected",
+        "1 while the PostgreSQL cache listener is listening (0: other processes' writes are seen within CACHE_TTL).",
+        &[],
+    );
     registry.on_scrape(move || {
-        let stats = agenda_storage::cache::stats();
+        let stats = cache.stats();
         hits.absolute(stats.hits);
         misses.absolute(stats.misses);
         invalidations.absolute(stats.invalidations);
         entries.set(stats.entries as f64);
+        listener.set(f64::from(u8::from(stats.listening)));
     });
 }
 
@@ -259,7 +269,8 @@ mod tests {
     fn a_known_combination_is_recorded_without_publishing_a_new_map() {
         let registry = Registry::new();
         let outbox = agenda_mail::Outbox::new(agenda_mail::MailSettings::default());
-        let metrics = AppMetrics::register(&registry, &outbox);
+        let cache = agenda_storage::cache::ReadCache::new(Default::default());
+        let metrics = AppMetrics::register(&registry, &outbox, &cache);
         let elapsed = Duration::from_millis(3);
         metrics.record(&Method::GET, "/a/{id}", 200, elapsed);
         let published = metrics.routes.load_full();

@@ -42,6 +42,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use agenda_storage::cache::{ReadCache, Written};
 use agenda_storage::{Db, Engine, StorageError, TenantScope};
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::StatusCode;
@@ -244,9 +245,16 @@ pub async fn unit_of_work(State(state): State<AppState>, request: Request, next:
     slot.state().key = key;
     request.extensions_mut().insert(slot.clone());
     let limit = state.settings.http.request_timeout;
+    // The cache tracks which cached tables the handler writes; their entries are
+    // dropped only once the commit succeeded (a reader in between may see the old
+    // rows, never cache them again: see `agenda_storage::cache`).
     let handled = tokio::time::timeout(limit, async {
-        let response = next.run(request).await;
-        before_commit(&slot, response).await
+        let (response, written) = state.cache.track(next.run(request)).await;
+        let settle = before_commit(&slot, response).await;
+        (
+            tag_cache_writes(&state.cache, &written, settle).await,
+            written,
+        )
     })
     .await;
     let settings = state.db.settings();
@@ -263,8 +271,8 @@ pub async fn unit_of_work(State(state): State<AppState>, request: Request, next:
             )
             .into_response()
         }
-        Ok(Settle::Answer(response)) => response,
-        Ok(Settle::RollBack(tx, response)) => {
+        Ok((Settle::Answer(response), _)) => response,
+        Ok((Settle::RollBack(tx, response), _)) => {
             // Bounded like a commit: a connection lost to a partition must not hold
             // the answer (the transaction is dropped, and so rolled back, anyway).
             match tokio::time::timeout(commit_limit, tx.rollback()).await {
@@ -278,8 +286,13 @@ pub async fn unit_of_work(State(state): State<AppState>, request: Request, next:
             }
             response
         }
-        Ok(Settle::Commit(tx, response)) => {
-            match tokio::time::timeout(commit_limit, tx.commit()).await {
+        Ok((Settle::Commit(tx, response), written)) => {
+            let outcome = tokio::time::timeout(commit_limit, tx.commit()).await;
+            if !matches!(outcome, Ok(Err(ref e)) if agenda_storage::error::refused_by_server(e)) {
+                // Committed, or perhaps committed: either way the old entries must go.
+                state.cache.invalidate_written(&written);
+            }
+            match outcome {
                 Ok(Ok(())) => response,
                 Ok(Err(e)) if agenda_storage::error::refused_by_server(&e) => {
                     ApiError::from(StorageError::from(e)).into_response()
@@ -339,6 +352,18 @@ async fn before_commit(slot: &Slot, response: Response) -> Settle {
             }
         }
         _ => Settle::Commit(tx, response),
+    }
+}
+
+/// Before committing a request that wrote cached tables: tags the commit's cache
+/// notifications as this server's own (it invalidates itself after the commit).
+async fn tag_cache_writes(cache: &ReadCache, written: &Written, settle: Settle) -> Settle {
+    match settle {
+        Settle::Commit(tx, response) if !written.is_empty() => match cache.tag_commit(&tx).await {
+            Ok(()) => Settle::Commit(tx, response),
+            Err(e) => Settle::RollBack(tx, ApiError::from(e).into_response()),
+        },
+        other => other,
     }
 }
 

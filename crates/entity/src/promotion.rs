@@ -29,6 +29,8 @@ pub struct Model {
     pub valid_from: DateTimeUtc,
     pub valid_until: Option<DateTimeUtc>,
     pub max_redemptions: Option<i32>,
+    /// Bookings one client may hold with this promotion (canceled ones don't count).
+    pub max_redemptions_per_client: Option<i32>,
     pub redemptions_count: i32,
     pub min_order_cents: Option<i64>,
     pub is_active: bool,
@@ -78,6 +80,9 @@ pub struct CreatePromotion {
     pub valid_until: Option<crate::edge::Timestamp>,
     #[validate(range(min = 1))]
     pub max_redemptions: Option<i32>,
+    /// Bookings one client may hold with this promotion (canceled ones don't count).
+    #[validate(range(min = 1))]
+    pub max_redemptions_per_client: Option<i32>,
     #[validate(range(min = 0))]
     pub min_order_cents: Option<i64>,
     pub is_active: Option<bool>,
@@ -103,6 +108,7 @@ impl CreatePromotion {
         model.valid_from = Set(self.valid_from.into());
         model.valid_until = Set(self.valid_until.map(Into::into));
         model.max_redemptions = Set(self.max_redemptions);
+        model.max_redemptions_per_client = Set(self.max_redemptions_per_client);
         model.min_order_cents = Set(self.min_order_cents);
         if let Some(value) = self.is_active {
             model.is_active = Set(value);
@@ -147,6 +153,9 @@ pub struct UpdatePromotion {
     #[validate(range(min = 1))]
     #[serde(default, deserialize_with = "crate::patch::present")]
     pub max_redemptions: Option<Option<i32>>,
+    #[validate(range(min = 1))]
+    #[serde(default, deserialize_with = "crate::patch::present")]
+    pub max_redemptions_per_client: Option<Option<i32>>,
     #[validate(range(min = 0))]
     #[serde(default, deserialize_with = "crate::patch::present")]
     pub min_order_cents: Option<Option<i64>>,
@@ -194,6 +203,9 @@ impl UpdatePromotion {
         }
         if let Some(value) = self.max_redemptions {
             model.max_redemptions = Set(value);
+        }
+        if let Some(value) = self.max_redemptions_per_client {
+            model.max_redemptions_per_client = Set(value);
         }
         if let Some(value) = self.min_order_cents {
             model.min_order_cents = Set(value);

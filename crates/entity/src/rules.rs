@@ -118,6 +118,14 @@ pub fn availability(
                     "and end_time are required for special hours (or set is_available to false)",
                 ));
             }
+            if !is_available && (start.is_some() || end.is_some()) {
+                // Stored, they would read back as if the day off had hours.
+                return Err(violation(
+                    "start_time",
+                    "not_allowed",
+                    "and end_time must be left out (or null) for a day off (is_available false)",
+                ));
+            }
         }
     }
     if let (Some(s), Some(e)) = (start, end)
@@ -227,6 +235,14 @@ pub fn recurrence(r: &Recurrence) -> Result<(), RuleViolation> {
                     "weekday",
                     "not_allowed",
                     "and local times are only for weekly rules",
+                ));
+            }
+            if r.starts_on.is_some() || r.ends_on.is_some() {
+                // A one-off entry has its own instants; a date range would be ignored.
+                return Err(violation(
+                    "starts_on",
+                    "not_allowed",
+                    "and ends_on are only for weekly rules",
                 ));
             }
         }
@@ -375,6 +391,13 @@ mod tests {
                 .field,
             "start_time"
         );
+        let day_off_with_hours =
+            availability(DateOverride, None, day, t(9, 0), t(12, 0), false).unwrap_err();
+        assert_eq!(
+            (day_off_with_hours.field, day_off_with_hours.code),
+            ("start_time", "not_allowed"),
+            "a day off has no hours"
+        );
     }
 
     #[test]
@@ -419,6 +442,16 @@ mod tests {
             .unwrap_err()
             .field,
             "end_at"
+        );
+        let with_dates = recurrence(&Recurrence {
+            starts_on: NaiveDate::from_ymd_opt(2026, 12, 1),
+            ..one_off
+        })
+        .unwrap_err();
+        assert_eq!(
+            (with_dates.field, with_dates.code),
+            ("starts_on", "not_allowed"),
+            "a one-off break has no date range"
         );
     }
 

@@ -1656,6 +1656,7 @@ fn build(today: NaiveDate, password_hash: &str) -> Result<DemoData, StorageError
         valid_from: Set(valid_from),
         valid_until: Set(Some(valid_until)),
         max_redemptions: Set(Some(1000)),
+        max_redemptions_per_client: Set(None),
         redemptions_count: Set(redemptions),
         min_order_cents: Set(None),
         is_active: Set(true),

@@ -73,7 +73,11 @@ pub struct AppointmentView {
     pub occupied_until: DateTime<Utc>,
     pub status: AppointmentStatus,
     pub price_cents: i64,
+    /// Taken off `price_cents` by `promotion_id`; the client pays the difference and
+    /// the platform fee is computed on it.
     pub discount_cents: i64,
+    /// The promotion applied at booking (a coupon or an automatic one), if any.
+    pub promotion_id: Option<Uuid>,
     pub currency: String,
     pub payment_method: Option<PaymentMethod>,
     pub payment_status: PaymentStatus,
@@ -98,6 +102,7 @@ impl From<appointment::Model> for AppointmentView {
             status: a.status,
             price_cents: a.price_cents,
             discount_cents: a.discount_cents,
+            promotion_id: a.promotion_id,
             currency: a.currency,
             payment_method: a.payment_method,
             payment_status: a.payment_status,
@@ -131,17 +136,39 @@ impl From<appointment_status_history::Model> for HistoryView {
     }
 }
 
+/// A free slot: its instants in UTC, and the same instants in the zone the slot's
+/// dates were read in, with that zone's offset at that moment.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"start": "2026-12-02T13:00:00Z", "end": "2026-12-02T14:00:00Z", "time_zone": "America/Sao_Paulo", "local_start": "2026-12-02T10:00:00-03:00", "local_end": "2026-12-02T11:00:00-03:00"}))]
 pub struct SlotView {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
+    /// The IANA zone of the provider (their settings' `time_zone`, else the
+    /// organization's): the zone `from` and `to` were read in.
+    pub time_zone: String,
+    /// `start` in `time_zone`, RFC 3339 with the offset (`2026-12-02T10:00:00-03:00`).
+    pub local_start: String,
+    /// `end` in `time_zone`, with its offset (it may differ from the start's across a
+    /// DST change).
+    pub local_end: String,
 }
 
-impl From<Slot> for SlotView {
-    fn from(s: Slot) -> Self {
+impl SlotView {
+    fn new<Z>(s: Slot, zone: &Z, zone_name: &str) -> Self
+    where
+        Z: chrono::TimeZone,
+        Z::Offset: std::fmt::Display,
+    {
+        let local = |t: DateTime<Utc>| {
+            t.with_timezone(zone)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+        };
         SlotView {
             start: s.start,
             end: s.end,
+            time_zone: zone_name.to_owned(),
+            local_start: local(s.start),
+            local_end: local(s.end),
         }
     }
 }
@@ -180,6 +207,11 @@ pub struct BookRequest {
     pub notes: Option<String>,
     pub payment_method: Option<PaymentMethod>,
     pub address_id: Option<Uuid>,
+    /// A coupon to apply. It must apply (else `422` on `coupon_code`, or `409
+    /// coupon_exhausted` / `coupon_limit_reached`); without one, the best automatic
+    /// promotion in scope applies.
+    #[validate(length(min = 1, max = 40))]
+    pub coupon_code: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Validate, utoipa::IntoParams)]
@@ -276,7 +308,8 @@ async fn visible(
 /// the moment of the change; repeated ones start at the earlier and end at the later
 /// pass. A slot belongs to the local date it starts on. Slots start at least `min_lead_minutes`
 /// from now (default 60) and at most `max_horizon_days` ahead (default 60). Answers
-/// instants in UTC, sorted; a provider not accepting bookings has none.
+/// instants in UTC, sorted, each with the zone used (`time_zone`) and its local
+/// start and end with their offset; a provider not accepting bookings has none.
 #[utoipa::path(get, operation_id = "listFreeSlots", path = "/providers/{provider_id}/slots", tag = "appointments",
     security(("bearer" = [])),
     params(("provider_id" = Uuid, Path, description = "The provider"), SlotQuery),
@@ -286,6 +319,7 @@ async fn visible(
         (status = 422, description = "Invalid range or offering", body = ErrorResponse),
     ))]
 async fn slots(
+    State(state): State<AppState>,
     uow: UnitOfWork,
     auth: Auth,
     ValidPath(provider_id): ValidPath<Uuid>,
@@ -293,12 +327,14 @@ async fn slots(
 ) -> Result<Json<Vec<SlotView>>, ApiError> {
     let db = uow.read().await?;
     let offering = offering(q.service_id, q.provider_service_id)?;
-    let terms = AppointmentRepo::offering(db, auth.scope, offering).await?;
+    let cache = Some(&state.cache);
+    let terms = AppointmentRepo::offering(db, cache, auth.scope, offering).await?;
     if terms.provider_id != provider_id {
         return Err(ApiError::not_found("offering"));
     }
     let slots = AppointmentRepo::free_slots(
         db,
+        cache,
         auth.scope,
         offering,
         q.from.get(),
@@ -306,10 +342,20 @@ async fn slots(
         Utc::now(),
     )
     .await?;
-    Ok(Json(slots.into_iter().map(SlotView::from).collect()))
+    let zone = slots.time_zone;
+    Ok(Json(
+        slots
+            .slots
+            .into_iter()
+            .map(|s| SlotView::new(s, &zone, zone.name()))
+            .collect(),
+    ))
 }
 
-/// Books a free slot. Send `Idempotency-Key` to make retries safe.
+/// Books a free slot. Send `Idempotency-Key` to make retries safe. A `coupon_code`
+/// must apply (see docs/api.md, "Promotions at booking"); without one the best
+/// automatic promotion in scope applies. The answer carries `discount_cents` and
+/// `promotion_id`.
 #[utoipa::path(post, operation_id = "bookAppointment", path = "/appointments", tag = "appointments", security(("bearer" = [])),
     request_body = BookRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries return the first response")),
@@ -317,8 +363,8 @@ async fn slots(
         (status = 201, description = "Booked", body = AppointmentView),
         (status = 403, description = "Providers cannot book", body = ErrorResponse),
         (status = 404, description = "No such service, provider service or client in your organization", body = ErrorResponse),
-        (status = 409, description = "The slot was just taken, or the same key is still running", body = ErrorResponse),
-        (status = 422, description = "Not a bookable time, or invalid fields", body = ErrorResponse),
+        (status = 409, description = "The slot was just taken, the same key is still running, or the coupon is used up (`coupon_exhausted`, `coupon_limit_reached`)", body = ErrorResponse),
+        (status = 422, description = "Not a bookable time, a coupon that does not apply (`coupon_code`), or invalid fields", body = ErrorResponse),
     ))]
 async fn book(
     State(state): State<AppState>,
@@ -355,6 +401,7 @@ async fn book(
         payment_method: input.payment_method,
         address_id: input.address_id,
         booked_by: auth.user.id,
+        coupon_code: input.coupon_code,
     };
     let created = AppointmentRepo::book(tx, auth.scope, booking, Utc::now()).await?;
     let event = BookingEvent::Status(created.status);

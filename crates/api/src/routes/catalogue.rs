@@ -38,11 +38,12 @@ macro_rules! resource {
                     (status = 422, description = "Unknown filter or bad value", body = ErrorResponse),
                 ))]
             async fn list(
+                axum::extract::State(state): axum::extract::State<AppState>,
                 uow: UnitOfWork,
                 auth: Auth,
                 QueryMap(params): QueryMap,
             ) -> Result<Json<RowPage>, ApiError> {
-                resources::list::<$entity>(uow.read().await?, &auth, params).await
+                resources::list::<$entity>(uow.read().await?, &state.cache, &auth, params).await
             }
 
             /// Creates a row.

@@ -22,21 +22,23 @@
 //! optional fields left out are cleared, numbers and flags left out keep their value.
 //! A fee override names a provider of the organization (anyone else is 404, like an
 //! unknown id). Coupon validation answers 200 with `valid: false` and a `reason` for a
-//! code that does not apply; see [`coupon_discount`] for the rules.
+//! code that does not apply; see [`agenda_storage::repo::promotions::discount`] for
+//! the rules (the same rule bookings apply).
 
 use std::collections::HashMap;
 
-use agenda_entity::enums::{DiscountType, OnboardingStatus, PromotionScope, UserRole};
+use agenda_entity::enums::{OnboardingStatus, UserRole};
 use agenda_entity::{
-    category, client_payment_preference, onboarding_step, promotion, provider_payment_preference,
-    provider_service_fee, service, staff_member, user_onboarding_progress,
+    client_payment_preference, onboarding_step, promotion, provider_payment_preference,
+    provider_service_fee, staff_member, user_onboarding_progress,
 };
+use agenda_storage::repo::promotions::{PromotionRepo, PromotionTarget, discount};
 use agenda_storage::repo::resource::Repo;
 use agenda_storage::repo::users::UserRepo;
 use agenda_storage::{StorageError, TenantOwned, TenantScope};
 use axum::Json;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
 };
@@ -138,8 +140,8 @@ async fn promotions_list(
     if !staff && !params.contains_key("is_active") {
         params.insert("is_active".into(), "true".into());
     }
-    let Json(mut page) =
-        resources::list::<promotion::Entity>(uow.read().await?, &auth, params).await?;
+    let mut page =
+        resources::list_page::<promotion::Entity>(uow.read().await?, &auth, params).await?;
     if !staff && inactive_asked {
         page = RowPage {
             items: Vec::new(),
@@ -248,78 +250,6 @@ pub struct CouponVerdict {
     pub reason: Option<&'static str>,
 }
 
-/// What a coupon is being applied to (resolved from the request).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CouponTarget {
-    pub service_id: Option<Uuid>,
-    pub provider_id: Option<Uuid>,
-    pub category_id: Option<Uuid>,
-    pub niche_id: Option<Uuid>,
-}
-
-/// One basis point is 1/10 000.
-const BASIS_POINTS: i128 = 10_000;
-
-/// The discount `promo` gives on `amount_cents` for `target` at `now`, or why it does
-/// not apply. In order: the promotion must be active, started (`valid_from ≤ now`),
-/// not expired (`now < valid_until`), under `max_redemptions`, the amount at least
-/// `min_order_cents`, and the scope must match (`all`; `service`: the service;
-/// `provider`: the provider, or the service's provider; `category`: the service's
-/// category; `niche`: the niche of the service's category). A percentage (basis
-/// points) is rounded half up on the exact fraction, like the platform fee; a fixed
-/// discount is capped at the amount.
-pub fn coupon_discount(
-    promo: &promotion::Model,
-    amount_cents: i64,
-    target: &CouponTarget,
-    now: DateTime<Utc>,
-) -> Result<i64, &'static str> {
-    if !promo.is_active {
-        return Err("inactive");
-    }
-    if now < promo.valid_from {
-        return Err("not_started");
-    }
-    if promo.valid_until.is_some_and(|until| now >= until) {
-        return Err("expired");
-    }
-    if promo
-        .max_redemptions
-        .is_some_and(|max| promo.redemptions_count >= max)
-    {
-        return Err("exhausted");
-    }
-    if promo.min_order_cents.is_some_and(|min| amount_cents < min) {
-        return Err("below_minimum");
-    }
-    let in_scope = match promo.scope {
-        PromotionScope::All => true,
-        PromotionScope::Service => {
-            promo.service_id.is_some() && promo.service_id == target.service_id
-        }
-        PromotionScope::Provider => {
-            promo.provider_id.is_some() && promo.provider_id == target.provider_id
-        }
-        PromotionScope::Category => {
-            promo.category_id.is_some() && promo.category_id == target.category_id
-        }
-        PromotionScope::Niche => promo.niche_id.is_some() && promo.niche_id == target.niche_id,
-    };
-    if !in_scope {
-        return Err("out_of_scope");
-    }
-    let amount = amount_cents.max(0);
-    let discount = match promo.discount_type {
-        DiscountType::Percentage => {
-            let exact = i128::from(amount) * i128::from(promo.discount_value);
-            let rounded = (exact + BASIS_POINTS / 2) / BASIS_POINTS;
-            i64::try_from(rounded).unwrap_or(i64::MAX)
-        }
-        DiscountType::Fixed => promo.discount_value,
-    };
-    Ok(discount.clamp(0, amount))
-}
-
 /// Checks a coupon code against an amount and, optionally, a service and a provider.
 #[utoipa::path(post, operation_id = "validateCoupon", path = "/promotions/validate", tag = "promotions", security(("bearer" = [])),
     request_body = ValidateCoupon,
@@ -334,34 +264,19 @@ async fn promotions_validate(
     ValidJson(input): ValidJson<ValidateCoupon>,
 ) -> Result<Json<CouponVerdict>, ApiError> {
     let db = uow.read().await?;
-    let mut target = CouponTarget {
-        service_id: input.service_id,
-        provider_id: input.provider_id,
-        ..CouponTarget::default()
-    };
-    if let Some(id) = input.service_id {
-        let found = Repo::<service::Entity>::get(db, auth.scope, id).await?;
-        target.provider_id = Some(found.provider_id);
-        target.category_id = found.category_id;
-        if let Some(category_id) = found.category_id {
-            target.niche_id = Some(
-                Repo::<category::Entity>::get(db, auth.scope, category_id)
-                    .await?
-                    .niche_id,
-            );
+    let target = if let Some(id) = input.service_id {
+        PromotionRepo::service_target(db, auth.scope, id).await?
+    } else {
+        if let Some(id) = input.provider_id {
+            provider_of(db, auth.scope, id).await?;
         }
-    } else if let Some(id) = input.provider_id {
-        provider_of(db, auth.scope, id).await?;
-    }
-    let code = input.code.trim().to_ascii_uppercase();
-    let promo = find_one::<promotion::Entity>(
-        db,
-        auth.scope,
-        sea_orm::Condition::all().add(promotion::Column::Code.eq(code)),
-    )
-    .await?;
-    let verdict = match promo.map(|p| coupon_discount(&p, input.amount_cents, &target, Utc::now()))
-    {
+        PromotionTarget {
+            provider_id: input.provider_id,
+            ..PromotionTarget::default()
+        }
+    };
+    let promo = PromotionRepo::by_code(db, auth.scope, &input.code).await?;
+    let verdict = match promo.map(|p| discount(&p, input.amount_cents, &target, Utc::now())) {
         None => Err("not_found"),
         Some(result) => result,
     };
@@ -558,7 +473,9 @@ async fn fee_overrides_list(
     QueryMap(params): QueryMap,
 ) -> Result<Json<RowPage>, ApiError> {
     auth.require(&[UserRole::Admin])?;
-    resources::list::<provider_service_fee::Entity>(uow.read().await?, &auth, params).await
+    resources::list_page::<provider_service_fee::Entity>(uow.read().await?, &auth, params)
+        .await
+        .map(Json)
 }
 
 /// Sets a provider's fee override (admin); unset fields inherit the payment settings.
@@ -714,7 +631,7 @@ async fn onboarding_progress(
                     status: mine.map_or(OnboardingStatus::Pending, |p| p.status),
                     completed_at: mine
                         .and_then(|p| p.completed_at)
-                        .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+                        .map(|at| resources::instant(&at)),
                 }
             })
             .collect(),
@@ -775,143 +692,4 @@ async fn onboarding_progress_set(
     row.completed_at = Set(completed_at);
     let updated = row.update(tx).await.map_err(StorageError::from)?;
     Ok((StatusCode::OK, Json(row_json(&updated))))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::Duration;
-
-    fn promo(kind: DiscountType, value: i64) -> promotion::Model {
-        let now = Utc::now();
-        promotion::Model {
-            id: Uuid::now_v7(),
-            organization_id: Uuid::now_v7(),
-            code: Some("SAVE".into()),
-            name: "Save".into(),
-            description: None,
-            discount_type: kind,
-            discount_value: value,
-            scope: PromotionScope::All,
-            service_id: None,
-            provider_id: None,
-            category_id: None,
-            niche_id: None,
-            valid_from: now - Duration::days(1),
-            valid_until: Some(now + Duration::days(1)),
-            max_redemptions: None,
-            redemptions_count: 0,
-            min_order_cents: None,
-            is_active: true,
-            created_at: now,
-            updated_at: now,
-        }
-    }
-
-    /// Sets a promotion's scope target.
-    type SetTarget = fn(&mut promotion::Model, Uuid);
-
-    fn apply(p: &promotion::Model, amount: i64, target: CouponTarget) -> Result<i64, &'static str> {
-        coupon_discount(p, amount, &target, Utc::now())
-    }
-
-    #[test]
-    fn percentages_round_half_up_and_fixed_is_capped() {
-        let ten = promo(DiscountType::Percentage, 1_000);
-        assert_eq!(apply(&ten, 1_005, CouponTarget::default()), Ok(101));
-        assert_eq!(apply(&ten, 1_004, CouponTarget::default()), Ok(100));
-        assert_eq!(apply(&ten, 0, CouponTarget::default()), Ok(0));
-        let all = promo(DiscountType::Percentage, 10_000);
-        assert_eq!(apply(&all, 999, CouponTarget::default()), Ok(999));
-        let fixed = promo(DiscountType::Fixed, 2_000);
-        assert_eq!(apply(&fixed, 5_000, CouponTarget::default()), Ok(2_000));
-        assert_eq!(apply(&fixed, 1_500, CouponTarget::default()), Ok(1_500));
-        let huge = promo(DiscountType::Percentage, 10_000);
-        assert_eq!(
-            apply(&huge, i64::MAX, CouponTarget::default()),
-            Ok(i64::MAX)
-        );
-    }
-
-    #[test]
-    fn conditions_give_reasons() {
-        let base = promo(DiscountType::Fixed, 100);
-        let t = CouponTarget::default();
-        let mut p = base.clone();
-        p.is_active = false;
-        assert_eq!(apply(&p, 1_000, t), Err("inactive"));
-        let mut p = base.clone();
-        p.valid_from = Utc::now() + Duration::hours(1);
-        assert_eq!(apply(&p, 1_000, t), Err("not_started"));
-        let mut p = base.clone();
-        p.valid_until = Some(Utc::now() - Duration::hours(1));
-        assert_eq!(apply(&p, 1_000, t), Err("expired"));
-        let mut p = base.clone();
-        p.max_redemptions = Some(3);
-        p.redemptions_count = 3;
-        assert_eq!(apply(&p, 1_000, t), Err("exhausted"));
-        p.redemptions_count = 2;
-        assert_eq!(apply(&p, 1_000, t), Ok(100));
-        let mut p = base.clone();
-        p.min_order_cents = Some(1_000);
-        assert_eq!(apply(&p, 999, t), Err("below_minimum"));
-        assert_eq!(apply(&p, 1_000, t), Ok(100));
-        let mut p = base;
-        p.valid_until = None;
-        assert_eq!(apply(&p, 1_000, t), Ok(100));
-    }
-
-    #[test]
-    fn scopes_match_their_target() {
-        let (service, provider, category, niche) = (
-            Uuid::now_v7(),
-            Uuid::now_v7(),
-            Uuid::now_v7(),
-            Uuid::now_v7(),
-        );
-        let full = CouponTarget {
-            service_id: Some(service),
-            provider_id: Some(provider),
-            category_id: Some(category),
-            niche_id: Some(niche),
-        };
-        let other = CouponTarget {
-            service_id: Some(Uuid::now_v7()),
-            provider_id: Some(Uuid::now_v7()),
-            category_id: Some(Uuid::now_v7()),
-            niche_id: Some(Uuid::now_v7()),
-        };
-        let base = promo(DiscountType::Fixed, 100);
-        let cases: [(PromotionScope, SetTarget, Uuid); 4] = [
-            (
-                PromotionScope::Service,
-                |p, id| p.service_id = Some(id),
-                service,
-            ),
-            (
-                PromotionScope::Provider,
-                |p, id| p.provider_id = Some(id),
-                provider,
-            ),
-            (
-                PromotionScope::Category,
-                |p, id| p.category_id = Some(id),
-                category,
-            ),
-            (PromotionScope::Niche, |p, id| p.niche_id = Some(id), niche),
-        ];
-        for (scope, set, id) in cases {
-            let mut p = base.clone();
-            p.scope = scope;
-            set(&mut p, id);
-            assert_eq!(apply(&p, 1_000, full), Ok(100), "{scope}");
-            assert_eq!(apply(&p, 1_000, other), Err("out_of_scope"), "{scope}");
-            assert_eq!(
-                apply(&p, 1_000, CouponTarget::default()),
-                Err("out_of_scope"),
-                "{scope}"
-            );
-        }
-        assert_eq!(apply(&base, 1_000, CouponTarget::default()), Ok(100));
-    }
 }

@@ -31,6 +31,7 @@ mod marketplace;
 mod notifications;
 mod organizations;
 mod payment_methods;
+mod profiles;
 mod resources;
 mod reviews;
 mod settings;
@@ -91,6 +92,7 @@ fn v1() -> OpenApiRouter<AppState> {
         .merge(catalogue::router())
         .merge(organizations::router())
         .merge(reviews::router())
+        .merge(profiles::router())
         .merge(support::router())
         .merge(users::router())
         .merge(integrations::router())

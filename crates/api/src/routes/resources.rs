@@ -19,6 +19,7 @@ use std::collections::HashMap;
 
 use agenda_entity::enums::UserRole;
 use agenda_entity::rules::Rules;
+use agenda_storage::cache::ReadCache;
 use agenda_storage::repo::resource::{ListQuery, Repo, Resource};
 use axum::Json;
 use axum::http::StatusCode;
@@ -71,7 +72,7 @@ impl utoipa::PartialSchema for Row {
 impl utoipa::ToSchema for Row {}
 
 /// A page of rows.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RowPage {
     #[schema(value_type = Vec<Row>)]
     pub items: Vec<Json_>,
@@ -156,6 +157,13 @@ where
     }
 }
 
+/// An instant as every response writes it: RFC 3339 in UTC with `Z`, no fraction
+/// when it is whole seconds, else milli-, micro- or nanoseconds as needed — the same
+/// text as the typed views' (chrono's serde) output.
+pub fn instant(at: &chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
 /// Every column of a row as JSON.
 pub fn row_json<M: ModelTrait>(model: &M) -> Json_ {
     let mut map = serde_json::Map::new();
@@ -169,9 +177,7 @@ pub fn row_json<M: ModelTrait>(model: &M) -> Json_ {
 fn value_json(value: Value) -> Json_ {
     match value {
         Value::Uuid(Some(v)) => Json_::String(v.to_string()),
-        Value::ChronoDateTimeUtc(Some(v)) => {
-            Json_::String(v.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
-        }
+        Value::ChronoDateTimeUtc(Some(v)) => Json_::String(instant(&v)),
         Value::ChronoDate(Some(v)) => Json_::String(v.format("%Y-%m-%d").to_string()),
         Value::ChronoTime(Some(v)) => Json_::String(v.format("%H:%M").to_string()),
         other => sea_orm::sea_query::value::sea_value_to_json_value(&other),
@@ -215,11 +221,38 @@ fn check_owner<M: ModelTrait>(auth: &Auth, policy: Policy, model: &M) -> Result<
     Ok(())
 }
 
+/// A page of rows; the catalogue's pages come through the read cache, keyed by the
+/// query (a page depends on the organization and the query only, not on who asks).
 pub async fn list<E>(
     db: &sea_orm::DatabaseTransaction,
+    cache: &ReadCache,
     auth: &Auth,
     params: HashMap<String, String>,
 ) -> Result<Json<RowPage>, ApiError>
+where
+    E: Resource,
+    E::Model: Rules + IntoActiveModel<E::ActiveModel> + Send + Sync,
+    E::ActiveModel: ActiveModelBehavior + TryIntoModel<E::Model> + Send,
+{
+    let mut pairs: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    pairs.sort();
+    let page = cache
+        .get_or_load(
+            auth.scope,
+            E::default().table_name(),
+            &pairs.join("&"),
+            || list_page::<E>(db, auth, params),
+        )
+        .await?;
+    Ok(Json(RowPage::clone(&page)))
+}
+
+/// A page of rows, read from the database.
+pub async fn list_page<E>(
+    db: &sea_orm::DatabaseTransaction,
+    auth: &Auth,
+    params: HashMap<String, String>,
+) -> Result<RowPage, ApiError>
 where
     E: Resource,
     E::Model: Rules + IntoActiveModel<E::ActiveModel> + Send + Sync,
@@ -261,10 +294,10 @@ where
         }
     }
     let page = Repo::<E>::list(db, auth.scope, &query).await?;
-    Ok(Json(RowPage {
+    Ok(RowPage {
         items: page.items.iter().map(row_json).collect(),
         next: page.next,
-    }))
+    })
 }
 
 pub async fn show<E>(

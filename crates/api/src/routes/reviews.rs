@@ -8,25 +8,26 @@
 //! | `GET /reviews` | approved only | approved; all of their own (`provider_id` = themself) | all | all |
 //! | `POST /reviews/{id}/response` | no | reviews of themself | no | no |
 //! | `POST /reviews/{id}/moderate` | no | no | yes | yes |
+//! | `DELETE /reviews/{id}` | no | no | yes | yes |
 //!
 //! A new review is `pending` until an admin or support user approves or rejects it.
-//! Approval adds the rating to the provider's `provider_settings.rating_count` and
-//! `rating_total`; moving an approved review to `rejected` takes it out again, in the
-//! same transaction as the status change. A provider without a `provider_settings`
-//! row gets no row created: the counters are simply not kept for them.
+//! The provider's `provider_settings.rating_count` and `rating_total` are kept by
+//! [`ReviewRepo`] in the transaction of each create, moderation and delete:
+//! approval adds the rating, leaving approved (rejection, deletion) takes it away. A
+//! provider without a `provider_settings` row gets none created.
 //! Another user's appointment or review answers 404, like one that does not exist.
 
 use agenda_entity::enums::{AppointmentStatus, ModerationStatus, UserRole};
-use agenda_entity::{provider_settings, review};
+use agenda_entity::review;
+use agenda_storage::StorageError;
 use agenda_storage::repo::appointments::AppointmentRepo;
 use agenda_storage::repo::audit::{AuditEntry, AuditRepo};
 use agenda_storage::repo::resource::{ListQuery, Repo};
-use agenda_storage::{StorageError, TenantOwned};
+use agenda_storage::repo::reviews::ReviewRepo;
 use axum::Json;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveModelTrait, ColumnTrait, IntoActiveModel, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -44,6 +45,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create, list))
         .routes(routes!(respond))
         .routes(routes!(moderate))
+        .routes(routes!(delete))
 }
 
 /// A review as the API shows it.
@@ -173,10 +175,14 @@ async fn create(
         rating: input.rating,
         comment: input.comment,
     };
-    let created = Repo::<review::Entity>::create(tx, auth.scope, row, |r| {
-        r.client_id = Set(client_id);
-        r.provider_id = Set(provider_id);
-    })
+    let created = ReviewRepo::create(
+        tx,
+        auth.scope,
+        row,
+        client_id,
+        provider_id,
+        ModerationStatus::Pending,
+    )
     .await?;
     Ok((StatusCode::CREATED, Json(created.into())))
 }
@@ -277,54 +283,8 @@ async fn moderate(
         ));
     }
     let tx = uow.tx().await?;
-    let before = Repo::<review::Entity>::get(tx, auth.scope, id).await?;
-    let now = Utc::now();
-    // Compare-and-set on the old status: two moderators racing cannot both count
-    // the same rating.
-    let changed = review::Entity::update_in(auth.scope)
-        .filter(review::Column::Id.eq(id))
-        .filter(review::Column::ModerationStatus.eq(before.moderation_status))
-        .col_expr(
-            review::Column::ModerationStatus,
-            Expr::value(input.status.as_str()),
-        )
-        .col_expr(review::Column::ModeratedBy, Expr::value(auth.user.id))
-        .col_expr(review::Column::ModeratedAt, Expr::value(now))
-        .col_expr(review::Column::UpdatedAt, Expr::value(now))
-        .exec(tx)
-        .await
-        .map_err(StorageError::from)?;
-    if changed.rows_affected == 0 {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            "the review was moderated concurrently; retry",
-        ));
-    }
-    let was = before.moderation_status == ModerationStatus::Approved;
-    let is = input.status == ModerationStatus::Approved;
-    let (count, total) = match (was, is) {
-        (false, true) => (1, i64::from(before.rating)),
-        (true, false) => (-1, -i64::from(before.rating)),
-        _ => (0, 0),
-    };
-    if count != 0 {
-        // No settings row: nothing to update, and nothing is created.
-        provider_settings::Entity::update_in(auth.scope)
-            .filter(provider_settings::Column::ProviderId.eq(before.provider_id))
-            .col_expr(
-                provider_settings::Column::RatingCount,
-                Expr::col(provider_settings::Column::RatingCount).add(count),
-            )
-            .col_expr(
-                provider_settings::Column::RatingTotal,
-                Expr::col(provider_settings::Column::RatingTotal).add(total),
-            )
-            .col_expr(provider_settings::Column::UpdatedAt, Expr::value(now))
-            .exec(tx)
-            .await
-            .map_err(StorageError::from)?;
-    }
+    let (before, after) =
+        ReviewRepo::moderate(tx, auth.scope, id, input.status, auth.user.id, Utc::now()).await?;
     AuditRepo::record(
         tx,
         auth.scope,
@@ -342,6 +302,41 @@ async fn moderate(
         },
     )
     .await?;
-    let after = Repo::<review::Entity>::get(tx, auth.scope, id).await?;
     Ok(Json(after.into()))
+}
+
+/// Deletes a review (admin or support); an approved one leaves the provider's rating.
+#[utoipa::path(delete, operation_id = "deleteReview", path = "/reviews/{id}", tag = "reviews", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "Admin or support only", body = ErrorResponse),
+        (status = 404, description = "Not found", body = ErrorResponse),
+    ))]
+async fn delete(
+    uow: UnitOfWork,
+    auth: Auth,
+    ValidPath(id): ValidPath<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    auth.require(&[UserRole::Admin, UserRole::Support])?;
+    let tx = uow.tx().await?;
+    let removed = ReviewRepo::delete(tx, auth.scope, id, Utc::now()).await?;
+    AuditRepo::record(
+        tx,
+        auth.scope,
+        AuditEntry {
+            actor_id: Some(auth.user.id),
+            action: "review.delete".into(),
+            entity_type: "reviews".into(),
+            entity_id: Some(id),
+            details: serde_json::json!({
+                "status": removed.moderation_status.as_str(),
+                "rating": removed.rating,
+            }),
+            ip_address: None,
+            request_id: None,
+        },
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -41,12 +41,16 @@ use super::resources::{Row, RowPage, row_json};
 use crate::app::AppState;
 use crate::auth::Auth;
 use crate::error::{ApiError, ErrorResponse};
-use crate::extract::{ValidJson, ValidQuery};
+use crate::extract::{RawBody, ValidJson, ValidQuery, parse_json};
 use crate::uow::UnitOfWork;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(provider_settings_show, provider_settings_put))
+        .routes(routes!(
+            provider_settings_show,
+            provider_settings_put,
+            provider_settings_patch
+        ))
         .routes(routes!(payment_settings_show, payment_settings_patch))
         .routes(routes!(audit_log))
         .routes(routes!(system_settings_list, system_settings_set))
@@ -139,6 +143,12 @@ async fn provider_settings_show(uow: UnitOfWork, auth: Auth) -> Result<Json<Valu
 }
 
 /// Creates (201) or replaces (200) the signed-in provider's settings.
+///
+/// A full replacement: the optional text and place fields (`bio`, `phone`,
+/// `time_zone`, `city`, `state`, `country`, `latitude`, `longitude`) take the body's
+/// value, and one the settings hold may only be cleared by sending it as `null` —
+/// leaving it out is `422` naming it, never a silent clear. Numbers and flags left
+/// out keep their value. Change only some fields with `PATCH`.
 #[utoipa::path(put, operation_id = "putMyProviderSettings", path = "/providers/me/settings", tag = "settings", security(("bearer" = [])),
     request_body = CreateProviderSettings,
     responses(
@@ -146,14 +156,17 @@ async fn provider_settings_show(uow: UnitOfWork, auth: Auth) -> Result<Json<Valu
         (status = 201, description = "Created", body = Row),
         (status = 403, description = "Providers only", body = ErrorResponse),
         (status = 409, description = "Created concurrently; retry", body = ErrorResponse),
-        (status = 422, description = "Invalid fields", body = ErrorResponse),
+        (status = 422, description = "Invalid fields, or a set field left out (send it as null to clear it)", body = ErrorResponse),
     ))]
 async fn provider_settings_put(
     uow: UnitOfWork,
     auth: Auth,
-    ValidJson(input): ValidJson<CreateProviderSettings>,
+    RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     auth.require(&[UserRole::Provider])?;
+    let present: serde_json::Map<String, Value> = parse_json(&body)?;
+    let input: CreateProviderSettings = parse_json(&body)?;
+    input.validate()?;
     let tx = uow.tx().await?;
     let me = auth.user.id;
     let existing = find_one::<provider_settings::Entity>(
@@ -169,6 +182,26 @@ async fn provider_settings_put(
         .await?;
         return Ok((StatusCode::CREATED, Json(row_json(&created))));
     };
+    let held = [
+        ("bio", existing.bio.is_some()),
+        ("phone", existing.phone.is_some()),
+        ("time_zone", existing.time_zone.is_some()),
+        ("city", existing.city.is_some()),
+        ("state", existing.state.is_some()),
+        ("country", existing.country.is_some()),
+        ("latitude", existing.latitude.is_some()),
+        ("longitude", existing.longitude.is_some()),
+    ];
+    if let Some((field, _)) = held
+        .iter()
+        .find(|(field, set)| *set && !present.contains_key(*field))
+    {
+        return Err(ApiError::invalid_field(
+            field,
+            "required",
+            "PUT replaces the settings: send this field (null clears it), or use PATCH to change only some fields",
+        ));
+    }
     let replace = UpdateProviderSettings {
         business_name: Some(input.business_name),
         bio: Some(input.bio),
@@ -191,6 +224,35 @@ async fn provider_settings_put(
     let updated =
         Repo::<provider_settings::Entity>::update(tx, auth.scope, existing.id, replace).await?;
     Ok((StatusCode::OK, Json(row_json(&updated))))
+}
+
+/// Changes the fields present in the body of the signed-in provider's settings
+/// (`null` clears an optional one); fields left out keep their value.
+#[utoipa::path(patch, operation_id = "updateMyProviderSettings", path = "/providers/me/settings", tag = "settings", security(("bearer" = [])),
+    request_body = UpdateProviderSettings,
+    responses(
+        (status = 200, description = "The updated settings", body = Row),
+        (status = 403, description = "Providers only", body = ErrorResponse),
+        (status = 404, description = "Not set up yet (PUT them first)", body = ErrorResponse),
+        (status = 422, description = "Invalid fields", body = ErrorResponse),
+    ))]
+async fn provider_settings_patch(
+    uow: UnitOfWork,
+    auth: Auth,
+    ValidJson(input): ValidJson<UpdateProviderSettings>,
+) -> Result<Json<Value>, ApiError> {
+    auth.require(&[UserRole::Provider])?;
+    let tx = uow.tx().await?;
+    let existing = find_one::<provider_settings::Entity>(
+        tx,
+        auth.scope,
+        sea_orm::Condition::all().add(provider_settings::Column::ProviderId.eq(auth.user.id)),
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found("provider settings"))?;
+    let updated =
+        Repo::<provider_settings::Entity>::update(tx, auth.scope, existing.id, input).await?;
+    Ok(Json(row_json(&updated)))
 }
 
 /// The organization's payment settings (admin).

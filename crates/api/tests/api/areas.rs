@@ -420,7 +420,10 @@ both_engines! {
         let (status, created) = call(&app, "PUT", mine, &w.other_provider, Some(json!({"business_name": "Salon", "bio": "hello", "buffer_minutes": 15}))).await;
         assert_eq!(status, 201, "{created}");
         assert_eq!((created["provider_id"].as_str(), created["rating_count"].as_i64()), (Some(w.other_provider.id.to_string().as_str()), Some(0)));
-        let (status, replaced) = call(&app, "PUT", mine, &w.other_provider, Some(json!({"business_name": "Salon 2"}))).await;
+        // Leaving out the bio the settings hold would clear it silently: refused.
+        let (status, body) = call(&app, "PUT", mine, &w.other_provider, Some(json!({"business_name": "Salon 2"}))).await;
+        assert_eq!((status, fields(&body)), (422, vec!["bio".to_owned()]), "{body}");
+        let (status, replaced) = call(&app, "PUT", mine, &w.other_provider, Some(json!({"business_name": "Salon 2", "bio": null}))).await;
         assert_eq!(status, 200, "{replaced}");
         assert_eq!((replaced["id"].clone(), replaced["business_name"].as_str(), replaced["bio"].is_null(), replaced["buffer_minutes"].as_i64()), (created["id"].clone(), Some("Salon 2"), true, Some(15)));
         let (status, body) = call(&app, "PUT", mine, &w.other_provider, Some(json!({"business_name": "S", "slot_step_minutes": 1}))).await;

@@ -36,8 +36,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::cache::{ReadCache, rows_where};
 use crate::error::{ConflictKind, StorageError};
 use crate::repo::organizations::OrganizationRepo;
+use crate::repo::promotions::PromotionRepo;
 use crate::repo::resource::{Page, page_size, time_id_cursor};
 use crate::tenant::{TenantOwned, TenantScope};
 
@@ -91,6 +93,17 @@ pub struct Booking {
     pub payment_method: Option<PaymentMethod>,
     pub address_id: Option<Uuid>,
     pub booked_by: Uuid,
+    /// A coupon to apply; without one, the best automatic promotion in scope applies
+    /// ([`crate::repo::promotions`]).
+    pub coupon_code: Option<String>,
+}
+
+/// Free slots and the zone their local dates were read in (the provider's, else the
+/// organization's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreeSlots {
+    pub time_zone: chrono_tz::Tz,
+    pub slots: Vec<Slot>,
 }
 
 /// Who acts on an appointment: the signed-in user and their role.
@@ -120,6 +133,7 @@ impl AppointmentRepo {
     /// The terms of an active offering of this organization.
     pub async fn offering(
         db: &impl ConnectionTrait,
+        cache: Option<&ReadCache>,
         scope: TenantScope,
         offering: Offering,
     ) -> Result<OfferingTerms, StorageError> {
@@ -129,19 +143,23 @@ impl AppointmentRepo {
         };
         match offering {
             Offering::Service(id) => {
-                let s = service::Entity::find_in(scope)
-                    .filter(service::Column::Id.eq(id))
-                    .one(db)
-                    .await?
-                    .ok_or(StorageError::not_found("service"))?;
+                let found =
+                    rows_where::<service::Entity>(cache, db, scope, service::Column::Id, id)
+                        .await?;
+                let s = found.first().ok_or(StorageError::not_found("service"))?;
                 if !s.is_active {
                     return Err(inactive());
                 }
-                let buffer = provider_settings::Entity::find_in(scope)
-                    .filter(provider_settings::Column::ProviderId.eq(s.provider_id))
-                    .one(db)
-                    .await?
-                    .map_or(0, |p| p.buffer_minutes);
+                let buffer = rows_where::<provider_settings::Entity>(
+                    cache,
+                    db,
+                    scope,
+                    provider_settings::Column::ProviderId,
+                    s.provider_id,
+                )
+                .await?
+                .first()
+                .map_or(0, |p| p.buffer_minutes);
                 Ok(OfferingTerms {
                     offering,
                     provider_id: s.provider_id,
@@ -174,14 +192,21 @@ impl AppointmentRepo {
     /// breaks and blocks count as one each: five).
     pub async fn rules(
         db: &impl ConnectionTrait,
+        cache: Option<&ReadCache>,
         scope: TenantScope,
         provider_id: Uuid,
     ) -> Result<(ProviderRules, bool), StorageError> {
         let organization = OrganizationRepo::get(db, scope.organization_id()).await?;
-        let settings = provider_settings::Entity::find_in(scope)
-            .filter(provider_settings::Column::ProviderId.eq(provider_id))
-            .one(db)
-            .await?;
+        let settings = rows_where::<provider_settings::Entity>(
+            cache,
+            db,
+            scope,
+            provider_settings::Column::ProviderId,
+            provider_id,
+        )
+        .await?
+        .first()
+        .cloned();
         let zone_name = settings
             .as_ref()
             .and_then(|s| s.time_zone.clone())
@@ -212,10 +237,15 @@ impl AppointmentRepo {
         if !accepting {
             return Ok((rules, auto_confirm));
         }
-        for row in availability::Entity::find_in(scope)
-            .filter(availability::Column::ProviderId.eq(provider_id))
-            .all(db)
-            .await?
+        for row in rows_where::<availability::Entity>(
+            cache,
+            db,
+            scope,
+            availability::Column::ProviderId,
+            provider_id,
+        )
+        .await?
+        .iter()
         {
             if let Some(rule) = AvailabilityRule::from_fields(
                 row.kind,
@@ -229,19 +259,29 @@ impl AppointmentRepo {
                 rules.add(rule);
             }
         }
-        for row in provider_break::Entity::find_in(scope)
-            .filter(provider_break::Column::ProviderId.eq(provider_id))
-            .all(db)
-            .await?
+        for row in rows_where::<provider_break::Entity>(
+            cache,
+            db,
+            scope,
+            provider_break::Column::ProviderId,
+            provider_id,
+        )
+        .await?
+        .iter()
         {
             rules.breaks.extend(TimeOff::from_recurrence(
                 &agenda_entity::recurrence_fields!(row),
             ));
         }
-        for row in blocked_time_slot::Entity::find_in(scope)
-            .filter(blocked_time_slot::Column::ProviderId.eq(provider_id))
-            .all(db)
-            .await?
+        for row in rows_where::<blocked_time_slot::Entity>(
+            cache,
+            db,
+            scope,
+            blocked_time_slot::Column::ProviderId,
+            provider_id,
+        )
+        .await?
+        .iter()
         {
             rules.blocks.extend(TimeOff::from_recurrence(
                 &agenda_entity::recurrence_fields!(row),
@@ -282,25 +322,26 @@ impl AppointmentRepo {
     /// Free slots of an offering on the local dates `from..=to` (provider's zone).
     pub async fn free_slots(
         db: &impl ConnectionTrait,
+        cache: Option<&ReadCache>,
         scope: TenantScope,
         offering: Offering,
         from: NaiveDate,
         to: NaiveDate,
         now: DateTime<Utc>,
-    ) -> Result<Vec<Slot>, StorageError> {
+    ) -> Result<FreeSlots, StorageError> {
         if to < from || (to - from).num_days() > 92 {
             return Err(StorageError::Validation {
                 field: "to",
                 message: "must be on or after from, at most 92 days later".into(),
             });
         }
-        let terms = Self::offering(db, scope, offering).await?;
-        let (rules, _) = Self::rules(db, scope, terms.provider_id).await?;
+        let terms = Self::offering(db, cache, scope, offering).await?;
+        let (rules, _) = Self::rules(db, cache, scope, terms.provider_id).await?;
         // A day of margin on both sides covers any zone's offset and overnight windows.
         let start = from.and_hms_opt(0, 0, 0).expect("midnight").and_utc() - Duration::days(2);
         let end = to.and_hms_opt(0, 0, 0).expect("midnight").and_utc() + Duration::days(3);
         let busy = Self::busy(db, scope, terms.provider_id, start, end, None).await?;
-        Ok(free_slots(
+        let slots = free_slots(
             &rules,
             &busy,
             &SlotRequest {
@@ -310,7 +351,11 @@ impl AppointmentRepo {
                 duration_minutes: terms.duration_minutes,
                 buffer_after_minutes: terms.buffer_after_minutes,
             },
-        ))
+        );
+        Ok(FreeSlots {
+            time_zone: rules.time_zone,
+            slots,
+        })
     }
 
     /// Books a free slot. Run it in a write transaction (`Db::begin`); see the module
@@ -321,13 +366,25 @@ impl AppointmentRepo {
         booking: Booking,
         now: DateTime<Utc>,
     ) -> Result<appointment::Model, StorageError> {
-        let terms = Self::offering(tx, scope, booking.offering).await?;
+        let terms = Self::offering(tx, None, scope, booking.offering).await?;
         let client = Self::bookable_client(tx, scope, booking.client_id).await?;
         if let Some(address) = booking.address_id {
             Self::client_address(tx, scope, client.id, address).await?;
         }
-        let (rules, auto_confirm) = Self::rules(tx, scope, terms.provider_id).await?;
+        let (rules, auto_confirm) = Self::rules(tx, None, scope, terms.provider_id).await?;
         let slot = Self::check_slot(tx, scope, &rules, &terms, booking.start_at, now, None).await?;
+        let target =
+            PromotionRepo::offering_target(tx, scope, booking.offering, terms.provider_id).await?;
+        let granted = PromotionRepo::grant(
+            tx,
+            scope,
+            booking.coupon_code.as_deref(),
+            &target,
+            terms.price_cents,
+            client.id,
+            now,
+        )
+        .await?;
         let organization = OrganizationRepo::get(tx, scope.organization_id()).await?;
         let status = status::initial_status(auto_confirm);
         let (service_id, provider_service_id) = match booking.offering {
@@ -340,14 +397,14 @@ impl AppointmentRepo {
             provider_id: Set(terms.provider_id),
             service_id: Set(service_id),
             provider_service_id: Set(provider_service_id),
-            promotion_id: Set(None),
+            promotion_id: Set(granted.map(|g| g.promotion_id)),
             address_id: Set(booking.address_id),
             start_at: Set(slot.start),
             end_at: Set(slot.end),
             occupied_until: Set(slot.end + Duration::minutes(terms.buffer_after_minutes.into())),
             status: Set(status),
             price_cents: Set(terms.price_cents),
-            discount_cents: Set(0),
+            discount_cents: Set(granted.map_or(0, |g| g.discount_cents)),
             currency: Set(organization.currency),
             payment_method: Set(booking.payment_method),
             payment_status: Set(PaymentStatus::Unpaid),
@@ -444,6 +501,12 @@ impl AppointmentRepo {
             },
         })?;
         let from = current.status;
+        if to == AppointmentStatus::Canceled
+            && let Some(promotion_id) = current.promotion_id
+        {
+            // Canceling gives the promotion's use back.
+            PromotionRepo::release(tx, scope, promotion_id).await?;
+        }
         let mut row = current.into_active_model();
         row.status = Set(to);
         if to == AppointmentStatus::Canceled {
@@ -534,8 +597,8 @@ impl AppointmentRepo {
             (None, Some(id)) => Offering::ProviderService(id),
             (None, None) => unreachable!("ck_appointments_one_offering"),
         };
-        let terms = Self::offering(tx, scope, offering).await?;
-        let (rules, _) = Self::rules(tx, scope, current.provider_id).await?;
+        let terms = Self::offering(tx, None, scope, offering).await?;
+        let (rules, _) = Self::rules(tx, None, scope, current.provider_id).await?;
         let slot = Self::check_slot(tx, scope, &rules, &terms, new_start, now, Some(id)).await?;
         let old_start = current.start_at;
         let status = current.status;

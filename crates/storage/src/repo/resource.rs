@@ -13,8 +13,9 @@
 //! - **Row rules after a partial update**: the update input is merged into the row,
 //!   then the entity's [`Rules`] are checked on the result (a validation error names
 //!   the field) before anything is written.
-//! - **Cached tables stay fresh**: writes to a table served by [`crate::cache`] drop
-//!   the tenant's cache entry.
+//! - **Cached tables stay fresh**: writes to a table served by [`crate::cache`] are
+//!   recorded ([`crate::cache::wrote`]) so the request drops the tenant's entries
+//!   after its commit.
 //! - **Lists are keyset-paginated**, filtered and sorted through allow-listed fields
 //!   only, with a hard maximum page size ([`MAX_PAGE_SIZE`]).
 
@@ -244,7 +245,7 @@ where
         let mut row = E::new_row(input, scope.organization_id());
         adjust(&mut row);
         Self::check(db, scope, row.clone()).await?;
-        crate::cache::invalidate(scope, E::default().table_name());
+        crate::cache::wrote(scope, E::default().table_name());
         Ok(row.insert(db).await?)
     }
 
@@ -271,7 +272,7 @@ where
         let mut row = Self::get(db, scope, id).await?.into_active_model();
         E::apply(input, &mut row);
         Self::check(db, scope, row.clone()).await?;
-        crate::cache::invalidate(scope, E::default().table_name());
+        crate::cache::wrote(scope, E::default().table_name());
         Ok(row.update(db).await?)
     }
 
@@ -281,7 +282,7 @@ where
         scope: TenantScope,
         id: Uuid,
     ) -> Result<(), StorageError> {
-        crate::cache::invalidate(scope, E::default().table_name());
+        crate::cache::wrote(scope, E::default().table_name());
         let result = E::delete_in(scope)
             .filter(E::id_column().eq(id))
             .exec(db)
@@ -349,6 +350,7 @@ where
         if let Some(id) = keep {
             update = update.filter(E::id_column().ne(id));
         }
+        crate::cache::wrote(scope, E::default().table_name());
         update.exec(db).await?;
         Ok(())
     }

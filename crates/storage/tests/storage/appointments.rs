@@ -106,6 +106,7 @@ impl Calendar {
             payment_method: None,
             address_id: None,
             booked_by: client.id,
+            coupon_code: None,
         }
     }
 
@@ -153,6 +154,7 @@ impl Calendar {
     async fn slots(&self, db: &Db) -> Vec<String> {
         AppointmentRepo::free_slots(
             db.conn(),
+            None,
             self.scope,
             Offering::Service(self.service),
             day(),
@@ -161,6 +163,7 @@ impl Calendar {
         )
         .await
         .unwrap()
+        .slots
         .iter()
         .map(|s| local(s.start))
         .collect()
@@ -415,6 +418,7 @@ both_engines! {
             let before = t.db.statements_executed();
             let slots = AppointmentRepo::free_slots(
                 t.conn(),
+                None,
                 c.scope,
                 Offering::Service(c.service),
                 day(),
@@ -422,7 +426,8 @@ both_engines! {
                 now(),
             )
             .await
-            .unwrap();
+            .unwrap()
+            .slots;
             assert!(!slots.is_empty());
             counts.push(t.db.statements_executed() - before);
         }

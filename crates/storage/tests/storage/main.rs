@@ -19,6 +19,7 @@ mod outbox;
 mod platform;
 mod repos;
 mod resources;
+mod reviews;
 mod rls;
 mod schema;
 mod seed;
