@@ -190,7 +190,11 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
 /// the gauges are left out rather than the scrape failing.
 async fn render_outbox(state: &AppState, out: &mut String) {
     use agenda_entity::enums::OutboxStatus;
-    let counts = agenda_storage::repo::outbox::OutboxRepo::counts(state.db.conn()).await;
+    // In a transaction rather than on the bare pool, for PgBouncer's transaction mode.
+    let counts = match state.db.begin_read().await {
+        Ok(tx) => agenda_storage::repo::outbox::OutboxRepo::counts(&tx).await,
+        Err(e) => Err(e),
+    };
     match counts {
         Ok(counts) => {
             let now = chrono::Utc::now();

@@ -16,6 +16,7 @@
 //! The PostgreSQL half needs a server (see [`postgres`]); when none can be started it
 //! fails under `CI=true` and is skipped with a loud message elsewhere.
 
+pub mod pgbouncer;
 pub mod postgres;
 pub mod proxy;
 pub mod smtp;
@@ -62,7 +63,7 @@ impl Deref for TestDb {
 /// The application role tests run the server as on PostgreSQL (see
 /// [`TestDb::app_role_settings`]). Test-only credentials of a throwaway cluster.
 pub const APP_ROLE: &str = "agenda_test_app";
-const APP_ROLE_PASSWORD: &str = "agenda-test-app-only";
+pub(crate) const APP_ROLE_PASSWORD: &str = "agenda-test-app-only";
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -190,6 +191,16 @@ impl TestDb {
             .expect("URL takes a password");
         let mut settings = self.settings.clone();
         settings.url = DatabaseUrl::parse(url.as_str()).expect("valid URL");
+        settings
+    }
+
+    /// [`TestDb::app_role_settings`] through `bouncer`, in PgBouncer transaction
+    /// mode (`DB_PGBOUNCER=true`), as a production server behind PgBouncer runs.
+    pub async fn app_role_settings_behind(&self, bouncer: &pgbouncer::PgBouncer) -> DbSettings {
+        let mut settings = self.app_role_settings().await;
+        settings.url =
+            DatabaseUrl::parse(&bouncer.url_for(settings.url.expose())).expect("valid URL");
+        settings.pgbouncer = true;
         settings
     }
 

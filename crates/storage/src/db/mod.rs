@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 use serde::Serialize;
 use sqlx::ConnectOptions as _;
@@ -54,6 +54,9 @@ struct Inner {
     statements: Arc<AtomicU64>,
     /// Query durations, acquire waits and timeouts, for `GET /metrics`.
     metrics: Arc<crate::metrics::DbMetrics>,
+    /// PgBouncer transaction mode (`DB_PGBOUNCER`): what every transaction runs first,
+    /// in one simple-query message (see [`pgbouncer_prelude`]).
+    transaction_prelude: Option<String>,
 }
 
 /// SQLite's writer lane: a pool of exactly one connection, whose acquire queue is
@@ -137,6 +140,8 @@ pub struct PoolStatus {
 pub struct Health {
     pub ok: bool,
     pub engine: Engine,
+    /// Whether the pool runs in PgBouncer transaction-pooling mode (`DB_PGBOUNCER`).
+    pub pgbouncer: bool,
     /// Time taken by the round trip (or until the deadline, when it failed).
     pub latency_ms: f64,
     pub pool: PoolStatus,
@@ -250,6 +255,7 @@ impl Db {
             writer,
             statements,
             metrics,
+            transaction_prelude: settings.pgbouncer.then(|| pgbouncer_prelude(settings)),
             summary: SettingsSummary::from(settings),
         });
         pool::spawn_maintenance(
@@ -306,15 +312,7 @@ impl Db {
     /// busy timeout only matters against other processes — and readers, on the
     /// other connections, are never blocked (WAL).
     pub async fn begin(&self) -> Result<DatabaseTransaction, StorageError> {
-        let options = TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..Default::default()
-        };
-        let conn = self.inner.writer.as_ref().map_or(&self.conn, |w| &w.conn);
-        let started = Instant::now();
-        let result = conn.begin_with_options(options).await;
-        self.record_acquire(started, result.as_ref().err());
-        Ok(result?)
+        self.open(true, None).await
     }
 
     /// [`Db::begin`], then enters `scope` ([`crate::tenant::enter`]): the write
@@ -324,9 +322,7 @@ impl Db {
         &self,
         scope: crate::TenantScope,
     ) -> Result<DatabaseTransaction, StorageError> {
-        let tx = self.begin().await?;
-        crate::tenant::enter(&tx, scope).await?;
-        Ok(tx)
+        self.open(true, Some(scope)).await
     }
 
     /// [`Db::begin_read`], then enters `scope`: consistent reads for one organization.
@@ -334,8 +330,43 @@ impl Db {
         &self,
         scope: crate::TenantScope,
     ) -> Result<DatabaseTransaction, StorageError> {
-        let tx = self.begin_read().await?;
-        crate::tenant::enter(&tx, scope).await?;
+        self.open(false, Some(scope)).await
+    }
+
+    /// Opens a transaction — read-write (on SQLite: on the writer lane, `BEGIN
+    /// IMMEDIATE`) or for reads — and enters `scope` when given. Behind PgBouncer the
+    /// first message after `BEGIN` is the transaction prelude, which also enters the
+    /// tenant, so transaction pooling costs no extra round trip there.
+    async fn open(
+        &self,
+        write: bool,
+        scope: Option<crate::TenantScope>,
+    ) -> Result<DatabaseTransaction, StorageError> {
+        let started = Instant::now();
+        let result = if write {
+            let options = TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            };
+            let conn = self.inner.writer.as_ref().map_or(&self.conn, |w| &w.conn);
+            conn.begin_with_options(options).await
+        } else {
+            self.conn.begin().await
+        };
+        self.record_acquire(started, result.as_ref().err());
+        let tx = result?;
+        match (&self.inner.transaction_prelude, scope) {
+            (Some(prelude), scope) => {
+                let sql = match scope {
+                    Some(scope) => format!("{prelude}, {}", crate::tenant::set_tenant_sql(scope)),
+                    None => prelude.clone(),
+                };
+                self.inner.statements.fetch_add(1, Ordering::Relaxed);
+                tx.execute_unprepared(&sql).await?;
+            }
+            (None, Some(scope)) => crate::tenant::enter(&tx, scope).await?,
+            (None, None) => {}
+        }
         Ok(tx)
     }
 
@@ -362,10 +393,7 @@ impl Db {
 
     /// Opens a transaction for reads: one consistent snapshot, no write lock on SQLite.
     pub async fn begin_read(&self) -> Result<DatabaseTransaction, StorageError> {
-        let started = Instant::now();
-        let result = self.conn.begin().await;
-        self.record_acquire(started, result.as_ref().err());
-        Ok(result?)
+        self.open(false, None).await
     }
 
     /// How many statements this pool (and transactions begun from it) has run: for
@@ -403,6 +431,7 @@ impl Db {
         Health {
             ok: error.is_none(),
             engine: self.engine(),
+            pgbouncer: self.inner.summary.pgbouncer,
             latency_ms: started.elapsed().as_secs_f64() * 1000.0,
             pool: self.pool_status(),
             error,
@@ -460,8 +489,10 @@ impl Db {
     /// and runs a trivial statement on it.
     async fn ping_raw(&self) -> Result<(), sqlx::Error> {
         match &self.inner.pool {
-            RawPool::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ()),
-            RawPool::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ()),
+            // A simple query: no prepared statement, which PgBouncer's transaction
+            // mode could not keep on one server connection outside a transaction.
+            RawPool::Postgres(p) => sqlx::raw_sql("SELECT 1").execute(p).await.map(|_| ()),
+            RawPool::Sqlite(p) => sqlx::raw_sql("SELECT 1").execute(p).await.map(|_| ()),
         }
     }
 }
@@ -499,6 +530,19 @@ fn postgres_pool(
             SslMode::VerifyFull => PgSslMode::VerifyFull,
         });
     }
+    let pool = pool::options::<sqlx::Postgres>(policy, discarded);
+    if s.pgbouncer {
+        // Transaction pooling: a server connection serves a different client after
+        // every transaction. sqlx names every prepared statement (`sqlx_s_N`, counted
+        // per client connection) and never closes it when its cache is off, so
+        // nothing may be cached, and each transaction clears the server connection's
+        // leftovers first ([`pgbouncer_prelude`]), which also carries the session
+        // settings, transaction-local. PgBouncer refuses the startup option
+        // `extra_float_digits` unless told to ignore it; PostgreSQL's default (1)
+        // already gives exact floats.
+        let options = options.statement_cache_capacity(0).extra_float_digits(None);
+        return Ok(pool.connect_lazy_with(options));
+    }
     // Applied by a query on every new physical connection rather than as startup
     // parameters, because connection poolers (PgBouncer) drop unknown startup options.
     let session = session_settings(s);
@@ -509,7 +553,7 @@ fn postgres_pool(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    Ok(pool::options::<sqlx::Postgres>(policy, discarded)
+    Ok(pool
         .after_connect(move |conn, _meta| {
             let (session, sql) = (session.clone(), sql.clone());
             Box::pin(async move {
@@ -562,6 +606,32 @@ fn session_settings(s: &DbSettings) -> Vec<(&'static str, String)> {
         ]);
     }
     session
+}
+
+/// PgBouncer transaction mode: the statement every transaction starts with, one
+/// simple-query message (no round trip of its own beyond the one the tenant's
+/// `set_config` needed anyway). `DEALLOCATE ALL` drops the named statements other
+/// clients left on the server connection PgBouncer lent this transaction — sqlx's
+/// names would collide with them — and the session settings are made
+/// transaction-local (`set_config(…, true)`), since a session outlives the
+/// transaction and is shared. Every value is a number formatted here; the tenant, when
+/// appended, is a UUID formatted by [`crate::tenant::set_tenant_sql`]. The TCP
+/// keepalive settings are left out: PostgreSQL's client is PgBouncer there, and
+/// PgBouncer's own `tcp_keepalive` settings govern those sockets.
+fn pgbouncer_prelude(s: &DbSettings) -> String {
+    let settings = [
+        ("statement_timeout", millis(s.statement_timeout)),
+        ("lock_timeout", millis(s.lock_timeout)),
+        (
+            "idle_in_transaction_session_timeout",
+            millis(s.idle_in_transaction_timeout),
+        ),
+    ];
+    let calls: Vec<String> = settings
+        .iter()
+        .map(|(name, value)| format!("set_config('{name}', '{value}', true)"))
+        .collect();
+    format!("DEALLOCATE ALL; SELECT {}", calls.join(", "))
 }
 
 fn sqlite_pool(

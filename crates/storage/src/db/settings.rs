@@ -101,6 +101,10 @@ pub struct DbSettings {
     /// client lost to a network partition stops holding a backend, its locks and a
     /// slot of the connection limit; zero leaves the server's defaults.
     pub tcp_keepalive: Duration,
+    /// `DB_PGBOUNCER`: the URL reaches PostgreSQL through PgBouncer in transaction
+    /// mode, so no prepared statement and no session setting may outlive a
+    /// transaction (see `docs/scaling.md`).
+    pub pgbouncer: bool,
 }
 
 impl DbSettings {
@@ -126,6 +130,7 @@ impl DbSettings {
             ping_timeout: Duration::from_secs(2),
             commit_timeout: Duration::from_secs(10),
             tcp_keepalive: Duration::from_secs(10),
+            pgbouncer: false,
         }
     }
 
@@ -163,6 +168,7 @@ impl DbSettings {
             ping_timeout: env.duration("DB_PING_TIMEOUT", d.ping_timeout)?,
             commit_timeout: env.duration("DB_COMMIT_TIMEOUT", d.commit_timeout)?,
             tcp_keepalive: env.duration("DB_TCP_KEEPALIVE", d.tcp_keepalive)?,
+            pgbouncer: env.flag("DB_PGBOUNCER", d.pgbouncer)?,
             url: d.url,
         };
         settings.check()?;
@@ -193,6 +199,12 @@ impl DbSettings {
                     "is 0; expected a positive duration such as 2s",
                 ));
             }
+        }
+        if self.pgbouncer && self.engine() != Engine::Postgres {
+            return Err(ConfigError::new(
+                "DB_PGBOUNCER",
+                "is true but DATABASE_URL is not PostgreSQL; PgBouncer pools PostgreSQL connections only",
+            ));
         }
         if self.application_name.len() > 63 || !self.application_name.is_ascii() {
             return Err(ConfigError::new(
@@ -300,6 +312,8 @@ pub struct SettingsSummary {
     /// How often the pool's maintenance runs (see `db::pool`).
     pub maintenance_interval_ms: u64,
     pub commit_timeout_ms: u64,
+    /// Whether the pool runs in PgBouncer transaction-pooling mode (`DB_PGBOUNCER`).
+    pub pgbouncer: bool,
     /// The session settings of every PostgreSQL connection; `None` on SQLite.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub postgres: Option<PostgresSession>,
@@ -341,6 +355,7 @@ impl From<&DbSettings> for SettingsSummary {
             ping_timeout_ms: s.ping_timeout.as_millis() as u64,
             maintenance_interval_ms: s.maintenance_interval().as_millis() as u64,
             commit_timeout_ms: s.commit_timeout.as_millis() as u64,
+            pgbouncer: s.pgbouncer,
             postgres: (engine == Engine::Postgres).then(|| PostgresSession {
                 statement_timeout_ms: s.statement_timeout.as_millis() as u64,
                 lock_timeout_ms: s.lock_timeout.as_millis() as u64,
@@ -386,6 +401,7 @@ mod tests {
         assert_eq!(s.commit_timeout, Duration::from_secs(10));
         assert_eq!(s.tcp_keepalive, Duration::from_secs(10));
         assert_eq!(s.maintenance_interval(), Duration::from_secs(30));
+        assert!(!s.pgbouncer);
     }
 
     #[test]
@@ -419,6 +435,7 @@ mod tests {
             ("DB_PING_TIMEOUT", "750ms"),
             ("DB_COMMIT_TIMEOUT", "3s"),
             ("DB_TCP_KEEPALIVE", "0"),
+            ("DB_PGBOUNCER", "true"),
         ]);
         let s = DbSettings::from_env(&env, "DATABASE_URL").unwrap();
         assert_eq!(s.engine(), Engine::Postgres);
@@ -435,6 +452,7 @@ mod tests {
         assert_eq!(s.ping_timeout, Duration::from_millis(750));
         assert_eq!(s.commit_timeout, Duration::from_secs(3));
         assert!(s.tcp_keepalive.is_zero());
+        assert!(s.pgbouncer);
     }
 
     #[test]
