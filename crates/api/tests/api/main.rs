@@ -28,6 +28,7 @@ mod metrics;
 mod openapi;
 mod operators;
 mod organizations;
+mod scaling;
 mod seed;
 mod support;
 mod webhooks;
