@@ -77,6 +77,7 @@ impl Application {
             db.close().await;
             return Err(e);
         }
+        warn_when_the_role_limit_is_short(&db).await;
         Self::with_db(settings, db).await
     }
 
@@ -222,6 +223,34 @@ pub async fn migration_state(
 )]
 pub struct SchemaNotCurrent {
     pub pending: Vec<String>,
+}
+
+/// Logs a warning when the role's `CONNECTION LIMIT` (`APP_DB_CONNECTION_LIMIT`)
+/// cannot cover this process's pool maximum on top of the sessions other processes
+/// of the role already hold: under load some of them would then fail with "too many
+/// connections for role". Behind PgBouncer the server connections are PgBouncer's,
+/// so the check is skipped there (its `max_db_connections` is the budget).
+async fn warn_when_the_role_limit_is_short(db: &Db) {
+    if db.settings().pgbouncer {
+        return;
+    }
+    let Ok(Some(role)) = agenda_storage::ops::role_connections(db).await else {
+        return;
+    };
+    let ours = i64::from(db.pool_status().size);
+    let others = (role.open - ours).max(0);
+    let max = i64::from(db.settings().max_connections);
+    if others + max > role.limit {
+        tracing::warn!(
+            limit = role.limit,
+            held_by_other_processes = others,
+            this_pool_max = max,
+            "APP_DB_CONNECTION_LIMIT cannot cover the configured pools: the role may hold {} \
+             sessions, other processes hold {others} and this one may open {max}; raise the \
+             limit (agenda db create-app-role) or lower DB_POOL_SIZE + DB_MAX_OVERFLOW",
+            role.limit
+        );
+    }
 }
 
 /// Succeeds when every migration of this build is applied; never changes anything.

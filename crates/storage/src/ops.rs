@@ -131,6 +131,40 @@ pub async fn status(db: &Db, known_migrations: &[&str]) -> Result<DbStatus, Stor
     })
 }
 
+/// The connection limit of the role this pool connects as, and the sessions it
+/// holds right now across every process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RoleConnections {
+    /// `CONNECTION LIMIT` of the role (`APP_DB_CONNECTION_LIMIT` when made by `agenda
+    /// db create-app-role`).
+    pub limit: i64,
+    /// Sessions of the role open now, this process's included.
+    pub open: i64,
+}
+
+/// [`RoleConnections`] of the pool's role on PostgreSQL; `None` on SQLite and for a
+/// role without a limit (`-1`) or with superuser rights (which the limit does not
+/// bind).
+pub async fn role_connections(db: &Db) -> Result<Option<RoleConnections>, StorageError> {
+    if db.engine() != Engine::Postgres {
+        return Ok(None);
+    }
+    let tx = db.begin_read().await?;
+    let row = one(
+        &tx,
+        "SELECT r.rolconnlimit::int8, r.rolsuper,                 (SELECT count(*) FROM pg_stat_activity a WHERE a.usename = current_user)          FROM pg_roles r WHERE r.rolname = current_user",
+        [],
+    )
+    .await?;
+    tx.commit().await?;
+    let (limit, superuser, open): (i64, bool, i64) = (
+        row.try_get_by_index(0)?,
+        row.try_get_by_index(1)?,
+        row.try_get_by_index(2)?,
+    );
+    Ok((limit >= 0 && !superuser).then_some(RoleConnections { limit, open }))
+}
+
 /// Which of `known_migrations` the database has applied and which are pending, from
 /// the migration ledger, read-only: it never creates the ledger (sea-orm's own
 /// status check does, which the application role may not), and a migration applied

@@ -25,6 +25,15 @@ impl ServerProcess {
     /// Starts the server on `database_url` with a pool of 10 (`DB_POOL_SIZE=10`, no
     /// overflow), in PgBouncer mode when `pgbouncer`, and waits until it is ready.
     async fn start(database_url: &str, pgbouncer: bool) -> ServerProcess {
+        Self::start_with(database_url, pgbouncer, &[]).await
+    }
+
+    /// [`ServerProcess::start`] with `extra` environment variables.
+    async fn start_with(
+        database_url: &str,
+        pgbouncer: bool,
+        extra: &[(&str, &str)],
+    ) -> ServerProcess {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -45,6 +54,7 @@ impl ServerProcess {
             .env("PUBLIC_BASE_URL", "http://localhost:8080")
             .env("RUST_LOG", "warn")
             .env("NO_COLOR", "1")
+            .envs(extra.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -262,4 +272,39 @@ async fn three_processes_keep_one_booking_per_slot_and_idempotency_keys() {
     assert_eq!(replay, first);
     drop(servers);
     app.stop().await;
+}
+
+/// A role whose `CONNECTION LIMIT` cannot hold a process's pool maximum: the server
+/// starts, and says so at startup.
+#[tokio::test]
+async fn the_server_warns_when_the_role_limit_cannot_cover_its_pool() {
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    let name = format!("agenda_small_{}", uuid::Uuid::now_v7().simple());
+    let mut spec = agenda_storage::ops::AppRoleSpec::new(name.as_str(), "small-role-only");
+    spec.connection_limit = 10;
+    agenda_storage::ops::create_app_role(&t.db, &spec)
+        .await
+        .unwrap();
+    let superuser = t.settings.url.expose();
+    let url = superuser.replacen("://postgres@", &format!("://{name}:small-role-only@"), 1);
+    assert_ne!(url, superuser, "the test server's superuser URL");
+    // Two processes of pool 4 to 7 on a limit of 10: the first fits; the second
+    // finds 4 sessions taken and may open 7.
+    let pool = [("DB_POOL_SIZE", "4"), ("DB_MAX_OVERFLOW", "3")];
+    let first = ServerProcess::start_with(&url, false, &pool).await;
+    assert!(
+        !first.log().contains("APP_DB_CONNECTION_LIMIT"),
+        "{}",
+        first.log()
+    );
+    let second = ServerProcess::start_with(&url, false, &pool).await;
+    let log = second.log();
+    assert!(
+        log.contains("APP_DB_CONNECTION_LIMIT cannot cover the configured pools"),
+        "{log}"
+    );
+    assert!(log.contains("other processes hold 4"), "{log}");
+    drop((first, second));
 }
