@@ -133,6 +133,40 @@ pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
         state.db.statements_executed()
     );
 
+    let replicas = state.db.replica_status();
+    if !replicas.is_empty() {
+        let _ = writeln!(out, "# TYPE agenda_db_replica_up gauge");
+        for r in &replicas {
+            let up = u8::from(r.state == "up");
+            let _ = writeln!(
+                out,
+                "agenda_db_replica_up{{replica=\"{}\",state=\"{}\"}} {up}",
+                label(&r.url),
+                r.state
+            );
+        }
+        let _ = writeln!(out, "# TYPE agenda_db_replica_lag_seconds gauge");
+        for r in &replicas {
+            if let Some(lag) = r.lag_ms {
+                let _ = writeln!(
+                    out,
+                    "agenda_db_replica_lag_seconds{{replica=\"{}\"}} {}",
+                    label(&r.url),
+                    lag as f64 / 1000.0
+                );
+            }
+        }
+        let _ = writeln!(out, "# TYPE agenda_db_replica_reads_total counter");
+        for r in &replicas {
+            let _ = writeln!(
+                out,
+                "agenda_db_replica_reads_total{{replica=\"{}\"}} {}",
+                label(&r.url),
+                r.reads
+            );
+        }
+    }
+
     let _ = writeln!(out, "# TYPE agenda_http_requests_total counter");
     if let Ok(requests) = state.http_metrics.requests.lock() {
         let mut rows: Vec<_> = requests.iter().collect();

@@ -152,6 +152,28 @@ impl TestDb {
         })
     }
 
+    /// A fresh, migrated database `name` on `cluster` (a server of the test's own,
+    /// e.g. the primary of a standby), as its superuser.
+    pub async fn postgres_on(cluster: &postgres::LocalCluster, name: &str) -> TestDb {
+        cluster
+            .exec("postgres", &format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("create {name}: {e}"));
+        let url = cluster.url(name);
+        migrate_fresh(&url)
+            .await
+            .unwrap_or_else(|e| panic!("migrate {name}: {e}"));
+        let settings = test_settings(DatabaseUrl::parse(&url).expect("valid URL"));
+        let db = Db::connect(&settings)
+            .await
+            .expect("connect to the test database");
+        TestDb {
+            db,
+            settings,
+            cleanup: Cleanup::LocalPostgres,
+        }
+    }
+
     /// The database for `engine` (PostgreSQL may be `None`, see [`TestDb::postgres`]).
     pub async fn for_engine(engine: Engine) -> Option<TestDb> {
         match engine {

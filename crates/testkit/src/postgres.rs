@@ -313,6 +313,71 @@ impl LocalCluster {
         Ok(cluster)
     }
 
+    /// Starts a streaming standby of this cluster: a base backup taken with
+    /// `pg_basebackup -R` (as the `postgres` user when root), so it follows this
+    /// server through streaming replication and answers read-only queries (hot
+    /// standby), on a port of its own. It is stopped and deleted when the process exits.
+    pub fn start_standby(&self) -> Result<LocalCluster, String> {
+        let root = std::env::temp_dir().join(format!(
+            "agenda-testpg-{}-{}",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        let data_dir = root.join("data");
+        std::fs::create_dir_all(&root).map_err(|e| format!("create {}: {e}", root.display()))?;
+        if let Some((uid, gid)) = self.run_as {
+            chown(&root, uid, gid)?;
+        }
+        let mut backup = Command::new(self.bin_dir.join("pg_basebackup"));
+        backup
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .arg("-D")
+            .arg(&data_dir)
+            .args(["-R", "-X", "stream", "-c", "fast", "--no-sync"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some((uid, gid)) = self.run_as {
+            backup.uid(uid).gid(gid);
+        }
+        let out = backup
+            .output()
+            .map_err(|e| format!("run pg_basebackup: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "pg_basebackup failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let mut standby = LocalCluster {
+            root,
+            data_dir,
+            bin_dir: self.bin_dir.clone(),
+            port: free_port()?,
+            pid: 0,
+            run_as: self.run_as,
+            settings: self.settings.clone(),
+        };
+        standby.pid = spawn_postmaster(&standby)?;
+        LOCAL.lock().unwrap().push(standby.clone());
+        Ok(standby)
+    }
+
+    /// Runs `sql` as the superuser in database `name` (e.g. `pg_wal_replay_pause()`
+    /// on a standby).
+    pub async fn exec(&self, name: &str, sql: &str) -> Result<(), String> {
+        let mut conn = PgConnection::connect(&self.url(name))
+            .await
+            .map_err(|e| e.to_string())?;
+        exec(&mut conn, sql).await
+    }
+
     /// The superuser URL of database `name` on this cluster.
     pub fn url(&self, name: &str) -> String {
         format!("postgresql://postgres@127.0.0.1:{}/{name}", self.port)

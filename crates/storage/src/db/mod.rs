@@ -12,6 +12,7 @@
 //! meeting SQLite's busy timeout. See `docs/connections.md`.
 
 mod pool;
+mod replicas;
 mod settings;
 mod url;
 
@@ -29,6 +30,7 @@ use sqlx::ConnectOptions as _;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgSslMode};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 
+pub use replicas::{Lsn, ReplicaStatus};
 pub use settings::{
     DEFAULT_DATABASE_URL, DbSettings, PostgresSession, SettingsSummary, SqliteSession, SslMode,
 };
@@ -57,6 +59,8 @@ struct Inner {
     /// PgBouncer transaction mode (`DB_PGBOUNCER`): what every transaction runs first,
     /// in one simple-query message (see [`pgbouncer_prelude`]).
     transaction_prelude: Option<String>,
+    /// The read replicas (`DATABASE_READ_URL`), when any.
+    replicas: Option<replicas::Replicas>,
 }
 
 /// SQLite's writer lane: a pool of exactly one connection, whose acquire queue is
@@ -148,6 +152,10 @@ pub struct Health {
     /// A short, safe description of the failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The read replicas: reads skip those not `up`; the primary alone decides
+    /// readiness.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<ReplicaStatus>,
 }
 
 impl Db {
@@ -246,6 +254,18 @@ impl Db {
                 .set_metric_callback(move |info| observer.observe(info));
         }
         conn.set_metric_callback(move |info| observer.observe(info));
+        let replicas = if settings.read_urls.is_empty() {
+            None
+        } else {
+            let mut members = Vec::new();
+            for url in &settings.read_urls {
+                let mut own = settings.clone();
+                own.url = url.clone();
+                own.read_urls.clear();
+                members.push((Db::connect_lazy(&own)?, url.redacted()));
+            }
+            Some(replicas::Replicas::new(members, settings))
+        };
         if let Some(note) = settings.url.normalization() {
             tracing::info!(url = %settings.url.redacted(), "database URL understood: {note}");
         }
@@ -256,6 +276,7 @@ impl Db {
             statements,
             metrics,
             transaction_prelude: settings.pgbouncer.then(|| pgbouncer_prelude(settings)),
+            replicas,
             summary: SettingsSummary::from(settings),
         });
         pool::spawn_maintenance(
@@ -273,6 +294,22 @@ impl Db {
                 true
             },
         );
+        if inner.replicas.is_some() {
+            pool::spawn_maintenance(
+                Arc::downgrade(&inner),
+                replicas::CHECK_INTERVAL,
+                Arc::new(tokio::sync::Notify::new()),
+                |inner: Arc<Inner>| async move {
+                    if inner.pool.is_closed() {
+                        return false;
+                    }
+                    if let Some(replicas) = &inner.replicas {
+                        replicas.check_all().await;
+                    }
+                    true
+                },
+            );
+        }
         Ok(Db { conn, inner })
     }
 
@@ -386,6 +423,40 @@ impl Db {
         }
     }
 
+    /// A read replica for a read that tolerates lag, on behalf of the session
+    /// `fence_key` (see [`Db::note_write`]); `None` when the read belongs on the
+    /// primary: no replica configured or usable, or none has replayed the session's
+    /// last write within `DB_REPLICA_WAIT`.
+    pub async fn replica_for(&self, fence_key: Option<&str>) -> Option<Db> {
+        self.inner.replicas.as_ref()?.choose(fence_key).await
+    }
+
+    /// Records that session `fence_key` has just committed a write: its reads stay
+    /// on the primary until a replica has replayed it. Nothing without replicas.
+    pub async fn note_write(&self, fence_key: &str) {
+        let Some(replicas) = &self.inner.replicas else {
+            return;
+        };
+        match replicas::primary_lsn(self).await {
+            Ok(lsn) => replicas.fence_at(fence_key, lsn),
+            // Without a fence the session could read its own write stale: keep it
+            // on the primary for the longest lag a usable replica may have.
+            Err(error) => {
+                tracing::warn!(%error, "could not read the primary's WAL position");
+                replicas.fence_at(fence_key, Lsn(u64::MAX));
+            }
+        }
+    }
+
+    /// The read replicas and what the monitor last saw of them (empty without any).
+    pub fn replica_status(&self) -> Vec<ReplicaStatus> {
+        self.inner
+            .replicas
+            .as_ref()
+            .map(replicas::Replicas::status)
+            .unwrap_or_default()
+    }
+
     /// Query durations, acquire waits and timeouts of this pool.
     pub fn metrics(&self) -> &crate::metrics::DbMetrics {
         &self.inner.metrics
@@ -435,12 +506,18 @@ impl Db {
             latency_ms: started.elapsed().as_secs_f64() * 1000.0,
             pool: self.pool_status(),
             error,
+            replicas: self.replica_status(),
         }
     }
 
     /// Closes the pool: new work is refused at once; waits for connections in use to
     /// be returned, then closes all. See [`Db::close_within`] for a bounded wait.
     pub async fn close(&self) {
+        if let Some(replicas) = &self.inner.replicas {
+            for replica in replicas.dbs() {
+                Box::pin(replica.close()).await;
+            }
+        }
         if let Some(writer) = &self.inner.writer {
             writer.pool.close().await;
         }

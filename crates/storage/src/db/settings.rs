@@ -105,6 +105,14 @@ pub struct DbSettings {
     /// mode, so no prepared statement and no session setting may outlive a
     /// transaction (see `docs/scaling.md`).
     pub pgbouncer: bool,
+    /// `DATABASE_READ_URL`: streaming replicas (comma-separated) that routes which
+    /// tolerate lag read from; empty: every read goes to the primary.
+    pub read_urls: Vec<DatabaseUrl>,
+    /// `DB_REPLICA_MAX_LAG`: a replica further behind than this is skipped.
+    pub replica_max_lag: Duration,
+    /// `DB_REPLICA_WAIT`: how long a read of a session that wrote waits for a replica
+    /// to replay that write before it reads from the primary instead.
+    pub replica_wait: Duration,
 }
 
 impl DbSettings {
@@ -131,6 +139,9 @@ impl DbSettings {
             commit_timeout: Duration::from_secs(10),
             tcp_keepalive: Duration::from_secs(10),
             pgbouncer: false,
+            read_urls: Vec::new(),
+            replica_max_lag: Duration::from_secs(5),
+            replica_wait: Duration::from_millis(100),
         }
     }
 
@@ -169,6 +180,21 @@ impl DbSettings {
             commit_timeout: env.duration("DB_COMMIT_TIMEOUT", d.commit_timeout)?,
             tcp_keepalive: env.duration("DB_TCP_KEEPALIVE", d.tcp_keepalive)?,
             pgbouncer: env.flag("DB_PGBOUNCER", d.pgbouncer)?,
+            read_urls: match env.get("DATABASE_READ_URL") {
+                None => Vec::new(),
+                Some(raw) => raw
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .map(|u| {
+                        DatabaseUrl::parse(u).map_err(|e| {
+                            ConfigError::new("DATABASE_READ_URL", format!("is not valid: {e}"))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+            },
+            replica_max_lag: env.duration("DB_REPLICA_MAX_LAG", d.replica_max_lag)?,
+            replica_wait: env.duration("DB_REPLICA_WAIT", d.replica_wait)?,
             url: d.url,
         };
         settings.check()?;
@@ -204,6 +230,17 @@ impl DbSettings {
             return Err(ConfigError::new(
                 "DB_PGBOUNCER",
                 "is true but DATABASE_URL is not PostgreSQL; PgBouncer pools PostgreSQL connections only",
+            ));
+        }
+        if self
+            .read_urls
+            .iter()
+            .any(|u| u.engine() != Engine::Postgres)
+            || (!self.read_urls.is_empty() && self.engine() != Engine::Postgres)
+        {
+            return Err(ConfigError::new(
+                "DATABASE_READ_URL",
+                "names a replica, but replicas are PostgreSQL streaming standbys of a PostgreSQL DATABASE_URL",
             ));
         }
         if self.application_name.len() > 63 || !self.application_name.is_ascii() {
@@ -314,6 +351,10 @@ pub struct SettingsSummary {
     pub commit_timeout_ms: u64,
     /// Whether the pool runs in PgBouncer transaction-pooling mode (`DB_PGBOUNCER`).
     pub pgbouncer: bool,
+    /// The read replicas (`DATABASE_READ_URL`), without passwords.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<String>,
+    pub replica_max_lag_ms: u64,
     /// The session settings of every PostgreSQL connection; `None` on SQLite.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub postgres: Option<PostgresSession>,
@@ -356,6 +397,8 @@ impl From<&DbSettings> for SettingsSummary {
             maintenance_interval_ms: s.maintenance_interval().as_millis() as u64,
             commit_timeout_ms: s.commit_timeout.as_millis() as u64,
             pgbouncer: s.pgbouncer,
+            replicas: s.read_urls.iter().map(DatabaseUrl::redacted).collect(),
+            replica_max_lag_ms: s.replica_max_lag.as_millis() as u64,
             postgres: (engine == Engine::Postgres).then(|| PostgresSession {
                 statement_timeout_ms: s.statement_timeout.as_millis() as u64,
                 lock_timeout_ms: s.lock_timeout.as_millis() as u64,
@@ -436,6 +479,12 @@ mod tests {
             ("DB_COMMIT_TIMEOUT", "3s"),
             ("DB_TCP_KEEPALIVE", "0"),
             ("DB_PGBOUNCER", "true"),
+            (
+                "DATABASE_READ_URL",
+                "postgres://u:p@r1/db, postgres://u:p@r2/db",
+            ),
+            ("DB_REPLICA_MAX_LAG", "2s"),
+            ("DB_REPLICA_WAIT", "50ms"),
         ]);
         let s = DbSettings::from_env(&env, "DATABASE_URL").unwrap();
         assert_eq!(s.engine(), Engine::Postgres);
@@ -453,6 +502,10 @@ mod tests {
         assert_eq!(s.commit_timeout, Duration::from_secs(3));
         assert!(s.tcp_keepalive.is_zero());
         assert!(s.pgbouncer);
+        assert_eq!(s.read_urls.len(), 2);
+        assert_eq!(s.read_urls[1].redacted(), "postgresql://u:***@r2/db");
+        assert_eq!(s.replica_max_lag, Duration::from_secs(2));
+        assert_eq!(s.replica_wait, Duration::from_millis(50));
     }
 
     #[test]
