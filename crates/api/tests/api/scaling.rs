@@ -202,8 +202,9 @@ async fn four_processes_through_pgbouncer_run_a_load_with_no_errors() {
 }
 
 /// 3 server processes on one database: a flood of 200 booking requests for one
-/// slot, spread round-robin, gives exactly one 201 (the rest 409); and an
-/// idempotency key replayed against another process returns the first answer.
+/// slot, spread round-robin, gives exactly one 201 (the rest 409); an idempotency
+/// key replayed against another process returns the first answer; and failed
+/// sign-ins spread over the processes lock the account on all of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_processes_keep_one_booking_per_slot_and_idempotency_keys() {
     let Some(t) = TestDb::postgres().await else {
@@ -270,6 +271,24 @@ async fn three_processes_keep_one_booking_per_slot_and_idempotency_keys() {
     )
     .await;
     assert_eq!(replay, first);
+
+    // The lockout: wrong passwords spread over the processes lock the account for
+    // all of them, so the right password is then refused everywhere.
+    let login = |base: &str, password: &str| {
+        let (http, url) = (http.clone(), format!("{base}/api/v1/auth/login"));
+        let body =
+            json!({"organization": "acme", "email": "other@example.com", "password": password});
+        async move { request_to(&http, url, "POST", None, Some(body), None).await }
+    };
+    // MAX_FAILED_LOGINS (5) failures lock the account.
+    for n in 0..5 {
+        let (status, body) = login(&bases[n % bases.len()], "wrong password!").await;
+        assert_eq!(status, 401, "{body}");
+    }
+    for base in &bases {
+        let (status, body) = login(base, crate::support::PASSWORD).await;
+        assert_eq!(status, 401, "locked on every process: {body}");
+    }
     drop(servers);
     app.stop().await;
 }
