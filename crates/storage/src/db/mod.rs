@@ -61,6 +61,10 @@ struct Inner {
     transaction_prelude: Option<String>,
     /// The read replicas (`DATABASE_READ_URL`), when any.
     replicas: Option<replicas::Replicas>,
+    /// Where [`Db::listener`] connects: PostgreSQL itself (`DATABASE_DIRECT_URL`
+    /// behind PgBouncer, else `DATABASE_URL`); `None` on SQLite, or behind PgBouncer
+    /// without a direct URL.
+    direct: Option<PgConnectOptions>,
 }
 
 /// SQLite's writer lane: a pool of exactly one connection, whose acquire queue is
@@ -254,6 +258,11 @@ impl Db {
                 .set_metric_callback(move |info| observer.observe(info));
         }
         conn.set_metric_callback(move |info| observer.observe(info));
+        let direct = match (settings.engine(), settings.pgbouncer, &settings.direct_url) {
+            (Engine::Sqlite, _, _) | (Engine::Postgres, true, None) => None,
+            (Engine::Postgres, true, Some(url)) => Some(pg_connect_options(settings, url)?),
+            (Engine::Postgres, false, _) => Some(pg_connect_options(settings, &settings.url)?),
+        };
         let replicas = if settings.read_urls.is_empty() {
             None
         } else {
@@ -277,6 +286,7 @@ impl Db {
             metrics,
             transaction_prelude: settings.pgbouncer.then(|| pgbouncer_prelude(settings)),
             replicas,
+            direct,
             summary: SettingsSummary::from(settings),
         });
         pool::spawn_maintenance(
@@ -448,6 +458,30 @@ impl Db {
         }
     }
 
+    /// A `LISTEN` session on PostgreSQL itself: a connection of its own, outside the
+    /// pool and outside PgBouncer, whose notifications [`PgListener::recv`] returns
+    /// (it reconnects by itself when the connection drops). Behind PgBouncer it needs
+    /// `DATABASE_DIRECT_URL`, since transaction pooling cannot carry a session's
+    /// `LISTEN`; otherwise it uses `DATABASE_URL`. Fails with a configuration error on
+    /// SQLite or without a direct URL behind PgBouncer.
+    pub async fn listener(&self) -> Result<sqlx::postgres::PgListener, StorageError> {
+        let options = self
+            .inner
+            .direct
+            .clone()
+            .ok_or_else(|| StorageError::InvalidState {
+                code: "direct_connection_required",
+                message: "LISTEN needs a direct PostgreSQL connection: set \
+                          DATABASE_DIRECT_URL (behind PgBouncer), or use PostgreSQL"
+                    .to_owned(),
+            })?;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(self.inner.policy.acquire_timeout)
+            .connect_lazy_with(options);
+        Ok(sqlx::postgres::PgListener::connect_with(&pool).await?)
+    }
+
     /// The read replicas and what the monitor last saw of them (empty without any).
     pub fn replica_status(&self) -> Vec<ReplicaStatus> {
         self.inner
@@ -588,25 +622,7 @@ fn postgres_pool(
     policy: pool::Policy,
     discarded: Arc<tokio::sync::Notify>,
 ) -> Result<PgPool, String> {
-    let mut options = PgConnectOptions::from_str(s.url.expose())
-        .map_err(|e| {
-            format!(
-                "invalid PostgreSQL URL {}: {}",
-                s.url.redacted(),
-                redact(&e.to_string())
-            )
-        })?
-        .application_name(&s.application_name)
-        .disable_statement_logging();
-    if let Some(mode) = s.ssl_mode {
-        options = options.ssl_mode(match mode {
-            SslMode::Disable => PgSslMode::Disable,
-            SslMode::Prefer => PgSslMode::Prefer,
-            SslMode::Require => PgSslMode::Require,
-            SslMode::VerifyCa => PgSslMode::VerifyCa,
-            SslMode::VerifyFull => PgSslMode::VerifyFull,
-        });
-    }
+    let options = pg_connect_options(s, &s.url)?;
     let pool = pool::options::<sqlx::Postgres>(policy, discarded);
     if s.pgbouncer {
         // Transaction pooling: a server connection serves a different client after
@@ -642,6 +658,31 @@ fn postgres_pool(
             })
         })
         .connect_lazy_with(options))
+}
+
+/// How to reach the PostgreSQL server at `url` with the settings `s` (TLS mode,
+/// application name).
+fn pg_connect_options(s: &DbSettings, url: &DatabaseUrl) -> Result<PgConnectOptions, String> {
+    let mut options = PgConnectOptions::from_str(url.expose())
+        .map_err(|e| {
+            format!(
+                "invalid PostgreSQL URL {}: {}",
+                url.redacted(),
+                redact(&e.to_string())
+            )
+        })?
+        .application_name(&s.application_name)
+        .disable_statement_logging();
+    if let Some(mode) = s.ssl_mode {
+        options = options.ssl_mode(match mode {
+            SslMode::Disable => PgSslMode::Disable,
+            SslMode::Prefer => PgSslMode::Prefer,
+            SslMode::Require => PgSslMode::Require,
+            SslMode::VerifyCa => PgSslMode::VerifyCa,
+            SslMode::VerifyFull => PgSslMode::VerifyFull,
+        });
+    }
+    Ok(options)
 }
 
 /// The session settings every PostgreSQL connection of the pool sets.

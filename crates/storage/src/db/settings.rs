@@ -113,6 +113,10 @@ pub struct DbSettings {
     /// `DB_REPLICA_WAIT`: how long a read of a session that wrote waits for a replica
     /// to replay that write before it reads from the primary instead.
     pub replica_wait: Duration,
+    /// `DATABASE_DIRECT_URL`: PostgreSQL itself, bypassing PgBouncer, for the few
+    /// sessions that transaction pooling cannot carry (`LISTEN`). Without PgBouncer
+    /// `DATABASE_URL` serves.
+    pub direct_url: Option<DatabaseUrl>,
 }
 
 impl DbSettings {
@@ -142,6 +146,7 @@ impl DbSettings {
             read_urls: Vec::new(),
             replica_max_lag: Duration::from_secs(5),
             replica_wait: Duration::from_millis(100),
+            direct_url: None,
         }
     }
 
@@ -195,6 +200,12 @@ impl DbSettings {
             },
             replica_max_lag: env.duration("DB_REPLICA_MAX_LAG", d.replica_max_lag)?,
             replica_wait: env.duration("DB_REPLICA_WAIT", d.replica_wait)?,
+            direct_url: match env.get("DATABASE_DIRECT_URL") {
+                None => None,
+                Some(raw) => Some(DatabaseUrl::parse(raw).map_err(|e| {
+                    ConfigError::new("DATABASE_DIRECT_URL", format!("is not valid: {e}"))
+                })?),
+            },
             url: d.url,
         };
         settings.check()?;
@@ -485,6 +496,7 @@ mod tests {
             ),
             ("DB_REPLICA_MAX_LAG", "2s"),
             ("DB_REPLICA_WAIT", "50ms"),
+            ("DATABASE_DIRECT_URL", "postgres://u:p@db/db"),
         ]);
         let s = DbSettings::from_env(&env, "DATABASE_URL").unwrap();
         assert_eq!(s.engine(), Engine::Postgres);
@@ -506,6 +518,7 @@ mod tests {
         assert_eq!(s.read_urls[1].redacted(), "postgresql://u:***@r2/db");
         assert_eq!(s.replica_max_lag, Duration::from_secs(2));
         assert_eq!(s.replica_wait, Duration::from_millis(50));
+        assert_eq!(s.direct_url.unwrap().redacted(), "postgresql://u:***@db/db");
     }
 
     #[test]

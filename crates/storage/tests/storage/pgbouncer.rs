@@ -154,3 +154,40 @@ async fn transaction_pooling_needs_pgbouncer_mode_and_works_with_it() {
     tx.commit().await.unwrap();
     db.close().await;
 }
+
+/// Behind PgBouncer, `LISTEN` needs a session of its own: [`Db::listener`] opens
+/// it on `DATABASE_DIRECT_URL` (PostgreSQL itself), and a `NOTIFY` committed through
+/// PgBouncer reaches it. Without a direct URL it refuses clearly.
+#[tokio::test]
+async fn listen_uses_the_direct_connection_behind_pgbouncer() {
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    let bouncer = PgBouncer::start(t.settings.url.expose(), 2, &[])
+        .unwrap()
+        .expect("pgbouncer");
+    let mut settings = t.app_role_settings_behind(&bouncer).await;
+    let without = Db::connect(&settings).await.unwrap();
+    let err = without.listener().await.unwrap_err();
+    assert!(
+        format!("{err:?}").contains("DATABASE_DIRECT_URL"),
+        "{err:?}"
+    );
+    without.close().await;
+
+    settings.direct_url = Some(t.app_role_settings().await.url);
+    let db = Db::connect(&settings).await.unwrap();
+    let mut listener = db.listener().await.unwrap();
+    listener.listen("agenda_scale_test").await.unwrap();
+    let tx = db.begin().await.unwrap();
+    tx.execute_unprepared("NOTIFY agenda_scale_test, 'hello'")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let note = tokio::time::timeout(std::time::Duration::from_secs(30), listener.recv())
+        .await
+        .expect("a notification within 30 s")
+        .unwrap();
+    assert_eq!(note.payload(), "hello");
+    db.close().await;
+}
