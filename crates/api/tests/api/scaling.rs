@@ -558,3 +558,89 @@ async fn read_replicas_serve_reads_keep_read_your_writes_and_fall_back() {
     app.stop().await;
     standby.start_again().ok();
 }
+
+/// A standby whose replay falls further behind than `DB_REPLICA_MAX_LAG` is skipped:
+/// readiness and `/metrics` report it `lagging`, and the reads that would have gone
+/// to it are served by the primary (its read count stays put); once it catches up
+/// it is used again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_lagging_past_the_limit_is_skipped() {
+    let primary =
+        match agenda_testkit::postgres::LocalCluster::start_with(&[("full_page_writes", "on")]) {
+            Ok(cluster) => cluster,
+            Err(reason) => {
+                assert!(!agenda_testkit::in_ci(), "{reason}");
+                eprintln!("!!!!!!!!!! SKIPPING: {reason}");
+                return;
+            }
+        };
+    primary.wait_ready(Duration::from_secs(60)).await.unwrap();
+    let t = TestDb::postgres_on(&primary, "agenda_replicas").await;
+    let app_url = t.app_role_settings().await.url.expose().to_owned();
+    let standby = primary.start_standby().unwrap();
+    standby.wait_ready(Duration::from_secs(60)).await.unwrap();
+    let replica = agenda_storage::db::DatabaseUrl::parse(&on_port(&app_url, standby.port)).unwrap();
+    let app = TestApp::spawn_configured(t, Router::new(), move |s| {
+        s.db.read_urls = vec![replica];
+        s.db.replica_max_lag = Duration::from_secs(1);
+    })
+    .await;
+    let people = setup(&app).await;
+    caught_up(&primary, &standby).await;
+    replica_becomes(&app, "up").await;
+
+    pause_replay(&primary, &standby).await;
+    // WAL keeps arriving and is not replayed: the lag grows past 1 s.
+    let writer = {
+        let primary = primary.clone();
+        tokio::spawn(async move {
+            loop {
+                let _ = primary
+                    .exec(
+                        "agenda_replicas",
+                        "SELECT pg_logical_emit_message(true, 'agenda-test', 'lag')",
+                    )
+                    .await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let ready = replica_becomes(&app, "lagging").await;
+    assert!(
+        ready["database"]["replicas"][0]["lag_ms"].as_u64().unwrap() > 1000,
+        "{ready}"
+    );
+    let reads = ready["database"]["replicas"][0]["reads"].as_u64().unwrap();
+    let service = format!("/api/v1/services/{}", people.service);
+    let (status, body) =
+        crate::support::request(&app, "GET", &service, Some(&people.client.1), None, None).await;
+    assert_eq!(status, 200, "{body}");
+    let ready = readiness(&app.client, &app.url("")).await;
+    assert_eq!(
+        ready["database"]["replicas"][0]["reads"].as_u64().unwrap(),
+        reads,
+        "a lagging replica served a read: {ready}"
+    );
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("state=\"lagging\"} 0")
+            && metrics.contains("agenda_db_replica_lag_seconds{replica="),
+        "{metrics}"
+    );
+
+    writer.abort();
+    standby
+        .exec("agenda_replicas", "SELECT pg_wal_replay_resume()")
+        .await
+        .unwrap();
+    replica_becomes(&app, "up").await;
+    app.stop().await;
+}
