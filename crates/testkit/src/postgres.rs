@@ -251,16 +251,8 @@ impl LocalCluster {
         } else {
             None
         };
-        let root = std::env::temp_dir().join(format!(
-            "agenda-testpg-{}-{}",
-            std::process::id(),
-            fastrand::u32(..)
-        ));
+        let root = cluster_root(run_as)?;
         let data_dir = root.join("data");
-        std::fs::create_dir_all(&root).map_err(|e| format!("create {}: {e}", root.display()))?;
-        if let Some((uid, gid)) = run_as {
-            chown(&root, uid, gid)?;
-        }
 
         let mut initdb = Command::new(bin_dir.join("initdb"));
         initdb
@@ -278,16 +270,7 @@ impl LocalCluster {
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        if let Some((uid, gid)) = run_as {
-            initdb.uid(uid).gid(gid);
-        }
-        let out = initdb.output().map_err(|e| format!("run initdb: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "initdb failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
+        run_to_end(initdb, run_as, "initdb")?;
 
         let mut cluster = LocalCluster {
             root,
@@ -318,16 +301,8 @@ impl LocalCluster {
     /// server through streaming replication and answers read-only queries (hot
     /// standby), on a port of its own. It is stopped and deleted when the process exits.
     pub fn start_standby(&self) -> Result<LocalCluster, String> {
-        let root = std::env::temp_dir().join(format!(
-            "agenda-testpg-{}-{}",
-            std::process::id(),
-            fastrand::u32(..)
-        ));
+        let root = cluster_root(self.run_as)?;
         let data_dir = root.join("data");
-        std::fs::create_dir_all(&root).map_err(|e| format!("create {}: {e}", root.display()))?;
-        if let Some((uid, gid)) = self.run_as {
-            chown(&root, uid, gid)?;
-        }
         let mut backup = Command::new(self.bin_dir.join("pg_basebackup"));
         backup
             .args([
@@ -343,18 +318,7 @@ impl LocalCluster {
             .args(["-R", "-X", "stream", "-c", "fast", "--no-sync"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        if let Some((uid, gid)) = self.run_as {
-            backup.uid(uid).gid(gid);
-        }
-        let out = backup
-            .output()
-            .map_err(|e| format!("run pg_basebackup: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "pg_basebackup failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
+        run_to_end(backup, self.run_as, "pg_basebackup")?;
         let mut standby = LocalCluster {
             root,
             data_dir,
@@ -410,6 +374,38 @@ impl LocalCluster {
 
 /// Starts the postmaster from a thread that lives as long as the process, so that
 /// the parent-death signal fires exactly when the test process ends.
+/// A fresh directory for a cluster of this process (swept at the next start if the
+/// process is killed), owned by `run_as` when given.
+fn cluster_root(run_as: Option<(u32, u32)>) -> Result<PathBuf, String> {
+    let root = std::env::temp_dir().join(format!(
+        "agenda-testpg-{}-{}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    std::fs::create_dir_all(&root).map_err(|e| format!("create {}: {e}", root.display()))?;
+    if let Some((uid, gid)) = run_as {
+        chown(&root, uid, gid)?;
+    }
+    Ok(root)
+}
+
+/// Runs `cmd` (as `run_as` when given) to its end; its standard error is the error
+/// when it fails.
+fn run_to_end(mut cmd: Command, run_as: Option<(u32, u32)>, what: &str) -> Result<(), String> {
+    if let Some((uid, gid)) = run_as {
+        cmd.uid(uid).gid(gid);
+    }
+    let out = cmd.output().map_err(|e| format!("run {what}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
 pub(crate) fn spawn_postmaster(cluster: &LocalCluster) -> Result<i32, String> {
     let log = std::fs::File::create(cluster.root.join("postgres.log")).ok();
     let mut cmd = Command::new(cluster.bin_dir.join("postgres"));

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use agenda_testkit::TestDb;
 use agenda_testkit::pgbouncer::PgBouncer;
+use agenda_testkit::postgres::LocalCluster;
 use axum::Router;
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -95,6 +96,12 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The server's `GET /metrics`.
+async fn metrics_text(app: &TestApp) -> String {
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    response.text().await.unwrap()
 }
 
 /// `GET /health/ready` reports the mode.
@@ -336,12 +343,44 @@ fn on_port(url: &str, port: u16) -> String {
     format!("{before}@127.0.0.1:{port}{path}")
 }
 
+/// A primary of the test's own with a migrated database, a streaming standby of it,
+/// the server on the primary with the standby as `DATABASE_READ_URL` (skipped beyond
+/// `max_lag`), and the booking set-up. `None` (after a loud message) when PostgreSQL
+/// is missing outside CI.
+async fn with_standby(
+    max_lag: Duration,
+) -> Option<(
+    LocalCluster,
+    LocalCluster,
+    TestApp,
+    crate::appointments::People,
+)> {
+    let primary = match LocalCluster::start_with(&[("full_page_writes", "on")]) {
+        Ok(cluster) => cluster,
+        Err(reason) => {
+            assert!(!agenda_testkit::in_ci(), "{reason}");
+            eprintln!("!!!!!!!!!! SKIPPING: {reason}");
+            return None;
+        }
+    };
+    primary.wait_ready(Duration::from_secs(60)).await.unwrap();
+    let t = TestDb::postgres_on(&primary, "agenda_replicas").await;
+    let app_url = t.app_role_settings().await.url.expose().to_owned();
+    let standby = primary.start_standby().unwrap();
+    standby.wait_ready(Duration::from_secs(60)).await.unwrap();
+    let replica = agenda_storage::db::DatabaseUrl::parse(&on_port(&app_url, standby.port)).unwrap();
+    let app = TestApp::spawn_configured(t, Router::new(), move |s| {
+        s.db.read_urls = vec![replica];
+        s.db.replica_max_lag = max_lag;
+    })
+    .await;
+    let people = setup(&app).await;
+    Some((primary, standby, app, people))
+}
+
 /// Waits until the standby has replayed everything the primary has written so far
 /// (the test cluster commits asynchronously, so a synchronous commit flushes first).
-async fn caught_up(
-    primary: &agenda_testkit::postgres::LocalCluster,
-    standby: &agenda_testkit::postgres::LocalCluster,
-) {
+async fn caught_up(primary: &LocalCluster, standby: &LocalCluster) {
     use sqlx::Connection as _;
     let mut on_primary = sqlx::PgConnection::connect(&primary.url("agenda_replicas"))
         .await
@@ -380,10 +419,7 @@ async fn caught_up(
 /// Pauses the standby's replay and waits until it has paused: a pause is only taken
 /// at the next WAL record, so one is written on the primary
 /// (`pg_logical_emit_message`) until the standby says `paused`.
-async fn pause_replay(
-    primary: &agenda_testkit::postgres::LocalCluster,
-    standby: &agenda_testkit::postgres::LocalCluster,
-) {
+async fn pause_replay(primary: &LocalCluster, standby: &LocalCluster) {
     use sqlx::Connection as _;
     standby
         .exec("agenda_replicas", "SELECT pg_wal_replay_pause()")
@@ -441,28 +477,11 @@ async fn replica_becomes(app: &TestApp, state: &str) -> Value {
 /// `/metrics` report the replica down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_replicas_serve_reads_keep_read_your_writes_and_fall_back() {
-    let primary =
-        match agenda_testkit::postgres::LocalCluster::start_with(&[("full_page_writes", "on")]) {
-            Ok(cluster) => cluster,
-            Err(reason) => {
-                assert!(!agenda_testkit::in_ci(), "{reason}");
-                eprintln!("!!!!!!!!!! SKIPPING: {reason}");
-                return;
-            }
-        };
-    primary.wait_ready(Duration::from_secs(60)).await.unwrap();
-    let t = TestDb::postgres_on(&primary, "agenda_replicas").await;
-    let app_url = t.app_role_settings().await.url.expose().to_owned();
-    let mut standby = primary.start_standby().unwrap();
-    standby.wait_ready(Duration::from_secs(60)).await.unwrap();
-    let replica = agenda_storage::db::DatabaseUrl::parse(&on_port(&app_url, standby.port)).unwrap();
-    let app = TestApp::spawn_configured(t, Router::new(), move |s| {
-        s.db.read_urls = vec![replica];
-        // Replay is paused below: the standby must stay in use however far behind.
-        s.db.replica_max_lag = Duration::from_secs(3600);
-    })
-    .await;
-    let people = setup(&app).await;
+    // Replay is paused below: the standby must stay in use however far behind.
+    let Some((primary, mut standby, app, people)) = with_standby(Duration::from_secs(3600)).await
+    else {
+        return;
+    };
     let (provider, client) = (people.provider.1.clone(), people.client.1.clone());
     replica_becomes(&app, "up").await;
     caught_up(&primary, &standby).await;
@@ -542,15 +561,7 @@ async fn read_replicas_serve_reads_keep_read_your_writes_and_fall_back() {
     let (status, body) =
         crate::support::request(&app, "GET", &service, Some(&client), None, None).await;
     assert_eq!(status, 200, "reads fall back to the primary: {body}");
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&app).await;
     assert!(
         metrics.contains("agenda_db_replica_up{replica=") && metrics.contains("state=\"down\"} 0"),
         "{metrics}"
@@ -565,27 +576,9 @@ async fn read_replicas_serve_reads_keep_read_your_writes_and_fall_back() {
 /// it is used again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_lagging_past_the_limit_is_skipped() {
-    let primary =
-        match agenda_testkit::postgres::LocalCluster::start_with(&[("full_page_writes", "on")]) {
-            Ok(cluster) => cluster,
-            Err(reason) => {
-                assert!(!agenda_testkit::in_ci(), "{reason}");
-                eprintln!("!!!!!!!!!! SKIPPING: {reason}");
-                return;
-            }
-        };
-    primary.wait_ready(Duration::from_secs(60)).await.unwrap();
-    let t = TestDb::postgres_on(&primary, "agenda_replicas").await;
-    let app_url = t.app_role_settings().await.url.expose().to_owned();
-    let standby = primary.start_standby().unwrap();
-    standby.wait_ready(Duration::from_secs(60)).await.unwrap();
-    let replica = agenda_storage::db::DatabaseUrl::parse(&on_port(&app_url, standby.port)).unwrap();
-    let app = TestApp::spawn_configured(t, Router::new(), move |s| {
-        s.db.read_urls = vec![replica];
-        s.db.replica_max_lag = Duration::from_secs(1);
-    })
-    .await;
-    let people = setup(&app).await;
+    let Some((primary, standby, app, people)) = with_standby(Duration::from_secs(1)).await else {
+        return;
+    };
     caught_up(&primary, &standby).await;
     replica_becomes(&app, "up").await;
 
@@ -621,15 +614,7 @@ async fn a_replica_lagging_past_the_limit_is_skipped() {
         reads,
         "a lagging replica served a read: {ready}"
     );
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&app).await;
     assert!(
         metrics.contains("state=\"lagging\"} 0")
             && metrics.contains("agenda_db_replica_lag_seconds{replica="),

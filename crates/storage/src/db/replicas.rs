@@ -297,22 +297,21 @@ async fn observe(db: &Db) -> Result<Observed, String> {
 }
 
 async fn replay_lsn(db: &Db) -> Result<Lsn, String> {
-    let pool = db.postgres_pool().ok_or("not PostgreSQL")?;
-    let row = sqlx::raw_sql("SELECT coalesce(pg_last_wal_replay_lsn()::text, '0/0')")
-        .fetch_one(pool)
-        .await
-        .map_err(|e| e.to_string())?;
-    let text: String = row.try_get(0).map_err(|e| e.to_string())?;
-    Lsn::parse(&text).ok_or_else(|| format!("unreadable LSN {text}"))
+    lsn_of(db, "SELECT coalesce(pg_last_wal_replay_lsn()::text, '0/0')").await
 }
 
 /// The primary's WAL insert position now: after a commit, at or past its record.
 pub(super) async fn primary_lsn(db: &Db) -> Result<Lsn, String> {
+    lsn_of(db, "SELECT pg_current_wal_insert_lsn()::text").await
+}
+
+/// The one `pg_lsn` (as text) that `sql`, a simple query, returns.
+async fn lsn_of(db: &Db, sql: &'static str) -> Result<Lsn, String> {
     let pool = db.postgres_pool().ok_or("not PostgreSQL")?;
-    let row = sqlx::raw_sql("SELECT pg_current_wal_insert_lsn()::text")
+    let row = sqlx::raw_sql(sql)
         .fetch_one(pool)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| super::redact(&e.to_string()))?;
     let text: String = row.try_get(0).map_err(|e| e.to_string())?;
     Lsn::parse(&text).ok_or_else(|| format!("unreadable LSN {text}"))
 }
