@@ -67,6 +67,7 @@ impl Application {
     /// with [`SchemaNotCurrent`]: a server on an older schema would fail request
     /// after request instead.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let started = chrono::Utc::now();
         let db = Db::connect(&settings.db).await?;
         let ready = if settings.auto_migrate {
             apply_migrations(&db).await.map_err(StartError::Migrate)
@@ -77,7 +78,7 @@ impl Application {
             db.close().await;
             return Err(e);
         }
-        warn_when_the_role_limit_is_short(&db).await;
+        warn_when_the_role_limit_is_short(&db, started).await;
         Self::with_db(settings, db).await
     }
 
@@ -227,18 +228,18 @@ pub struct SchemaNotCurrent {
 
 /// Logs a warning when the role's `CONNECTION LIMIT` (`APP_DB_CONNECTION_LIMIT`)
 /// cannot cover this process's pool maximum on top of the sessions other processes
-/// of the role already hold: under load some of them would then fail with "too many
-/// connections for role". Behind PgBouncer the server connections are PgBouncer's,
-/// so the check is skipped there (its `max_db_connections` is the budget).
-async fn warn_when_the_role_limit_is_short(db: &Db) {
+/// of the role already hold (those open since before this process `started`): under
+/// load some of them would then fail with "too many connections for role". Behind
+/// PgBouncer the server connections are PgBouncer's, so the check is skipped there
+/// (its `max_db_connections` is the budget).
+async fn warn_when_the_role_limit_is_short(db: &Db, started: chrono::DateTime<chrono::Utc>) {
     if db.settings().pgbouncer {
         return;
     }
-    let Ok(Some(role)) = agenda_storage::ops::role_connections(db).await else {
+    let Ok(Some(role)) = agenda_storage::ops::role_connections(db, started).await else {
         return;
     };
-    let ours = i64::from(db.pool_status().size);
-    let others = (role.open - ours).max(0);
+    let others = role.others;
     let max = i64::from(db.settings().max_connections);
     if others + max > role.limit {
         tracing::warn!(

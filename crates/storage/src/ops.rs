@@ -131,38 +131,45 @@ pub async fn status(db: &Db, known_migrations: &[&str]) -> Result<DbStatus, Stor
     })
 }
 
-/// The connection limit of the role this pool connects as, and the sessions it
-/// holds right now across every process.
+/// The connection limit of the role this pool connects as, and the sessions other
+/// processes hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct RoleConnections {
     /// `CONNECTION LIMIT` of the role (`APP_DB_CONNECTION_LIMIT` when made by `agenda
     /// db create-app-role`).
     pub limit: i64,
-    /// Sessions of the role open now, this process's included.
-    pub open: i64,
+    /// Sessions of the role that were open before `since` (so not this process's,
+    /// when `since` is when it started) and still are.
+    pub others: i64,
 }
 
 /// [`RoleConnections`] of the pool's role on PostgreSQL; `None` on SQLite and for a
 /// role without a limit (`-1`) or with superuser rights (which the limit does not
 /// bind).
-pub async fn role_connections(db: &Db) -> Result<Option<RoleConnections>, StorageError> {
+pub async fn role_connections(
+    db: &Db,
+    since: DateTime<Utc>,
+) -> Result<Option<RoleConnections>, StorageError> {
     if db.engine() != Engine::Postgres {
         return Ok(None);
     }
     let tx = db.begin_read().await?;
     let row = one(
         &tx,
-        "SELECT r.rolconnlimit::int8, r.rolsuper,                 (SELECT count(*) FROM pg_stat_activity a WHERE a.usename = current_user)          FROM pg_roles r WHERE r.rolname = current_user",
-        [],
+        "SELECT r.rolconnlimit::int8, r.rolsuper, \
+                (SELECT count(*) FROM pg_stat_activity a \
+                  WHERE a.usename = current_user AND a.backend_start < $1) \
+         FROM pg_roles r WHERE r.rolname = current_user",
+        [since.into()],
     )
     .await?;
     tx.commit().await?;
-    let (limit, superuser, open): (i64, bool, i64) = (
+    let (limit, superuser, others): (i64, bool, i64) = (
         row.try_get_by_index(0)?,
         row.try_get_by_index(1)?,
         row.try_get_by_index(2)?,
     );
-    Ok((limit >= 0 && !superuser).then_some(RoleConnections { limit, open }))
+    Ok((limit >= 0 && !superuser).then_some(RoleConnections { limit, others }))
 }
 
 /// Which of `known_migrations` the database has applied and which are pending, from

@@ -331,8 +331,15 @@ async fn the_server_warns_when_the_role_limit_cannot_cover_its_pool() {
         log.contains("APP_DB_CONNECTION_LIMIT cannot cover the configured pools"),
         "{log}"
     );
-    // (The first process holds at least its minimum of 4.)
     assert!(log.contains("the role may hold 10 sessions"), "{log}");
+    // The first process's sessions (at least its minimum of 4) are older than the
+    // second process; the second's own are not counted.
+    assert!(
+        ["4", "5", "6", "7"]
+            .iter()
+            .any(|n| log.contains(&format!("other processes hold {n} "))),
+        "{log}"
+    );
     drop((first, second));
 }
 
