@@ -89,6 +89,7 @@ async fn flood(args: &LoginFloodArgs, binary: &Path, label: &str) -> Result<Floo
         &ServerConfig {
             binary,
             database_url: &database_url,
+            pgbouncer: false,
             pool_size: 5,
             max_overflow: 10,
             log_filter: "warn",

@@ -93,6 +93,10 @@ struct RunArgs {
     /// Skip the pgbench ceiling.
     #[arg(long)]
     no_pgbench: bool,
+    /// Put a real PgBouncer (transaction mode, `default_pool_size` = --connections)
+    /// between the server and PostgreSQL, and run the server with DB_PGBOUNCER=true.
+    #[arg(long)]
+    pgbouncer: bool,
     /// The server's RUST_LOG.
     #[arg(long, default_value = "warn")]
     server_log: String,
@@ -146,6 +150,8 @@ fn main() -> std::process::ExitCode {
 struct Env {
     cluster: LocalCluster,
     app_url: String,
+    /// With --pgbouncer: the PgBouncer the server connects through (kept running).
+    pgbouncer: Option<agenda_testkit::pgbouncer::PgBouncer>,
     admin: Admin,
     http: reqwest::Client,
     fixtures: Arc<Fixtures>,
@@ -161,6 +167,7 @@ impl Env {
             &ServerConfig {
                 binary,
                 database_url: &self.app_url,
+                pgbouncer: self.pgbouncer.is_some(),
                 pool_size: self.connections as u32,
                 max_overflow: 0,
                 log_filter: &self.log_filter,
@@ -331,9 +338,26 @@ async fn run(args: RunArgs) -> Result<(), String> {
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| e.to_string())?;
+    let pgbouncer = if args.pgbouncer {
+        let bouncer =
+            agenda_testkit::pgbouncer::PgBouncer::start(&app_url, args.connections as u32, &[])?
+                .ok_or("--pgbouncer: PgBouncer is not installed (bash .ci/tools)")?;
+        eprintln!(
+            "through PgBouncer (transaction mode) on port {}",
+            bouncer.port
+        );
+        Some(bouncer)
+    } else {
+        None
+    };
+    let app_url = match &pgbouncer {
+        Some(bouncer) => bouncer.url_for(&app_url),
+        None => app_url,
+    };
     let mut env = Env {
         cluster,
         app_url,
+        pgbouncer,
         admin,
         http,
         fixtures,

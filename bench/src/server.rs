@@ -16,6 +16,8 @@ pub struct Server {
 pub struct ServerConfig<'a> {
     pub binary: &'a Path,
     pub database_url: &'a str,
+    /// `DB_PGBOUNCER`: the URL goes through PgBouncer in transaction mode.
+    pub pgbouncer: bool,
     pub pool_size: u32,
     pub max_overflow: u32,
     pub log_filter: &'a str,
@@ -39,6 +41,7 @@ impl Server {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("DATABASE_URL", config.database_url)
+            .env("DB_PGBOUNCER", config.pgbouncer.to_string())
             .env("AUTO_MIGRATE", "false")
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
             .env("DB_POOL_SIZE", config.pool_size.to_string())

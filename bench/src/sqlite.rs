@@ -130,6 +130,7 @@ async fn measure(
         &ServerConfig {
             binary,
             database_url: &url,
+            pgbouncer: false,
             pool_size: args.readers as u32,
             max_overflow: 0,
             log_filter: "warn",

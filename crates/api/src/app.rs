@@ -70,6 +70,7 @@ impl Application {
     /// with [`SchemaNotCurrent`]: a server on an older schema would fail request
     /// after request instead.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let started = chrono::Utc::now();
         let db = Db::connect(&settings.db).await?;
         let ready = if settings.auto_migrate {
             apply_migrations(&db).await.map_err(StartError::Migrate)
@@ -80,6 +81,7 @@ impl Application {
             db.close().await;
             return Err(e);
         }
+        warn_when_the_role_limit_is_short(&db, started).await;
         Self::with_db(settings, db).await
     }
 
@@ -179,7 +181,7 @@ impl Application {
         let cache_listener = state
             .settings
             .cache_listen
-            .url(&state.settings.db.url)
+            .url(&state.settings.db)
             .map(|url| agenda_storage::cache::listen(state.cache.clone(), url.expose().to_owned()));
         let shutdown_began = Arc::new(std::sync::OnceLock::new());
         let began = shutdown_began.clone();
@@ -279,6 +281,34 @@ pub async fn migration_state(
 )]
 pub struct SchemaNotCurrent {
     pub pending: Vec<String>,
+}
+
+/// Logs a warning when the role's `CONNECTION LIMIT` (`APP_DB_CONNECTION_LIMIT`)
+/// cannot cover this process's pool maximum on top of the sessions other processes
+/// of the role already hold (those open since before this process `started`): under
+/// load some of them would then fail with "too many connections for role". Behind
+/// PgBouncer the server connections are PgBouncer's, so the check is skipped there
+/// (its `max_db_connections` is the budget).
+async fn warn_when_the_role_limit_is_short(db: &Db, started: chrono::DateTime<chrono::Utc>) {
+    if db.settings().pgbouncer {
+        return;
+    }
+    let Ok(Some(role)) = agenda_storage::ops::role_connections(db, started).await else {
+        return;
+    };
+    let others = role.others;
+    let max = i64::from(db.settings().max_connections);
+    if others + max > role.limit {
+        tracing::warn!(
+            limit = role.limit,
+            held_by_other_processes = others,
+            this_pool_max = max,
+            "APP_DB_CONNECTION_LIMIT cannot cover the configured pools: the role may hold {} \
+             sessions, other processes hold {others} and this one may open {max}; raise the \
+             limit (agenda db create-app-role) or lower DB_POOL_SIZE + DB_MAX_OVERFLOW",
+            role.limit
+        );
+    }
 }
 
 /// Succeeds when every migration of this build is applied; never changes anything.

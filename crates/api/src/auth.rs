@@ -85,10 +85,21 @@ impl FromRequestParts<AppState> for Auth {
         // The lookup runs in a transaction: on PostgreSQL it enters the session's
         // tenant first (row-level security), and that transaction then serves the
         // rest of the request (see `crate::uow`).
-        let tx = state.db.begin_read().await?;
-        let found = SessionRepo::authenticate(&tx, &token_digest(token), now)
-            .await?
-            .ok_or_else(unauthorized)?;
+        let (db, on_replica) = crate::uow::ReplicaRead::of(parts, state)
+            .db(&state.db)
+            .await;
+        let digest = token_digest(token);
+        let mut tx = db.begin_read().await?;
+        let mut found = SessionRepo::authenticate(&tx, &digest, now).await?;
+        if found.is_none() && on_replica {
+            // A session opened moments ago may not have reached the replica yet.
+            tx.rollback()
+                .await
+                .map_err(agenda_storage::StorageError::from)?;
+            tx = state.db.begin_read().await?;
+            found = SessionRepo::authenticate(&tx, &digest, now).await?;
+        }
+        let found = found.ok_or_else(unauthorized)?;
         if found.organization.status == OrganizationStatus::Suspended {
             tx.rollback()
                 .await

@@ -200,10 +200,14 @@ impl CacheListen {
         }
     }
 
-    /// The URL to listen on, given the database the server uses.
-    pub fn url<'a>(&'a self, database: &'a DatabaseUrl) -> Option<&'a DatabaseUrl> {
+    /// The URL to listen on, given the database settings: unset, that is PostgreSQL
+    /// itself — `DATABASE_DIRECT_URL` behind PgBouncer (`DB_PGBOUNCER`), where
+    /// `DATABASE_URL` is the pooler and cannot carry a `LISTEN`; none there without a
+    /// direct URL (the TTL bounds staleness), and none on SQLite.
+    pub fn url<'a>(&'a self, db: &'a agenda_storage::DbSettings) -> Option<&'a DatabaseUrl> {
         match self {
-            CacheListen::Database => (database.engine() == Engine::Postgres).then_some(database),
+            CacheListen::Database if db.pgbouncer => db.direct_url.as_ref(),
+            CacheListen::Database => (db.url.engine() == Engine::Postgres).then_some(&db.url),
             CacheListen::Off => None,
             CacheListen::Url(url) => Some(url),
         }

@@ -156,7 +156,11 @@ impl AppMetrics {
     /// database cannot answer, the gauges keep their last values (and a warning is
     /// logged) rather than the scrape failing.
     async fn read_outbox(&self, db: &agenda_storage::Db) {
-        let counts = agenda_storage::repo::outbox::OutboxRepo::counts(db.conn()).await;
+        // In a transaction rather than on the bare pool, for PgBouncer's transaction mode.
+        let counts = match db.begin_read().await {
+            Ok(tx) => agenda_storage::repo::outbox::OutboxRepo::counts(&tx).await,
+            Err(e) => Err(e),
+        };
         let counts = match counts {
             Ok(counts) => counts,
             Err(e) => {

@@ -72,6 +72,47 @@ struct SlotState {
     claimed: Option<Uuid>,
     /// A completed request with the same key: the answer, instead of the handler's.
     replay: Option<Response>,
+    /// Whether the request opened its transaction for writing.
+    wrote: bool,
+    /// With read replicas: the digest of the request's bearer token, which keys the
+    /// session's read-your-writes fence.
+    fence_key: Option<String>,
+}
+
+/// Marks the routes whose reads tolerate replica lag (see `docs/scaling.md`): their
+/// `GET`s read from a read replica (`DATABASE_READ_URL`) when one is usable and has
+/// replayed the session's last write.
+#[derive(Clone, Copy)]
+pub(crate) struct ToleratesLag;
+
+/// Whether a request may read from a replica: a `GET` of a route marked
+/// [`ToleratesLag`] with replicas configured. `Some` holds the session's fence key.
+#[derive(Clone)]
+pub(crate) struct ReplicaRead(Option<Option<String>>);
+
+impl ReplicaRead {
+    pub(crate) fn of(parts: &Parts, state: &AppState) -> ReplicaRead {
+        let eligible = matches!(
+            parts.method,
+            axum::http::Method::GET | axum::http::Method::HEAD
+        ) && parts.extensions.get::<ToleratesLag>().is_some()
+            && !state.db.settings().replicas.is_empty();
+        ReplicaRead(
+            eligible.then(|| Slot::of(parts).and_then(|slot| slot.state().fence_key.clone())),
+        )
+    }
+
+    /// The pool the request's read transaction opens on: a replica when
+    /// [`Db::replica_for`] offers one, else the primary `db`. The second value says
+    /// whether it is a replica.
+    pub(crate) async fn db(&self, db: &Db) -> (Db, bool) {
+        if let Some(key) = &self.0
+            && let Some(replica) = db.replica_for(key.as_deref()).await
+        {
+            return (replica, true);
+        }
+        (db.clone(), false)
+    }
 }
 
 impl Slot {
@@ -112,6 +153,8 @@ impl Slot {
 pub struct UnitOfWork {
     slot: Slot,
     db: Db,
+    /// Whether a read-only transaction may open on a replica.
+    replica: ReplicaRead,
     tx: tokio::sync::OnceCell<Arc<DatabaseTransaction>>,
 }
 
@@ -165,14 +208,17 @@ impl UnitOfWork {
                 let opened = Arc::new(match (mode, tenant) {
                     (Mode::Write, Some(scope)) => self.db.begin_in(scope).await?,
                     (Mode::Write, None) => self.db.begin().await?,
-                    (Mode::Read, Some(scope)) => self.db.read_in(scope).await?,
-                    (Mode::Read, None) => self.db.begin_read().await?,
+                    (Mode::Read, Some(scope)) => {
+                        self.replica.db(&self.db).await.0.read_in(scope).await?
+                    }
+                    (Mode::Read, None) => self.replica.db(&self.db).await.0.begin_read().await?,
                 });
                 self.slot.state().tx = Some(opened.clone());
                 Ok(opened)
             })
             .await?;
         if let Mode::Write = mode {
+            self.slot.state().wrote = true;
             self.claim_key(tx).await?;
         }
         Ok(tx)
@@ -218,6 +264,7 @@ impl FromRequestParts<AppState> for UnitOfWork {
         Ok(UnitOfWork {
             slot,
             db: state.db.clone(),
+            replica: ReplicaRead::of(parts, state),
             tx: tokio::sync::OnceCell::new(),
         })
     }
@@ -243,6 +290,14 @@ pub async fn unit_of_work(State(state): State<AppState>, request: Request, next:
         Err(e) => return e.into_response(),
     };
     slot.state().key = key;
+    if !state.db.settings().replicas.is_empty() {
+        slot.state().fence_key = request
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|token| crate::auth::token_digest(token.trim()));
+    }
     request.extensions_mut().insert(slot.clone());
     let limit = state.settings.http.request_timeout;
     // The cache tracks which cached tables the handler writes; their entries are
@@ -293,7 +348,16 @@ pub async fn unit_of_work(State(state): State<AppState>, request: Request, next:
                 state.cache.invalidate_written(&written);
             }
             match outcome {
-                Ok(Ok(())) => response,
+                Ok(Ok(())) => {
+                    let (wrote, key) = {
+                        let slot = slot.state();
+                        (slot.wrote, slot.fence_key.clone())
+                    };
+                    if let (true, Some(key)) = (wrote, key) {
+                        state.db.note_write(&key).await;
+                    }
+                    response
+                }
                 Ok(Err(e)) if agenda_storage::error::refused_by_server(&e) => {
                     ApiError::from(StorageError::from(e)).into_response()
                 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use agenda_entity::catalog;
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, QueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -86,7 +86,10 @@ pub struct TableRows {
 /// `migration` crate's `Migrator::migrations()`), oldest first; the storage crate
 /// cannot name them itself because the migration crate depends on it.
 pub async fn status(db: &Db, known_migrations: &[&str]) -> Result<DbStatus, StorageError> {
-    let conn = db.conn();
+    // One read transaction, not the bare pool: behind PgBouncer's transaction mode a
+    // statement outside a transaction may not find its prepared statement.
+    let tx = db.begin_read().await?;
+    let conn = &tx;
     let engine = db.engine();
     let version_sql = match engine {
         Engine::Postgres => "SELECT version()",
@@ -94,8 +97,8 @@ pub async fn status(db: &Db, known_migrations: &[&str]) -> Result<DbStatus, Stor
     };
     let server_version: String = one(conn, version_sql, []).await?.try_get_by_index(0)?;
 
-    let existing = existing_tables(db).await?;
-    let migrations = read_migrations(db, &existing, known_migrations).await?;
+    let existing = existing_tables(conn).await?;
+    let migrations = read_migrations(conn, &existing, known_migrations).await?;
 
     let mut tables = Vec::new();
     let mut total_rows = 0;
@@ -114,6 +117,8 @@ pub async fn status(db: &Db, known_migrations: &[&str]) -> Result<DbStatus, Stor
         });
     }
 
+    let counts_hidden_by_rls = !crate::tenant::sees_every_tenant(conn).await?;
+    tx.commit().await?;
     Ok(DbStatus {
         engine,
         server_version,
@@ -122,8 +127,49 @@ pub async fn status(db: &Db, known_migrations: &[&str]) -> Result<DbStatus, Stor
         pool: db.pool_status(),
         tables,
         total_rows,
-        counts_hidden_by_rls: !crate::tenant::sees_every_tenant(conn).await?,
+        counts_hidden_by_rls,
     })
+}
+
+/// The connection limit of the role this pool connects as, and the sessions other
+/// processes hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RoleConnections {
+    /// `CONNECTION LIMIT` of the role (`APP_DB_CONNECTION_LIMIT` when made by `agenda
+    /// db create-app-role`).
+    pub limit: i64,
+    /// Sessions of the role that were open before `since` (so not this process's,
+    /// when `since` is when it started) and still are.
+    pub others: i64,
+}
+
+/// [`RoleConnections`] of the pool's role on PostgreSQL; `None` on SQLite and for a
+/// role without a limit (`-1`) or with superuser rights (which the limit does not
+/// bind).
+pub async fn role_connections(
+    db: &Db,
+    since: DateTime<Utc>,
+) -> Result<Option<RoleConnections>, StorageError> {
+    if db.engine() != Engine::Postgres {
+        return Ok(None);
+    }
+    let tx = db.begin_read().await?;
+    let row = one(
+        &tx,
+        "SELECT r.rolconnlimit::int8, r.rolsuper, \
+                (SELECT count(*) FROM pg_stat_activity a \
+                  WHERE a.usename = current_user AND a.backend_start < $1) \
+         FROM pg_roles r WHERE r.rolname = current_user",
+        [since.into()],
+    )
+    .await?;
+    tx.commit().await?;
+    let (limit, superuser, others): (i64, bool, i64) = (
+        row.try_get_by_index(0)?,
+        row.try_get_by_index(1)?,
+        row.try_get_by_index(2)?,
+    );
+    Ok((limit >= 0 && !superuser).then_some(RoleConnections { limit, others }))
 }
 
 /// Which of `known_migrations` the database has applied and which are pending, from
@@ -135,12 +181,15 @@ pub async fn migration_state(
     db: &Db,
     known_migrations: &[&str],
 ) -> Result<MigrationState, StorageError> {
-    let existing = existing_tables(db).await?;
-    read_migrations(db, &existing, known_migrations).await
+    let tx = db.begin_read().await?;
+    let existing = existing_tables(&tx).await?;
+    let state = read_migrations(&tx, &existing, known_migrations).await?;
+    tx.commit().await?;
+    Ok(state)
 }
 
 async fn read_migrations(
-    db: &Db,
+    conn: &impl ConnectionTrait,
     existing_tables: &[String],
     known_migrations: &[&str],
 ) -> Result<MigrationState, StorageError> {
@@ -150,7 +199,7 @@ async fn read_migrations(
             "SELECT version FROM {} ORDER BY version",
             ident(MIGRATION_TABLE)
         );
-        for row in all(db.conn(), &sql, []).await? {
+        for row in all(conn, &sql, []).await? {
             migrations.applied.push(row.try_get_by_index(0)?);
         }
     }
@@ -169,16 +218,14 @@ async fn read_migrations(
 }
 
 /// The names of the tables in the database (current schema on PostgreSQL).
-async fn existing_tables(db: &Db) -> Result<Vec<String>, StorageError> {
-    let sql = match db.engine() {
-        Engine::Postgres => {
+async fn existing_tables(conn: &impl ConnectionTrait) -> Result<Vec<String>, StorageError> {
+    let sql = match conn.get_database_backend() {
+        DbBackend::Postgres => {
             "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema()"
         }
-        Engine::Sqlite => {
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        }
+        _ => "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
     };
-    all(db.conn(), sql, [])
+    all(conn, sql, [])
         .await?
         .iter()
         .map(|row| Ok(row.try_get_by_index(0)?))

@@ -37,6 +37,16 @@ pub async fn enter(tx: &DatabaseTransaction, scope: TenantScope) -> Result<(), S
     set_tenant(tx, "$2", scope.organization_id().to_string()).await
 }
 
+/// `set_config('app.tenant', '<id>', true)` as SQL text, for the PgBouncer prelude
+/// that enters the tenant in the same simple-query message (see `crate::db`). The id
+/// is a UUID formatted here (hex digits and hyphens), never text from a request.
+pub(crate) fn set_tenant_sql(scope: TenantScope) -> String {
+    format!(
+        "set_config('{TENANT_SETTING}', '{}', true)",
+        scope.organization_id().hyphenated()
+    )
+}
+
 /// Enters the tenant that `function` (one of migration 11's `SECURITY DEFINER`
 /// lookups) finds for a token `digest`, in one statement. An unknown digest enters
 /// no tenant (`''`), so the lookups that follow find nothing. Nothing on SQLite.

@@ -17,6 +17,7 @@
 //! fails under `CI=true` and is skipped with a loud message elsewhere.
 
 pub mod otlp;
+pub mod pgbouncer;
 pub mod postgres;
 pub mod proxy;
 pub mod smtp;
@@ -63,7 +64,7 @@ impl Deref for TestDb {
 /// The application role tests run the server as on PostgreSQL (see
 /// [`TestDb::app_role_settings`]). Test-only credentials of a throwaway cluster.
 pub const APP_ROLE: &str = "agenda_test_app";
-const APP_ROLE_PASSWORD: &str = "agenda-test-app-only";
+pub(crate) const APP_ROLE_PASSWORD: &str = "agenda-test-app-only";
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -152,6 +153,28 @@ impl TestDb {
         })
     }
 
+    /// A fresh, migrated database `name` on `cluster` (a server of the test's own,
+    /// e.g. the primary of a standby), as its superuser.
+    pub async fn postgres_on(cluster: &postgres::LocalCluster, name: &str) -> TestDb {
+        cluster
+            .exec("postgres", &format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("create {name}: {e}"));
+        let url = cluster.url(name);
+        migrate_fresh(&url)
+            .await
+            .unwrap_or_else(|e| panic!("migrate {name}: {e}"));
+        let settings = test_settings(DatabaseUrl::parse(&url).expect("valid URL"));
+        let db = Db::connect(&settings)
+            .await
+            .expect("connect to the test database");
+        TestDb {
+            db,
+            settings,
+            cleanup: Cleanup::LocalPostgres,
+        }
+    }
+
     /// The database for `engine` (PostgreSQL may be `None`, see [`TestDb::postgres`]).
     pub async fn for_engine(engine: Engine) -> Option<TestDb> {
         match engine {
@@ -191,6 +214,16 @@ impl TestDb {
             .expect("URL takes a password");
         let mut settings = self.settings.clone();
         settings.url = DatabaseUrl::parse(url.as_str()).expect("valid URL");
+        settings
+    }
+
+    /// [`TestDb::app_role_settings`] through `bouncer`, in PgBouncer transaction
+    /// mode (`DB_PGBOUNCER=true`), as a production server behind PgBouncer runs.
+    pub async fn app_role_settings_behind(&self, bouncer: &pgbouncer::PgBouncer) -> DbSettings {
+        let mut settings = self.app_role_settings().await;
+        settings.url =
+            DatabaseUrl::parse(&bouncer.url_for(settings.url.expose())).expect("valid URL");
+        settings.pgbouncer = true;
         settings
     }
 

@@ -251,16 +251,8 @@ impl LocalCluster {
         } else {
             None
         };
-        let root = std::env::temp_dir().join(format!(
-            "agenda-testpg-{}-{}",
-            std::process::id(),
-            fastrand::u32(..)
-        ));
+        let root = cluster_root(run_as)?;
         let data_dir = root.join("data");
-        std::fs::create_dir_all(&root).map_err(|e| format!("create {}: {e}", root.display()))?;
-        if let Some((uid, gid)) = run_as {
-            chown(&root, uid, gid)?;
-        }
 
         let mut initdb = Command::new(bin_dir.join("initdb"));
         initdb
@@ -278,16 +270,7 @@ impl LocalCluster {
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        if let Some((uid, gid)) = run_as {
-            initdb.uid(uid).gid(gid);
-        }
-        let out = initdb.output().map_err(|e| format!("run initdb: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "initdb failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
+        run_to_end(initdb, run_as, "initdb")?;
 
         let mut cluster = LocalCluster {
             root,
@@ -311,6 +294,52 @@ impl LocalCluster {
         }
         all.push(cluster.clone());
         Ok(cluster)
+    }
+
+    /// Starts a streaming standby of this cluster: a base backup taken with
+    /// `pg_basebackup -R` (as the `postgres` user when root), so it follows this
+    /// server through streaming replication and answers read-only queries (hot
+    /// standby), on a port of its own. It is stopped and deleted when the process exits.
+    pub fn start_standby(&self) -> Result<LocalCluster, String> {
+        let root = cluster_root(self.run_as)?;
+        let data_dir = root.join("data");
+        let mut backup = Command::new(self.bin_dir.join("pg_basebackup"));
+        backup
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .arg("-D")
+            .arg(&data_dir)
+            .args(["-R", "-X", "stream", "-c", "fast", "--no-sync"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        run_to_end(backup, self.run_as, "pg_basebackup")?;
+        let mut standby = LocalCluster {
+            root,
+            data_dir,
+            bin_dir: self.bin_dir.clone(),
+            port: free_port()?,
+            pid: 0,
+            run_as: self.run_as,
+            settings: self.settings.clone(),
+        };
+        standby.pid = spawn_postmaster(&standby)?;
+        LOCAL.lock().unwrap().push(standby.clone());
+        Ok(standby)
+    }
+
+    /// Runs `sql` as the superuser in database `name` (e.g. `pg_wal_replay_pause()`
+    /// on a standby).
+    pub async fn exec(&self, name: &str, sql: &str) -> Result<(), String> {
+        let mut conn = PgConnection::connect(&self.url(name))
+            .await
+            .map_err(|e| e.to_string())?;
+        exec(&mut conn, sql).await
     }
 
     /// The superuser URL of database `name` on this cluster.
@@ -345,46 +374,91 @@ impl LocalCluster {
 
 /// Starts the postmaster from a thread that lives as long as the process, so that
 /// the parent-death signal fires exactly when the test process ends.
+/// A fresh directory for a cluster of this process (swept at the next start if the
+/// process is killed), owned by `run_as` when given.
+fn cluster_root(run_as: Option<(u32, u32)>) -> Result<PathBuf, String> {
+    let root = std::env::temp_dir().join(format!(
+        "agenda-testpg-{}-{}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    std::fs::create_dir_all(&root).map_err(|e| format!("create {}: {e}", root.display()))?;
+    if let Some((uid, gid)) = run_as {
+        chown(&root, uid, gid)?;
+    }
+    Ok(root)
+}
+
+/// Runs `cmd` (as `run_as` when given) to its end; its standard error is the error
+/// when it fails.
+fn run_to_end(mut cmd: Command, run_as: Option<(u32, u32)>, what: &str) -> Result<(), String> {
+    if let Some((uid, gid)) = run_as {
+        cmd.uid(uid).gid(gid);
+    }
+    let out = cmd.output().map_err(|e| format!("run {what}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
 pub(crate) fn spawn_postmaster(cluster: &LocalCluster) -> Result<i32, String> {
-    let cluster = cluster.clone();
+    let log = std::fs::File::create(cluster.root.join("postgres.log")).ok();
+    let mut cmd = Command::new(cluster.bin_dir.join("postgres"));
+    cmd.arg("-D")
+        .arg(&cluster.data_dir)
+        .args(["-h", "127.0.0.1", "-p", &cluster.port.to_string()])
+        .arg("-k")
+        .arg(&cluster.root)
+        .args([
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+        ])
+        .args(["-c", "max_connections=400", "-c", "shared_buffers=64MB"])
+        .args(["-c", "shared_preload_libraries=pg_stat_statements"])
+        .args(
+            cluster
+                .settings
+                .iter()
+                .flat_map(|(k, v)| ["-c".to_owned(), format!("{k}={v}")]),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log.map_or_else(Stdio::null, Stdio::from));
+    spawn_tied_to_process(cmd, cluster.run_as, libc::SIGQUIT, "agenda-testpg")
+}
+
+/// Starts `cmd` (as `run_as` when given) so that it cannot outlive the test process:
+/// it gets `signal` when its parent dies. The parent is a thread of its own kept
+/// alive until the process exits (a parent-death signal follows the spawning thread,
+/// not the process). Returns the child's pid.
+pub(crate) fn spawn_tied_to_process(
+    mut cmd: Command,
+    run_as: Option<(u32, u32)>,
+    signal: libc::c_int,
+    name: &str,
+) -> Result<i32, String> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
-        .name("agenda-testpg".into())
+        .name(name.into())
         .spawn(move || {
-            let log = std::fs::File::create(cluster.root.join("postgres.log")).ok();
-            let mut cmd = Command::new(cluster.bin_dir.join("postgres"));
-            cmd.arg("-D")
-                .arg(&cluster.data_dir)
-                .args(["-h", "127.0.0.1", "-p", &cluster.port.to_string()])
-                .arg("-k")
-                .arg(&cluster.root)
-                .args([
-                    "-c",
-                    "fsync=off",
-                    "-c",
-                    "synchronous_commit=off",
-                    "-c",
-                    "full_page_writes=off",
-                ])
-                .args(["-c", "max_connections=400", "-c", "shared_buffers=64MB"])
-                .args(["-c", "shared_preload_libraries=pg_stat_statements"])
-                .args(
-                    cluster
-                        .settings
-                        .iter()
-                        .flat_map(|(k, v)| ["-c".to_owned(), format!("{k}={v}")]),
-                )
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log.map_or_else(Stdio::null, Stdio::from));
-            if let Some((uid, gid)) = cluster.run_as {
+            if let Some((uid, gid)) = run_as {
                 cmd.uid(uid).gid(gid);
             }
             // SAFETY: prctl is async-signal-safe; runs in the child before exec, after
             // the uid change (which would otherwise clear the setting).
             unsafe {
-                cmd.pre_exec(|| {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGQUIT) != 0 {
+                cmd.pre_exec(move || {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, signal) != 0 {
                         return Err(std::io::Error::last_os_error());
                     }
                     Ok(())
@@ -396,7 +470,7 @@ pub(crate) fn spawn_postmaster(cluster: &LocalCluster) -> Result<i32, String> {
                     let _ = child.wait();
                 }
                 Err(e) => {
-                    let _ = tx.send(Err(format!("start postgres: {e}")));
+                    let _ = tx.send(Err(format!("start {program}: {e}")));
                 }
             }
             // Keep the thread (the child's "parent") alive until the process exits.
@@ -442,7 +516,7 @@ fn self_signed_certificate(
     Ok(())
 }
 
-fn postgres_user() -> Result<(u32, u32), String> {
+pub(crate) fn postgres_user() -> Result<(u32, u32), String> {
     let name = CString::new("postgres").unwrap();
     // SAFETY: getpwnam returns a pointer to static storage or null; read at once.
     let pw = unsafe { libc::getpwnam(name.as_ptr()) };
@@ -454,12 +528,12 @@ fn postgres_user() -> Result<(u32, u32), String> {
     Ok(unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
 }
 
-fn chown(path: &Path, uid: u32, gid: u32) -> Result<(), String> {
+pub(crate) fn chown(path: &Path, uid: u32, gid: u32) -> Result<(), String> {
     std::os::unix::fs::chown(path, Some(uid), Some(gid))
         .map_err(|e| format!("chown {}: {e}", path.display()))
 }
 
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
 }

@@ -849,6 +849,15 @@ fn print_db_status(s: &agenda_storage::ops::DbStatus) {
         c.idle_timeout_s,
         if c.pre_ping { "on" } else { "off" }
     );
+    if c.pgbouncer {
+        println!("pooler      PgBouncer, transaction pooling (DB_PGBOUNCER)");
+    }
+    for replica in &c.replicas {
+        println!(
+            "replica     {replica} (skipped beyond {} ms of lag)",
+            c.replica_max_lag_ms
+        );
+    }
     if let Some(pg) = &c.postgres {
         println!(
             "session     statement_timeout {} ms; lock_timeout {} ms; \

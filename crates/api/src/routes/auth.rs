@@ -267,12 +267,17 @@ fn bad_credentials() -> ApiError {
 }
 
 /// The organization a public request names by slug. The organizations table is the
-/// tenant list itself and has no row-level security, so the pool can read it.
-async fn organization_by_slug(
+/// tenant list itself and has no row-level security, so a transaction that entered no
+/// tenant can read it (a transaction rather than the bare pool, which PgBouncer's
+/// transaction mode does not allow for a prepared statement).
+pub(crate) async fn organization_by_slug(
     state: &AppState,
     slug: &str,
 ) -> Result<Option<organization::Model>, ApiError> {
-    Ok(OrganizationRepo::find_by_slug(state.db.conn(), slug.trim()).await?)
+    let tx = state.db.begin_read().await?;
+    let found = OrganizationRepo::find_by_slug(&tx, slug.trim()).await?;
+    tx.commit().await.map_err(StorageError::from)?;
+    Ok(found)
 }
 
 /// The organization a public request names, unless it is suspended.

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use self::document::BearerAuth;
 use crate::app::AppState;
 use crate::idempotency::DocumentHeader;
-use crate::uow::unit_of_work;
+use crate::uow::{ToleratesLag, unit_of_work};
 
 mod admin;
 mod analytics;
@@ -83,13 +83,14 @@ struct ApiDoc;
 /// Every `/api/v1` route, documented.
 fn v1() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .merge(analytics::router())
+        // Dashboards, search and the catalogue tolerate replica lag (docs/scaling.md).
+        .merge(analytics::router().layer(axum::Extension(ToleratesLag)))
         .merge(admin::router())
         .merge(appointments::router())
         .merge(marketplace::router())
         .merge(notifications::router())
         .merge(auth::router())
-        .merge(catalogue::router())
+        .merge(catalogue::router().layer(axum::Extension(ToleratesLag)))
         .merge(organizations::router())
         .merge(reviews::router())
         .merge(profiles::router())

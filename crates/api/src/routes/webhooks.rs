@@ -49,7 +49,6 @@ use agenda_storage::repo::appointments::{ActingUser, AppointmentRepo};
 use agenda_storage::repo::audit::{AuditEntry, AuditRepo};
 use agenda_storage::repo::idempotency::{IdempotencyRepo, IdempotencyState, IdempotentRequest};
 use agenda_storage::repo::integrations::{IntegrationRepo, SecretUnavailable};
-use agenda_storage::repo::organizations::OrganizationRepo;
 use agenda_storage::secrets::Secret;
 use axum::Json;
 use axum::extract::State;
@@ -331,8 +330,7 @@ async fn webhook_secret(
     if agenda_entity::validate::key(processor).is_err() {
         return Err(no_such());
     }
-    // The organizations table has no row-level security; the pool can read it.
-    let organization = OrganizationRepo::find_by_slug(state.db.conn(), slug)
+    let organization = super::auth::organization_by_slug(state, slug)
         .await?
         .ok_or_else(no_such)?;
     if organization.status == OrganizationStatus::Suspended {

@@ -12,12 +12,12 @@ use crate::support::{TestApp, bookable_provider, code, fields, request, scope_of
 
 const PASSWORD: &str = "correct horse battery";
 
-struct People {
-    scope: TenantScope,
-    provider: (Uuid, String),
-    client: (Uuid, String),
-    other_client: (Uuid, String),
-    service: Uuid,
+pub(crate) struct People {
+    pub scope: TenantScope,
+    pub provider: (Uuid, String),
+    pub client: (Uuid, String),
+    pub other_client: (Uuid, String),
+    pub service: Uuid,
 }
 
 async fn sign_up(app: &TestApp, email: &str, role: &str) -> (Uuid, String) {
@@ -37,7 +37,7 @@ async fn sign_up(app: &TestApp, email: &str, role: &str) -> (Uuid, String) {
     )
 }
 
-async fn setup(app: &TestApp) -> People {
+pub(crate) async fn setup(app: &TestApp) -> People {
     let (_, org) = app
         .post(
             "/api/v1/organizations",
@@ -230,54 +230,145 @@ both_engines! {
     /// slots, book, confirm, start, pay, complete, review, and see the balance.
     async fn the_booking_journey_entirely_over_http(t: TestDb) {
         let app = TestApp::spawn(t).await;
-        let (status, _) = app
-            .post("/api/v1/organizations", &sign_up_body(json!({"slug": "acme", "name": "Acme", "time_zone": "America/Sao_Paulo", "currency": "BRL"})))
-            .await;
-        assert_eq!(status, 201);
-        let (provider_id, provider) = sign_up(&app, "provider@example.com", "provider").await;
-        let (_, client) = sign_up(&app, "client@example.com", "client").await;
-
-        let (status, body) = call(&app, "PUT", "/api/v1/providers/me/settings", &provider,
-            Some(json!({"business_name": "Studio Ana", "accepted_payment_methods": ["pix"], "slot_step_minutes": 60, "min_lead_minutes": 0})), None).await;
-        assert_eq!(status, 201, "{body}");
-        let (status, service) = call(&app, "POST", "/api/v1/services", &provider,
-            Some(json!({"name": "Haircut", "duration_minutes": 60, "price_cents": 8000})), None).await;
-        assert_eq!(status, 201, "{service}");
-        let service_id = service["id"].as_str().unwrap().to_owned();
-        for weekday in 1..=7 {
-            let (status, body) = call(&app, "POST", "/api/v1/availability", &provider,
-                Some(json!({"kind": "weekly", "weekday": weekday, "start_time": "09:00", "end_time": "12:00"})), None).await;
-            assert_eq!(status, 201, "{body}");
-        }
-
-        let day = (Utc::now() + Duration::days(3)).date_naive();
-        let (status, slots) = call(&app, "GET",
-            &format!("/api/v1/providers/{provider_id}/slots?service_id={service_id}&from={day}&to={day}"), &client, None, None).await;
-        assert_eq!(status, 200, "{slots}");
-        let starts: Vec<String> = slots.as_array().unwrap().iter().map(|s| s["start"].as_str().unwrap().to_owned()).collect();
-        // 09:00, 10:00 and 11:00 in São Paulo (UTC−3) are 12:00, 13:00, 14:00 UTC.
-        assert_eq!(starts.len(), 3, "{slots}");
-        assert!(starts[0].contains("T12:00:00"), "{starts:?}");
-
-        let (status, booked) = call(&app, "POST", "/api/v1/appointments", &client,
-            Some(json!({"service_id": service_id, "start_at": starts[1]})), Some("journey-1")).await;
-        assert_eq!(status, 201, "{booked}");
-        let id = booked["id"].as_str().unwrap().to_owned();
-        for step in ["confirm", "start"] {
-            assert_eq!(call(&app, "POST", &format!("/api/v1/appointments/{id}/{step}"), &provider, None, None).await.0, 200);
-        }
-        assert_eq!(call(&app, "POST", &format!("/api/v1/appointments/{id}/payment"), &provider, Some(json!({"method": "pix"})), None).await.0, 200);
-        assert_eq!(call(&app, "POST", &format!("/api/v1/appointments/{id}/complete"), &provider, None, None).await.0, 200);
-
-        let (status, review) = call(&app, "POST", "/api/v1/reviews", &client,
-            Some(json!({"appointment_id": id, "rating": 5, "comment": "Great"})), None).await;
-        assert_eq!(status, 201, "{review}");
-
-        let (status, balance) = call(&app, "GET", "/api/v1/marketplace/balance", &provider, None, None).await;
-        assert_eq!(status, 200, "{balance}");
-        // 80.00 paid, 10% platform fee: 72.00 pending until the payout delay passes.
-        assert_eq!((balance["pending_cents"].as_i64(), balance["available_cents"].as_i64()), (Some(7200), Some(0)));
-        assert_eq!(balance["currency"], "BRL");
+        booking_journey_over_http(&app).await;
         app.stop().await;
     }
+}
+
+/// The journey of `the_booking_journey_entirely_over_http` against `app` (also run
+/// behind PgBouncer, in the `scaling` module).
+pub(crate) async fn booking_journey_over_http(app: &TestApp) {
+    let (status, _) = app
+        .post("/api/v1/organizations", &sign_up_body(json!({"slug": "acme", "name": "Acme", "time_zone": "America/Sao_Paulo", "currency": "BRL"})))
+        .await;
+    assert_eq!(status, 201);
+    let (provider_id, provider) = sign_up(app, "provider@example.com", "provider").await;
+    let (_, client) = sign_up(app, "client@example.com", "client").await;
+
+    let (status, body) = call(app, "PUT", "/api/v1/providers/me/settings", &provider,
+        Some(json!({"business_name": "Studio Ana", "accepted_payment_methods": ["pix"], "slot_step_minutes": 60, "min_lead_minutes": 0})), None).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, service) = call(
+        app,
+        "POST",
+        "/api/v1/services",
+        &provider,
+        Some(json!({"name": "Haircut", "duration_minutes": 60, "price_cents": 8000})),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201, "{service}");
+    let service_id = service["id"].as_str().unwrap().to_owned();
+    for weekday in 1..=7 {
+        let (status, body) = call(app, "POST", "/api/v1/availability", &provider,
+            Some(json!({"kind": "weekly", "weekday": weekday, "start_time": "09:00", "end_time": "12:00"})), None).await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    let day = (Utc::now() + Duration::days(3)).date_naive();
+    let (status, slots) = call(
+        app,
+        "GET",
+        &format!(
+            "/api/v1/providers/{provider_id}/slots?service_id={service_id}&from={day}&to={day}"
+        ),
+        &client,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{slots}");
+    let starts: Vec<String> = slots
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["start"].as_str().unwrap().to_owned())
+        .collect();
+    // 09:00, 10:00 and 11:00 in São Paulo (UTC−3) are 12:00, 13:00, 14:00 UTC.
+    assert_eq!(starts.len(), 3, "{slots}");
+    assert!(starts[0].contains("T12:00:00"), "{starts:?}");
+
+    let (status, booked) = call(
+        app,
+        "POST",
+        "/api/v1/appointments",
+        &client,
+        Some(json!({"service_id": service_id, "start_at": starts[1]})),
+        Some("journey-1"),
+    )
+    .await;
+    assert_eq!(status, 201, "{booked}");
+    let id = booked["id"].as_str().unwrap().to_owned();
+    for step in ["confirm", "start"] {
+        assert_eq!(
+            call(
+                app,
+                "POST",
+                &format!("/api/v1/appointments/{id}/{step}"),
+                &provider,
+                None,
+                None
+            )
+            .await
+            .0,
+            200
+        );
+    }
+    assert_eq!(
+        call(
+            app,
+            "POST",
+            &format!("/api/v1/appointments/{id}/payment"),
+            &provider,
+            Some(json!({"method": "pix"})),
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        call(
+            app,
+            "POST",
+            &format!("/api/v1/appointments/{id}/complete"),
+            &provider,
+            None,
+            None
+        )
+        .await
+        .0,
+        200
+    );
+
+    let (status, review) = call(
+        app,
+        "POST",
+        "/api/v1/reviews",
+        &client,
+        Some(json!({"appointment_id": id, "rating": 5, "comment": "Great"})),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201, "{review}");
+
+    let (status, balance) = call(
+        app,
+        "GET",
+        "/api/v1/marketplace/balance",
+        &provider,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{balance}");
+    // 80.00 paid, 10% platform fee: 72.00 pending until the payout delay passes.
+    assert_eq!(
+        (
+            balance["pending_cents"].as_i64(),
+            balance["available_cents"].as_i64()
+        ),
+        (Some(7200), Some(0))
+    );
+    assert_eq!(balance["currency"], "BRL");
 }

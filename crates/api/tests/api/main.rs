@@ -32,6 +32,7 @@ mod openapi;
 mod operators;
 mod organizations;
 mod promotions;
+mod scaling;
 mod seed;
 mod support;
 mod traces;

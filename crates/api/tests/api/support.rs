@@ -298,13 +298,24 @@ pub async fn request(
     body: Option<Value>,
     key: Option<&str>,
 ) -> (u16, Value) {
-    let url = app.url(path);
+    request_to(&app.client, app.url(path), method, token, body, key).await
+}
+
+/// [`request`] to any server: `method` on the full `url`.
+pub async fn request_to(
+    client: &reqwest::Client,
+    url: String,
+    method: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+    key: Option<&str>,
+) -> (u16, Value) {
     let mut request = match method {
-        "GET" => app.client.get(url),
-        "POST" => app.client.post(url),
-        "PATCH" => app.client.patch(url),
-        "PUT" => app.client.put(url),
-        "DELETE" => app.client.delete(url),
+        "GET" => client.get(url),
+        "POST" => client.post(url),
+        "PATCH" => client.patch(url),
+        "PUT" => client.put(url),
+        "DELETE" => client.delete(url),
         other => panic!("unexpected method {other}"),
     };
     if let Some(token) = token {

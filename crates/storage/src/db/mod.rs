@@ -12,6 +12,7 @@
 //! meeting SQLite's busy timeout. See `docs/connections.md`.
 
 mod pool;
+mod replicas;
 mod settings;
 mod url;
 
@@ -21,14 +22,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use sea_orm::{
-    DatabaseConnection, DatabaseTransaction, SqliteTransactionMode, TransactionOptions,
-    TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 use serde::Serialize;
 use sqlx::ConnectOptions as _;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgSslMode};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteSynchronous};
 
+pub use replicas::{Lsn, ReplicaStatus};
 pub use settings::{
     DEFAULT_DATABASE_URL, DbSettings, PostgresSession, SettingsSummary, SqliteSession, SslMode,
 };
@@ -56,6 +58,15 @@ struct Inner {
     registry: crate::metrics::Registry,
     /// Query durations, acquire waits and timeouts, for `GET /metrics`.
     metrics: crate::metrics::DbMetrics,
+    /// PgBouncer transaction mode (`DB_PGBOUNCER`): what every transaction runs first,
+    /// in one simple-query message (see [`pgbouncer_prelude`]).
+    transaction_prelude: Option<String>,
+    /// The read replicas (`DATABASE_READ_URL`), when any.
+    replicas: Option<replicas::Replicas>,
+    /// Where [`Db::listener`] connects: PostgreSQL itself (`DATABASE_DIRECT_URL`
+    /// behind PgBouncer, else `DATABASE_URL`); `None` on SQLite, or behind PgBouncer
+    /// without a direct URL.
+    direct: Option<PgConnectOptions>,
 }
 
 impl Inner {
@@ -105,6 +116,71 @@ fn register_pool_gauges(inner: &Arc<Inner>) {
             in_use.set(status.in_use);
             min.set(status.min);
             max.set(status.max);
+        }
+    });
+}
+
+/// The states a replica can be in (see [`ReplicaStatus::state`]).
+const REPLICA_STATES: [&str; 4] = ["unknown", "down", "up", "lagging"];
+
+/// `agenda_db_replica_*`, one set per `DATABASE_READ_URL` entry, read when scraped:
+/// `up` (1 while reads go to it), `state` (1 for its current state, 0 for the
+/// others: the replica's label set never changes), the last measured lag, and the
+/// reads it served. Held weakly, like the pool's gauges.
+fn register_replica_gauges(inner: &Arc<Inner>) {
+    let Some(replicas) = &inner.replicas else {
+        return;
+    };
+    let registry = &inner.registry;
+    let handles: Vec<_> = replicas
+        .status()
+        .iter()
+        .map(|r| {
+            let replica = [("replica", r.url.as_str())];
+            let states = REPLICA_STATES.map(|state| {
+                registry.gauge(
+                    "agenda_db_replica_state",
+                    "1 for the replica's current state (unknown, down, up, lagging), 0 for the others.",
+                    &[("replica", r.url.as_str()), ("state", state)],
+                )
+            });
+            (
+                registry.gauge(
+                    "agenda_db_replica_up",
+                    "1 while reads may go to this replica (answering, a standby, within DB_REPLICA_MAX_LAG).",
+                    &replica,
+                ),
+                states,
+                registry.gauge(
+                    "agenda_db_replica_lag_seconds",
+                    "The replica's replay lag at its last check.",
+                    &replica,
+                ),
+                registry.counter(
+                    "agenda_db_replica_reads_total",
+                    "Reads this replica served since the process started.",
+                    &replica,
+                ),
+            )
+        })
+        .collect();
+    let pool = Arc::downgrade(inner);
+    registry.on_scrape(move || {
+        let Some(statuses) = pool
+            .upgrade()
+            .and_then(|inner| inner.replicas.as_ref().map(replicas::Replicas::status))
+        else {
+            return;
+        };
+        for ((up, states, lag, reads), status) in handles.iter().zip(&statuses) {
+            up.set(f64::from(u8::from(status.state == "up")));
+            for (state, gauge) in REPLICA_STATES.iter().zip(states) {
+                gauge.set(f64::from(u8::from(status.state == *state)));
+            }
+            if let Some(ms) = status.lag_ms {
+                lag.set(ms as f64 / 1000.0);
+            }
+            reads.absolute(status.reads);
         }
     });
 }
@@ -190,12 +266,18 @@ pub struct PoolStatus {
 pub struct Health {
     pub ok: bool,
     pub engine: Engine,
+    /// Whether the pool runs in PgBouncer transaction-pooling mode (`DB_PGBOUNCER`).
+    pub pgbouncer: bool,
     /// Time taken by the round trip (or until the deadline, when it failed).
     pub latency_ms: f64,
     pub pool: PoolStatus,
     /// A short, safe description of the failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The read replicas: reads skip those not `up`; the primary alone decides
+    /// readiness.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<ReplicaStatus>,
 }
 
 impl Db {
@@ -295,6 +377,23 @@ impl Db {
                 .set_metric_callback(move |info| observer.observe(info));
         }
         conn.set_metric_callback(move |info| observer.observe(info));
+        let direct = match (settings.engine(), settings.pgbouncer, &settings.direct_url) {
+            (Engine::Sqlite, _, _) | (Engine::Postgres, true, None) => None,
+            (Engine::Postgres, true, Some(url)) => Some(pg_connect_options(settings, url)?),
+            (Engine::Postgres, false, _) => Some(pg_connect_options(settings, &settings.url)?),
+        };
+        let replicas = if settings.read_urls.is_empty() {
+            None
+        } else {
+            let mut members = Vec::new();
+            for url in &settings.read_urls {
+                let mut own = settings.clone();
+                own.url = url.clone();
+                own.read_urls.clear();
+                members.push((Db::connect_lazy(&own)?, url.redacted()));
+            }
+            Some(replicas::Replicas::new(members, settings))
+        };
         if let Some(note) = settings.url.normalization() {
             tracing::info!(url = %settings.url.redacted(), "database URL understood: {note}");
         }
@@ -305,9 +404,13 @@ impl Db {
             statements,
             registry,
             metrics,
+            transaction_prelude: settings.pgbouncer.then(|| pgbouncer_prelude(settings)),
+            replicas,
+            direct,
             summary: SettingsSummary::from(settings),
         });
         register_pool_gauges(&inner);
+        register_replica_gauges(&inner);
         pool::spawn_maintenance(
             Arc::downgrade(&inner),
             settings.maintenance_interval(),
@@ -323,6 +426,22 @@ impl Db {
                 true
             },
         );
+        if inner.replicas.is_some() {
+            pool::spawn_maintenance(
+                Arc::downgrade(&inner),
+                replicas::CHECK_INTERVAL,
+                Arc::new(tokio::sync::Notify::new()),
+                |inner: Arc<Inner>| async move {
+                    if inner.pool.is_closed() {
+                        return false;
+                    }
+                    if let Some(replicas) = &inner.replicas {
+                        replicas.check_all().await;
+                    }
+                    true
+                },
+            );
+        }
         Ok(Db { conn, inner })
     }
 
@@ -362,15 +481,7 @@ impl Db {
     /// busy timeout only matters against other processes — and readers, on the
     /// other connections, are never blocked (WAL).
     pub async fn begin(&self) -> Result<DatabaseTransaction, StorageError> {
-        let options = TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..Default::default()
-        };
-        let conn = self.inner.writer.as_ref().map_or(&self.conn, |w| &w.conn);
-        let started = Instant::now();
-        let result = conn.begin_with_options(options).await;
-        self.record_acquire(started, result.as_ref().err());
-        Ok(result?)
+        self.open(true, None).await
     }
 
     /// [`Db::begin`], then enters `scope` ([`crate::tenant::enter`]): the write
@@ -380,9 +491,7 @@ impl Db {
         &self,
         scope: crate::TenantScope,
     ) -> Result<DatabaseTransaction, StorageError> {
-        let tx = self.begin().await?;
-        crate::tenant::enter(&tx, scope).await?;
-        Ok(tx)
+        self.open(true, Some(scope)).await
     }
 
     /// [`Db::begin_read`], then enters `scope`: consistent reads for one organization.
@@ -390,8 +499,43 @@ impl Db {
         &self,
         scope: crate::TenantScope,
     ) -> Result<DatabaseTransaction, StorageError> {
-        let tx = self.begin_read().await?;
-        crate::tenant::enter(&tx, scope).await?;
+        self.open(false, Some(scope)).await
+    }
+
+    /// Opens a transaction — read-write (on SQLite: on the writer lane, `BEGIN
+    /// IMMEDIATE`) or for reads — and enters `scope` when given. Behind PgBouncer the
+    /// first message after `BEGIN` is the transaction prelude, which also enters the
+    /// tenant, so transaction pooling costs no extra round trip there.
+    async fn open(
+        &self,
+        write: bool,
+        scope: Option<crate::TenantScope>,
+    ) -> Result<DatabaseTransaction, StorageError> {
+        let started = Instant::now();
+        let result = if write {
+            let options = TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..Default::default()
+            };
+            let conn = self.inner.writer.as_ref().map_or(&self.conn, |w| &w.conn);
+            conn.begin_with_options(options).await
+        } else {
+            self.conn.begin().await
+        };
+        self.record_acquire(started, result.as_ref().err());
+        let tx = result?;
+        match (&self.inner.transaction_prelude, scope) {
+            (Some(prelude), scope) => {
+                let sql = match scope {
+                    Some(scope) => format!("{prelude}, {}", crate::tenant::set_tenant_sql(scope)),
+                    None => prelude.clone(),
+                };
+                self.inner.statements.fetch_add(1, Ordering::Relaxed);
+                tx.execute_unprepared(&sql).await?;
+            }
+            (None, Some(scope)) => crate::tenant::enter(&tx, scope).await?,
+            (None, None) => {}
+        }
         Ok(tx)
     }
 
@@ -411,6 +555,64 @@ impl Db {
         }
     }
 
+    /// A read replica for a read that tolerates lag, on behalf of the session
+    /// `fence_key` (see [`Db::note_write`]); `None` when the read belongs on the
+    /// primary: no replica configured or usable, or none has replayed the session's
+    /// last write within `DB_REPLICA_WAIT`.
+    pub async fn replica_for(&self, fence_key: Option<&str>) -> Option<Db> {
+        self.inner.replicas.as_ref()?.choose(fence_key).await
+    }
+
+    /// Records that session `fence_key` has just committed a write: its reads stay
+    /// on the primary until a replica has replayed it. Nothing without replicas.
+    pub async fn note_write(&self, fence_key: &str) {
+        let Some(replicas) = &self.inner.replicas else {
+            return;
+        };
+        match replicas::primary_lsn(self).await {
+            Ok(lsn) => replicas.fence_at(fence_key, lsn),
+            // Without a fence the session could read its own write stale: keep it
+            // on the primary for the longest lag a usable replica may have.
+            Err(error) => {
+                tracing::warn!(%error, "could not read the primary's WAL position");
+                replicas.fence_at(fence_key, Lsn(u64::MAX));
+            }
+        }
+    }
+
+    /// A `LISTEN` session on PostgreSQL itself: a connection of its own, outside the
+    /// pool and outside PgBouncer, whose notifications [`PgListener::recv`] returns
+    /// (it reconnects by itself when the connection drops). Behind PgBouncer it needs
+    /// `DATABASE_DIRECT_URL`, since transaction pooling cannot carry a session's
+    /// `LISTEN`; otherwise it uses `DATABASE_URL`. Fails with a configuration error on
+    /// SQLite or without a direct URL behind PgBouncer.
+    pub async fn listener(&self) -> Result<sqlx::postgres::PgListener, StorageError> {
+        let options = self
+            .inner
+            .direct
+            .clone()
+            .ok_or_else(|| StorageError::InvalidState {
+                code: "direct_connection_required",
+                message: "LISTEN needs a direct PostgreSQL connection: set \
+                          DATABASE_DIRECT_URL (behind PgBouncer), or use PostgreSQL"
+                    .to_owned(),
+            })?;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(self.inner.policy.acquire_timeout)
+            .connect_lazy_with(options);
+        Ok(sqlx::postgres::PgListener::connect_with(&pool).await?)
+    }
+
+    /// The read replicas and what the monitor last saw of them (empty without any).
+    pub fn replica_status(&self) -> Vec<ReplicaStatus> {
+        self.inner
+            .replicas
+            .as_ref()
+            .map(replicas::Replicas::status)
+            .unwrap_or_default()
+    }
+
     /// Query durations, acquire waits and timeouts of this pool.
     pub fn metrics(&self) -> &crate::metrics::DbMetrics {
         &self.inner.metrics
@@ -424,10 +626,7 @@ impl Db {
 
     /// Opens a transaction for reads: one consistent snapshot, no write lock on SQLite.
     pub async fn begin_read(&self) -> Result<DatabaseTransaction, StorageError> {
-        let started = Instant::now();
-        let result = self.conn.begin().await;
-        self.record_acquire(started, result.as_ref().err());
-        Ok(result?)
+        self.open(false, None).await
     }
 
     /// How many statements this pool (and transactions begun from it) has run: for
@@ -457,15 +656,22 @@ impl Db {
         Health {
             ok: error.is_none(),
             engine: self.engine(),
+            pgbouncer: self.inner.summary.pgbouncer,
             latency_ms: started.elapsed().as_secs_f64() * 1000.0,
             pool: self.pool_status(),
             error,
+            replicas: self.replica_status(),
         }
     }
 
     /// Closes the pool: new work is refused at once; waits for connections in use to
     /// be returned, then closes all. See [`Db::close_within`] for a bounded wait.
     pub async fn close(&self) {
+        if let Some(replicas) = &self.inner.replicas {
+            for replica in replicas.dbs() {
+                Box::pin(replica.close()).await;
+            }
+        }
         if let Some(writer) = &self.inner.writer {
             writer.pool.close().await;
         }
@@ -514,8 +720,10 @@ impl Db {
     /// and runs a trivial statement on it.
     async fn ping_raw(&self) -> Result<(), sqlx::Error> {
         match &self.inner.pool {
-            RawPool::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ()),
-            RawPool::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.map(|_| ()),
+            // A simple query: no prepared statement, which PgBouncer's transaction
+            // mode could not keep on one server connection outside a transaction.
+            RawPool::Postgres(p) => sqlx::raw_sql("SELECT 1").execute(p).await.map(|_| ()),
+            RawPool::Sqlite(p) => sqlx::raw_sql("SELECT 1").execute(p).await.map(|_| ()),
         }
     }
 }
@@ -534,11 +742,52 @@ fn postgres_pool(
     policy: pool::Policy,
     discarded: Arc<tokio::sync::Notify>,
 ) -> Result<PgPool, String> {
-    let mut options = PgConnectOptions::from_str(s.url.expose())
+    let options = pg_connect_options(s, &s.url)?;
+    let pool = pool::options::<sqlx::Postgres>(policy, discarded);
+    if s.pgbouncer {
+        // Transaction pooling: a server connection serves a different client after
+        // every transaction. sqlx names every prepared statement (`sqlx_s_N`, counted
+        // per client connection) and never closes it when its cache is off, so
+        // nothing may be cached, and each transaction clears the server connection's
+        // leftovers first ([`pgbouncer_prelude`]), which also carries the session
+        // settings, transaction-local. PgBouncer refuses the startup option
+        // `extra_float_digits` unless told to ignore it; PostgreSQL's default (1)
+        // already gives exact floats.
+        let options = options.statement_cache_capacity(0).extra_float_digits(None);
+        return Ok(pool.connect_lazy_with(options));
+    }
+    // Applied by a query on every new physical connection rather than as startup
+    // parameters, because connection poolers (PgBouncer) drop unknown startup options.
+    let session = session_settings(s);
+    let sql = format!(
+        "SELECT {}",
+        (0..session.len())
+            .map(|i| format!("set_config(${}, ${}, false)", 2 * i + 1, 2 * i + 2))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(pool
+        .after_connect(move |conn, _meta| {
+            let (session, sql) = (session.clone(), sql.clone());
+            Box::pin(async move {
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (name, value) in session {
+                    query = query.bind(name).bind(value);
+                }
+                query.execute(conn).await.map(|_| ())
+            })
+        })
+        .connect_lazy_with(options))
+}
+
+/// How to reach the PostgreSQL server at `url` with the settings `s` (TLS mode,
+/// application name).
+fn pg_connect_options(s: &DbSettings, url: &DatabaseUrl) -> Result<PgConnectOptions, String> {
+    let mut options = PgConnectOptions::from_str(url.expose())
         .map_err(|e| {
             format!(
                 "invalid PostgreSQL URL {}: {}",
-                s.url.redacted(),
+                url.redacted(),
                 redact(&e.to_string())
             )
         })?
@@ -553,28 +802,7 @@ fn postgres_pool(
             SslMode::VerifyFull => PgSslMode::VerifyFull,
         });
     }
-    // Applied by a query on every new physical connection rather than as startup
-    // parameters, because connection poolers (PgBouncer) drop unknown startup options.
-    let session = session_settings(s);
-    let sql = format!(
-        "SELECT {}",
-        (0..session.len())
-            .map(|i| format!("set_config(${}, ${}, false)", 2 * i + 1, 2 * i + 2))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    Ok(pool::options::<sqlx::Postgres>(policy, discarded)
-        .after_connect(move |conn, _meta| {
-            let (session, sql) = (session.clone(), sql.clone());
-            Box::pin(async move {
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (name, value) in session {
-                    query = query.bind(name).bind(value);
-                }
-                query.execute(conn).await.map(|_| ())
-            })
-        })
-        .connect_lazy_with(options))
+    Ok(options)
 }
 
 /// The session settings every PostgreSQL connection of the pool sets.
@@ -616,6 +844,32 @@ fn session_settings(s: &DbSettings) -> Vec<(&'static str, String)> {
         ]);
     }
     session
+}
+
+/// PgBouncer transaction mode: the statement every transaction starts with, one
+/// simple-query message (no round trip of its own beyond the one the tenant's
+/// `set_config` needed anyway). `DEALLOCATE ALL` drops the named statements other
+/// clients left on the server connection PgBouncer lent this transaction — sqlx's
+/// names would collide with them — and the session settings are made
+/// transaction-local (`set_config(…, true)`), since a session outlives the
+/// transaction and is shared. Every value is a number formatted here; the tenant, when
+/// appended, is a UUID formatted by [`crate::tenant::set_tenant_sql`]. The TCP
+/// keepalive settings are left out: PostgreSQL's client is PgBouncer there, and
+/// PgBouncer's own `tcp_keepalive` settings govern those sockets.
+fn pgbouncer_prelude(s: &DbSettings) -> String {
+    let settings = [
+        ("statement_timeout", millis(s.statement_timeout)),
+        ("lock_timeout", millis(s.lock_timeout)),
+        (
+            "idle_in_transaction_session_timeout",
+            millis(s.idle_in_transaction_timeout),
+        ),
+    ];
+    let calls: Vec<String> = settings
+        .iter()
+        .map(|(name, value)| format!("set_config('{name}', '{value}', true)"))
+        .collect();
+    format!("DEALLOCATE ALL; SELECT {}", calls.join(", "))
 }
 
 fn sqlite_pool(

@@ -101,6 +101,22 @@ pub struct DbSettings {
     /// client lost to a network partition stops holding a backend, its locks and a
     /// slot of the connection limit; zero leaves the server's defaults.
     pub tcp_keepalive: Duration,
+    /// `DB_PGBOUNCER`: the URL reaches PostgreSQL through PgBouncer in transaction
+    /// mode, so no prepared statement and no session setting may outlive a
+    /// transaction (see `docs/scaling.md`).
+    pub pgbouncer: bool,
+    /// `DATABASE_READ_URL`: streaming replicas (comma-separated) that routes which
+    /// tolerate lag read from; empty: every read goes to the primary.
+    pub read_urls: Vec<DatabaseUrl>,
+    /// `DB_REPLICA_MAX_LAG`: a replica further behind than this is skipped.
+    pub replica_max_lag: Duration,
+    /// `DB_REPLICA_WAIT`: how long a read of a session that wrote waits for a replica
+    /// to replay that write before it reads from the primary instead.
+    pub replica_wait: Duration,
+    /// `DATABASE_DIRECT_URL`: PostgreSQL itself, bypassing PgBouncer, for the few
+    /// sessions that transaction pooling cannot carry (`LISTEN`). Without PgBouncer
+    /// `DATABASE_URL` serves.
+    pub direct_url: Option<DatabaseUrl>,
 }
 
 impl DbSettings {
@@ -126,6 +142,11 @@ impl DbSettings {
             ping_timeout: Duration::from_secs(2),
             commit_timeout: Duration::from_secs(10),
             tcp_keepalive: Duration::from_secs(10),
+            pgbouncer: false,
+            read_urls: Vec::new(),
+            replica_max_lag: Duration::from_secs(5),
+            replica_wait: Duration::from_millis(100),
+            direct_url: None,
         }
     }
 
@@ -163,6 +184,28 @@ impl DbSettings {
             ping_timeout: env.duration("DB_PING_TIMEOUT", d.ping_timeout)?,
             commit_timeout: env.duration("DB_COMMIT_TIMEOUT", d.commit_timeout)?,
             tcp_keepalive: env.duration("DB_TCP_KEEPALIVE", d.tcp_keepalive)?,
+            pgbouncer: env.flag("DB_PGBOUNCER", d.pgbouncer)?,
+            read_urls: match env.get("DATABASE_READ_URL") {
+                None => Vec::new(),
+                Some(raw) => raw
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .map(|u| {
+                        DatabaseUrl::parse(u).map_err(|e| {
+                            ConfigError::new("DATABASE_READ_URL", format!("is not valid: {e}"))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+            },
+            replica_max_lag: env.duration("DB_REPLICA_MAX_LAG", d.replica_max_lag)?,
+            replica_wait: env.duration("DB_REPLICA_WAIT", d.replica_wait)?,
+            direct_url: match env.get("DATABASE_DIRECT_URL") {
+                None => None,
+                Some(raw) => Some(DatabaseUrl::parse(raw).map_err(|e| {
+                    ConfigError::new("DATABASE_DIRECT_URL", format!("is not valid: {e}"))
+                })?),
+            },
             url: d.url,
         };
         settings.check()?;
@@ -193,6 +236,23 @@ impl DbSettings {
                     "is 0; expected a positive duration such as 2s",
                 ));
             }
+        }
+        if self.pgbouncer && self.engine() != Engine::Postgres {
+            return Err(ConfigError::new(
+                "DB_PGBOUNCER",
+                "is true but DATABASE_URL is not PostgreSQL; PgBouncer pools PostgreSQL connections only",
+            ));
+        }
+        if self
+            .read_urls
+            .iter()
+            .any(|u| u.engine() != Engine::Postgres)
+            || (!self.read_urls.is_empty() && self.engine() != Engine::Postgres)
+        {
+            return Err(ConfigError::new(
+                "DATABASE_READ_URL",
+                "names a replica, but replicas are PostgreSQL streaming standbys of a PostgreSQL DATABASE_URL",
+            ));
         }
         if self.application_name.len() > 63 || !self.application_name.is_ascii() {
             return Err(ConfigError::new(
@@ -300,6 +360,12 @@ pub struct SettingsSummary {
     /// How often the pool's maintenance runs (see `db::pool`).
     pub maintenance_interval_ms: u64,
     pub commit_timeout_ms: u64,
+    /// Whether the pool runs in PgBouncer transaction-pooling mode (`DB_PGBOUNCER`).
+    pub pgbouncer: bool,
+    /// The read replicas (`DATABASE_READ_URL`), without passwords.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<String>,
+    pub replica_max_lag_ms: u64,
     /// The session settings of every PostgreSQL connection; `None` on SQLite.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub postgres: Option<PostgresSession>,
@@ -341,6 +407,9 @@ impl From<&DbSettings> for SettingsSummary {
             ping_timeout_ms: s.ping_timeout.as_millis() as u64,
             maintenance_interval_ms: s.maintenance_interval().as_millis() as u64,
             commit_timeout_ms: s.commit_timeout.as_millis() as u64,
+            pgbouncer: s.pgbouncer,
+            replicas: s.read_urls.iter().map(DatabaseUrl::redacted).collect(),
+            replica_max_lag_ms: s.replica_max_lag.as_millis() as u64,
             postgres: (engine == Engine::Postgres).then(|| PostgresSession {
                 statement_timeout_ms: s.statement_timeout.as_millis() as u64,
                 lock_timeout_ms: s.lock_timeout.as_millis() as u64,
@@ -386,6 +455,7 @@ mod tests {
         assert_eq!(s.commit_timeout, Duration::from_secs(10));
         assert_eq!(s.tcp_keepalive, Duration::from_secs(10));
         assert_eq!(s.maintenance_interval(), Duration::from_secs(30));
+        assert!(!s.pgbouncer);
     }
 
     #[test]
@@ -419,6 +489,14 @@ mod tests {
             ("DB_PING_TIMEOUT", "750ms"),
             ("DB_COMMIT_TIMEOUT", "3s"),
             ("DB_TCP_KEEPALIVE", "0"),
+            ("DB_PGBOUNCER", "true"),
+            (
+                "DATABASE_READ_URL",
+                "postgres://u:p@r1/db, postgres://u:p@r2/db",
+            ),
+            ("DB_REPLICA_MAX_LAG", "2s"),
+            ("DB_REPLICA_WAIT", "50ms"),
+            ("DATABASE_DIRECT_URL", "postgres://u:p@db/db"),
         ]);
         let s = DbSettings::from_env(&env, "DATABASE_URL").unwrap();
         assert_eq!(s.engine(), Engine::Postgres);
@@ -435,6 +513,12 @@ mod tests {
         assert_eq!(s.ping_timeout, Duration::from_millis(750));
         assert_eq!(s.commit_timeout, Duration::from_secs(3));
         assert!(s.tcp_keepalive.is_zero());
+        assert!(s.pgbouncer);
+        assert_eq!(s.read_urls.len(), 2);
+        assert_eq!(s.read_urls[1].redacted(), "postgresql://u:***@r2/db");
+        assert_eq!(s.replica_max_lag, Duration::from_secs(2));
+        assert_eq!(s.replica_wait, Duration::from_millis(50));
+        assert_eq!(s.direct_url.unwrap().redacted(), "postgresql://u:***@db/db");
     }
 
     #[test]

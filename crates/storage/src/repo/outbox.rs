@@ -149,13 +149,18 @@ impl OutboxRepo {
         let batch = i32::try_from(Ord::max(batch, 1)).unwrap_or(i32::MAX);
         let rows = match db.engine() {
             Engine::Postgres => {
-                db.conn()
+                // A transaction of its own, not the bare pool: behind PgBouncer's
+                // transaction mode a prepared statement needs one.
+                let tx = db.begin().await?;
+                let rows = tx
                     .query_all_raw(Statement::from_sql_and_values(
                         DbBackend::Postgres,
                         "SELECT id, organization_id FROM agenda_outbox_claim($1, $2, $3, $4)",
                         [worker.into(), now.into(), lease_until.into(), batch.into()],
                     ))
-                    .await?
+                    .await?;
+                tx.commit().await?;
+                rows
             }
             Engine::Sqlite => {
                 let tx = db.begin().await?;

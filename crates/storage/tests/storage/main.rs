@@ -16,6 +16,7 @@ mod every_repo;
 mod ledger;
 mod ops;
 mod outbox;
+mod pgbouncer;
 mod platform;
 mod repos;
 mod resources;

@@ -1658,3 +1658,88 @@ mod checks {
         }
     }
 }
+
+/// The Citus-readiness report (issue 16, `docs/scaling.md`): to distribute tenant
+/// tables by `organization_id`, Citus needs that column in every primary key, unique
+/// constraint, unique index and exclusion constraint of a distributed table, and in every foreign key
+/// between two distributed tables. This prints every one that lacks it, from the
+/// live catalog, and holds the count to the figure `docs/scaling.md` documents, so a
+/// new table or constraint that widens the migration path fails here until the
+/// document says so.
+#[tokio::test]
+async fn citus_readiness_report() {
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    let rows = t
+        .conn()
+        .query_all_raw(Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "WITH tenant AS ( \
+                 SELECT c.oid, c.relname::text AS name, a.attnum AS org \
+                 FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema() \
+                 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'organization_id' \
+                                    AND NOT a.attisdropped \
+                 WHERE c.relkind = 'r') \
+             SELECT t.name, 'primary key' AS kind, con.conname::text \
+               FROM tenant t JOIN pg_constraint con ON con.conrelid = t.oid AND con.contype = 'p' \
+              WHERE NOT t.org = ANY (con.conkey) \
+             UNION ALL \
+             SELECT t.name, 'exclusion constraint', con.conname::text \
+               FROM tenant t JOIN pg_constraint con ON con.conrelid = t.oid AND con.contype = 'x' \
+              WHERE NOT t.org = ANY (con.conkey) \
+             UNION ALL \
+             SELECT t.name, 'unique', i.indexrelid::regclass::text \
+               FROM tenant t JOIN pg_index i ON i.indrelid = t.oid AND i.indisunique AND NOT i.indisprimary \
+              WHERE NOT t.org = ANY (i.indkey::int2[]) \
+             UNION ALL \
+             SELECT t.name, 'foreign key to ' || r.name, con.conname::text \
+               FROM tenant t JOIN pg_constraint con ON con.conrelid = t.oid AND con.contype = 'f' \
+               JOIN tenant r ON r.oid = con.confrelid \
+              WHERE NOT (t.org = ANY (con.conkey) AND r.org = ANY (con.confkey)) \
+             ORDER BY 1, 2, 3",
+        ))
+        .await
+        .unwrap();
+    let findings: Vec<(String, String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get_by_index(0).unwrap(),
+                r.try_get_by_index(1).unwrap(),
+                r.try_get_by_index(2).unwrap(),
+            )
+        })
+        .collect();
+    let tables: std::collections::BTreeSet<&str> =
+        findings.iter().map(|(t, _, _)| t.as_str()).collect();
+    let count = |kind: &str| {
+        findings
+            .iter()
+            .filter(|(_, k, _)| k.starts_with(kind))
+            .count()
+    };
+    println!("Citus-readiness report: what lacks organization_id");
+    for (table, kind, name) in &findings {
+        println!("  {table:<34} {kind:<40} {name}");
+    }
+    let summary = format!(
+        "{} findings on {} tenant tables: {} primary keys, {} unique constraints or indexes, {} exclusion constraints, {} foreign keys",
+        findings.len(),
+        tables.len(),
+        count("primary key"),
+        count("unique"),
+        count("exclusion"),
+        count("foreign key")
+    );
+    println!("{summary}");
+    let documented = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/scaling.md"),
+    )
+    .unwrap();
+    assert!(
+        documented.contains(&summary),
+        "docs/scaling.md must state the report's figure: \"{summary}\""
+    );
+}
