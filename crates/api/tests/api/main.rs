@@ -11,6 +11,7 @@ mod areas;
 mod auth;
 mod catalogue;
 mod cli;
+mod console;
 mod contract;
 mod docs_page;
 mod edges;

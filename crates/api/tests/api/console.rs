@@ -1,0 +1,175 @@
+//! The web console at `/console`, through the running server: cookie sessions for
+//! admins only, CSRF on every form, the generic table browser confined to the
+//! tenant, readable UUIDs and masked secrets.
+
+use agenda_entity::enums::UserRole;
+use agenda_testkit::both_engines;
+
+use crate::support::{PASSWORD, TestApp, member, organization};
+
+/// A browser without a cookie jar or redirects: the test reads both itself.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The `name=value` of the `Set-Cookie` header setting `name`, and the whole header.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    response
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| (v.split(';').next().unwrap().to_owned(), v.to_owned()))
+}
+
+/// The value of the hidden form field `name` in `html`.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// Signs in to the console; the status and the session cookie (`name=value`).
+async fn console_sign_in(
+    app: &TestApp,
+    org: &str,
+    email: &str,
+    password: &str,
+) -> (u16, Option<String>) {
+    let client = browser();
+    let form = client.get(app.url("/console/login")).send().await.unwrap();
+    assert_eq!(form.status(), 200);
+    let (sign_in_cookie, _) =
+        set_cookie(&form, "agenda_console_sign_in").expect("a sign-in cookie");
+    let token = hidden(&form.text().await.unwrap(), "sign_in_token");
+    let answer = client
+        .post(app.url("/console/login"))
+        .header("cookie", sign_in_cookie)
+        .form(&[
+            ("organization", org),
+            ("email", email),
+            ("password", password),
+            ("sign_in_token", &token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    (
+        status,
+        set_cookie(&answer, "agenda_console").map(|(cookie, _)| cookie),
+    )
+}
+
+async fn get_page(app: &TestApp, path: &str, cookie: &str) -> (u16, String) {
+    let answer = browser()
+        .get(app.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    (status, answer.text().await.unwrap())
+}
+
+both_engines! {
+    /// An admin signs in with a cookie session, browses a table of their own
+    /// organization only (UUIDs readable, password digests masked), filters it, and
+    /// signs out with the form's CSRF token; a client cannot sign in, a form
+    /// without the token is refused, and the revoked cookie no longer works.
+    async fn an_admin_browses_their_tenant_in_the_console(t: TestDb) {
+        let app = TestApp::spawn(t).await;
+        let acme = organization(&app, "acme").await;
+        let other = organization(&app, "other").await;
+        let admin = member(&app, acme, "acme", "boss@acme.example", UserRole::Admin).await;
+        member(&app, acme, "acme", "cli@acme.example", UserRole::Client).await;
+        member(&app, other, "other", "boss@other.example", UserRole::Admin).await;
+
+        // No session: the console sends the browser to the sign-in page.
+        let answer = browser().get(app.url("/console")).send().await.unwrap();
+        assert_eq!(answer.status(), 303);
+        assert_eq!(answer.headers()["location"], "/console/login");
+
+        // The sign-in form is protected by its double-submit token.
+        let answer = browser()
+            .post(app.url("/console/login"))
+            .form(&[("organization", "acme"), ("email", "boss@acme.example"), ("password", PASSWORD), ("sign_in_token", "x")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 403);
+        assert!(set_cookie(&answer, "agenda_console").is_none());
+
+        // Wrong password, and a client: no console session.
+        assert_eq!(console_sign_in(&app, "acme", "boss@acme.example", "wrong password").await, (401, None));
+        assert_eq!(console_sign_in(&app, "acme", "cli@acme.example", PASSWORD).await, (403, None));
+
+        // The admin signs in: an HttpOnly, SameSite=Strict cookie scoped to /console.
+        let client = browser();
+        let form = client.get(app.url("/console/login")).send().await.unwrap();
+        let (sign_in_cookie, _) = set_cookie(&form, "agenda_console_sign_in").unwrap();
+        let token = hidden(&form.text().await.unwrap(), "sign_in_token");
+        let answer = client
+            .post(app.url("/console/login"))
+            .header("cookie", sign_in_cookie)
+            .form(&[("organization", "acme"), ("email", "boss@acme.example"), ("password", PASSWORD), ("sign_in_token", &token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 303);
+        let (cookie, header) = set_cookie(&answer, "agenda_console").expect("a session cookie");
+        for attribute in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+            assert!(header.contains(attribute), "{header}");
+        }
+        assert!(!header.contains("Secure"), "plain HTTP: {header}");
+
+        // The users table: this organization's rows only, ids as UUID text, the
+        // password digest masked.
+        let (status, html) = get_page(&app, "/console/tables/users", &cookie).await;
+        assert_eq!(status, 200, "{html}");
+        assert!(html.contains("boss@acme.example") && html.contains("cli@acme.example"), "{html}");
+        assert!(!html.contains("boss@other.example"), "another tenant's row is shown");
+        assert!(html.contains(&admin.id.hyphenated().to_string()), "ids are not readable");
+        assert!(!html.contains("$argon2"), "a password digest is shown");
+        assert!(html.contains("<span id=\"total\">3</span>"), "{html}");
+
+        // Filters: contains (any case), equals on a UUID column, and no filter on a secret.
+        let (_, html) = get_page(&app, "/console/tables/users?column=email&match=contains&value=CLI@", &cookie).await;
+        assert!(html.contains("<span id=\"total\">1</span>") && html.contains("cli@acme.example"), "{html}");
+        let by_id = format!("/console/tables/users?column=id&match=equals&value={}", admin.id.simple().to_string().to_uppercase());
+        let (_, html) = get_page(&app, &by_id, &cookie).await;
+        assert!(html.contains("<span id=\"total\">1</span>") && html.contains("boss@acme.example"), "{html}");
+        let (status, _) = get_page(&app, "/console/tables/users?column=password_hash&value=x", &cookie).await;
+        assert_eq!(status, 422);
+        let (status, _) = get_page(&app, "/console/tables/users?column=nope&value=x", &cookie).await;
+        assert_eq!(status, 422);
+        let (status, _) = get_page(&app, "/console/tables/users?page=0", &cookie).await;
+        assert_eq!(status, 422);
+        let (status, _) = get_page(&app, "/console/tables/seaql_migrations", &cookie).await;
+        assert_eq!(status, 404);
+        // Sessions are browsable, their token digests are not.
+        let (status, html) = get_page(&app, "/console/tables/user_sessions", &cookie).await;
+        assert_eq!(status, 200);
+        assert!(html.contains("class=\"masked\""), "{html}");
+
+        // Signing out needs the session's CSRF token.
+        let (_, home) = get_page(&app, "/console", &cookie).await;
+        let csrf = hidden(&home, "csrf");
+        let answer = browser().post(app.url("/console/logout")).header("cookie", &cookie).form(&[("csrf", "forged")]).send().await.unwrap();
+        assert_eq!(answer.status(), 403);
+        let (status, _) = get_page(&app, "/console/tables/users", &cookie).await;
+        assert_eq!(status, 200, "a refused form signed the admin out");
+        let answer = browser().post(app.url("/console/logout")).header("cookie", &cookie).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+        assert_eq!(answer.status(), 303);
+        let (status, _) = get_page(&app, "/console/tables/users", &cookie).await;
+        assert_eq!(status, 303, "the revoked session still works");
+        app.stop().await;
+    }
+}
