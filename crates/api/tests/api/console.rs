@@ -5,7 +5,10 @@
 use agenda_entity::enums::UserRole;
 use agenda_testkit::both_engines;
 
-use crate::support::{PASSWORD, TestApp, member, organization};
+use chrono::{Duration, Utc};
+use serde_json::json;
+
+use crate::support::{PASSWORD, TestApp, api, bookable_provider, member, organization};
 
 /// A browser without a cookie jar or redirects: the test reads both itself.
 fn browser() -> reqwest::Client {
@@ -170,6 +173,36 @@ both_engines! {
         assert_eq!(answer.status(), 303);
         let (status, _) = get_page(&app, "/console/tables/users", &cookie).await;
         assert_eq!(status, 303, "the revoked session still works");
+        app.stop().await;
+    }
+}
+
+both_engines! {
+    /// The week grid shows a provider's booked appointment on its day, in the
+    /// organization's time zone, and nothing for another provider.
+    async fn the_week_grid_shows_a_providers_appointments(t: TestDb) {
+        let app = TestApp::spawn(t).await;
+        let acme = organization(&app, "acme").await;
+        member(&app, acme, "acme", "boss@acme.example", UserRole::Admin).await;
+        let provider = member(&app, acme, "acme", "pro@acme.example", UserRole::Provider).await;
+        let idle = member(&app, acme, "acme", "idle@acme.example", UserRole::Provider).await;
+        let client = member(&app, acme, "acme", "cli@acme.example", UserRole::Client).await;
+        let service = bookable_provider(&app, acme, provider.id, json!({"business_name": "Studio", "accepted_payment_methods": ["pix"], "slot_step_minutes": 60, "min_lead_minutes": 0})).await;
+        let day = (Utc::now() + Duration::days(2)).date_naive();
+        let start = format!("{day}T10:00:00Z");
+        let (status, booked) = api(&app, "POST", "/appointments", &client.token, Some(json!({"service_id": service, "start_at": start}))).await;
+        assert_eq!(status, 201, "{booked}");
+
+        let (_, cookie) = console_sign_in(&app, "acme", "boss@acme.example", PASSWORD).await;
+        let cookie = cookie.expect("signed in");
+        let (status, html) = get_page(&app, &format!("/console/week?provider={}&week={day}", provider.id), &cookie).await;
+        assert_eq!(status, 200, "{html}");
+        assert!(html.contains("10:00–11:00") && html.contains(booked["id"].as_str().unwrap()), "{html}");
+        assert!(html.contains(&day.format("%a %d %b").to_string()), "{html}");
+        let (_, html) = get_page(&app, &format!("/console/week?provider={}&week={day}", idle.id), &cookie).await;
+        assert!(!html.contains("10:00–11:00"), "another provider's grid shows the appointment");
+        let (status, _) = get_page(&app, "/console/week?week=tomorrow", &cookie).await;
+        assert_eq!(status, 422);
         app.stop().await;
     }
 }

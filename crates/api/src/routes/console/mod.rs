@@ -27,6 +27,7 @@ use crate::error::ApiError;
 use crate::uow::UnitOfWork;
 
 mod session;
+mod week;
 
 /// The console's routes.
 pub(super) fn router() -> Router<AppState> {
@@ -35,6 +36,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/console/login", get(sign_in_page).post(sign_in))
         .route("/console/logout", axum::routing::post(sign_out))
         .route("/console/tables/{table}", get(table))
+        .route("/console/week", get(week::week))
         .route("/console/console.css", get(stylesheet))
 }
 
@@ -47,6 +49,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("login.html", include_str!("templates/login.html")),
         ("home.html", include_str!("templates/home.html")),
         ("table.html", include_str!("templates/table.html")),
+        ("week.html", include_str!("templates/week.html")),
         ("error.html", include_str!("templates/error.html")),
     ] {
         env.add_template(name, source)
