@@ -3,7 +3,7 @@
 //! tenant, readable UUIDs and masked secrets.
 
 use agenda_entity::enums::UserRole;
-use agenda_testkit::both_engines;
+use agenda_testkit::{TestDb, both_engines, tools};
 
 use chrono::{Duration, Utc};
 use serde_json::json;
@@ -205,4 +205,142 @@ both_engines! {
         assert_eq!(status, 422);
         app.stop().await;
     }
+}
+
+/// The console in a real headless Chromium (Debian's, driven by playwright-core from
+/// `e2e/console.mjs`), on PostgreSQL as the application role (row-level security):
+/// sign in, browse and filter a table, the week grid, sign out. Everything the pages
+/// load comes from this server. The screenshots go to `target/console-screenshots`,
+/// or to `docs/console/` (the ones docs/console.md shows) with
+/// `AGENDA_WRITE_SCREENSHOTS=1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_works_in_a_real_browser() {
+    let Some(chromium) = tools::require(tools::chromium()) else {
+        return;
+    };
+    let Some(e2e) = tools::require(tools::node_project()) else {
+        return;
+    };
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    let app = TestApp::spawn(t).await;
+    let acme = organization(&app, "acme").await;
+    member(
+        &app,
+        acme,
+        "acme",
+        "ana.admin@acme.example",
+        UserRole::Admin,
+    )
+    .await;
+    let provider = member(
+        &app,
+        acme,
+        "acme",
+        "paula.provider@acme.example",
+        UserRole::Provider,
+    )
+    .await;
+    let client = member(
+        &app,
+        acme,
+        "acme",
+        "carlos.client@acme.example",
+        UserRole::Client,
+    )
+    .await;
+    let other = organization(&app, "other").await;
+    member(&app, other, "other", "admin@other.example", UserRole::Admin).await;
+    let service = bookable_provider(&app, acme, provider.id, json!({"business_name": "Studio", "accepted_payment_methods": ["pix"], "slot_step_minutes": 60, "min_lead_minutes": 0})).await;
+    let day = (Utc::now() + Duration::days(2)).date_naive();
+    for hour in ["09", "11"] {
+        let (status, booked) = api(
+            &app,
+            "POST",
+            "/appointments",
+            &client.token,
+            Some(json!({"service_id": service, "start_at": format!("{day}T{hour}:00:00Z")})),
+        )
+        .await;
+        assert_eq!(status, 201, "{booked}");
+    }
+
+    let shots = if std::env::var_os("AGENDA_WRITE_SCREENSHOTS").is_some() {
+        tools::workspace_root().join("docs/console")
+    } else {
+        tools::workspace_root().join("target/console-screenshots")
+    };
+    std::fs::create_dir_all(&shots).unwrap();
+    let profile = std::env::temp_dir().join(format!("agenda-chromium-{}", uuid::Uuid::now_v7()));
+    let base = app.url("");
+    let base = base.trim_end_matches('/').to_owned();
+    let output = tokio::task::block_in_place(|| {
+        std::process::Command::new("node")
+            .current_dir(&e2e)
+            .arg("console.mjs")
+            .args([
+                base.as_str(),
+                chromium.to_str().unwrap(),
+                profile.to_str().unwrap(),
+                shots.to_str().unwrap(),
+            ])
+            .args([
+                "acme",
+                "ana.admin@acme.example",
+                PASSWORD,
+                &provider.id.to_string(),
+                &day.to_string(),
+            ])
+            .output()
+            .unwrap()
+    });
+    let _ = std::fs::remove_dir_all(&profile);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the console did not work: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(seen["signedInAs"], "ana.admin@acme.example");
+    // The owner invited at sign-up, the admin, the provider and the client: this
+    // organization's four users, and not the other's.
+    assert_eq!(seen["usersTotal"], 4, "{seen}");
+    let shown = seen["usersShown"].to_string();
+    assert!(
+        shown.contains("carlos.client@acme.example") && !shown.contains("other.example"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&provider.id.hyphenated().to_string()),
+        "{shown}"
+    );
+    assert!(!shown.contains("$argon2"), "{shown}");
+    assert_eq!(seen["filteredTotal"], 1, "{seen}");
+    let week = seen["weekEntries"].as_array().unwrap();
+    assert_eq!(week.len(), 2, "{seen}");
+    assert!(
+        week[0].as_str().unwrap().starts_with("09:00–10:00"),
+        "{seen}"
+    );
+    assert_eq!(seen["afterSignOut"], "/console/login");
+    for request in seen["requests"].as_array().unwrap() {
+        let request = request.as_str().unwrap();
+        assert!(
+            request.starts_with(&base),
+            "the page fetched {request} from elsewhere"
+        );
+    }
+    for shot in [
+        "console-sign-in.png",
+        "console-table.png",
+        "console-week.png",
+    ] {
+        assert!(
+            std::fs::metadata(shots.join(shot)).unwrap().len() > 1000,
+            "{shot}"
+        );
+    }
+    app.stop().await;
 }

@@ -66,7 +66,7 @@ pub(super) async fn week(
             .into_iter()
             .map(|u| Provider {
                 id: u.id.to_string(),
-                name: u.full_name,
+                name: format!("{} ({})", u.full_name, u.email),
             })
             .collect();
     let provider = match query.provider.as_deref().filter(|p| !p.is_empty()) {
