@@ -3,6 +3,7 @@
 //! tenant, readable UUIDs and masked secrets.
 
 use agenda_entity::enums::UserRole;
+use agenda_storage::seed::{DEMO_ADMIN_EMAIL, DEMO_ORGANIZATION_ID, DEMO_PASSWORD, DEMO_SLUG};
 use agenda_testkit::{TestDb, both_engines, tools};
 
 use chrono::{Duration, Utc};
@@ -343,4 +344,74 @@ async fn the_console_works_in_a_real_browser() {
         );
     }
     app.stop().await;
+}
+
+/// `SELECT COUNT(*)` of the demo organization's rows of `table`, as the owner.
+async fn demo_rows(app: &TestApp, table: &str) -> u64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    let conn = app.t.conn();
+    let key = if table == "organizations" {
+        "id"
+    } else {
+        "organization_id"
+    };
+    let row = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            conn.get_database_backend(),
+            match conn.get_database_backend() {
+                sea_orm::DbBackend::Postgres => {
+                    format!("SELECT COUNT(*) FROM \"{table}\" WHERE {key} = $1")
+                }
+                _ => format!("SELECT COUNT(*) FROM \"{table}\" WHERE {key} = ?"),
+            },
+            [DEMO_ORGANIZATION_ID.into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    u64::try_from(row.try_get_by_index::<i64>(0).unwrap()).unwrap()
+}
+
+fn total_of(html: &str) -> u64 {
+    let start = html.find("<span id=\"total\">").expect("a total") + "<span id=\"total\">".len();
+    html[start..].split('<').next().unwrap().parse().unwrap()
+}
+
+both_engines! {
+    /// Every tenant table of the seeded demo organization opens in the console, with
+    /// as many rows as the organization has there (on PostgreSQL through row-level
+    /// security as the application role), and the pages of a long table follow on.
+    async fn every_tenant_table_is_browsable(t: TestDb) {
+        let app = TestApp::spawn(t).await;
+        let hash = agenda_api::password::hash(DEMO_PASSWORD).unwrap();
+        agenda_storage::seed::demo(&app.t.db, &hash).await.unwrap();
+        other_tenant_noise(&app).await;
+        let (status, cookie) = console_sign_in(&app, DEMO_SLUG, DEMO_ADMIN_EMAIL, DEMO_PASSWORD).await;
+        assert_eq!(status, 303);
+        let cookie = cookie.unwrap();
+        let mut nonempty = 0;
+        for table in agenda_storage::browse::tenant_tables() {
+            let (status, html) = get_page(&app, &format!("/console/tables/{}", table.name), &cookie).await;
+            assert_eq!(status, 200, "{}: {html}", table.name);
+            let expected = demo_rows(&app, table.name).await;
+            assert_eq!(total_of(&html), expected, "{}", table.name);
+            nonempty += usize::from(expected > 0);
+        }
+        assert!(nonempty >= 15, "the demo fills only {nonempty} tables");
+
+        // A long table pages on: page 2 of the appointments starts after page 1.
+        let (_, first) = get_page(&app, "/console/tables/appointments", &cookie).await;
+        let (status, second) = get_page(&app, "/console/tables/appointments?page=2", &cookie).await;
+        assert_eq!(status, 200);
+        assert!(first.contains("page 1 of") && second.contains("page 2 of") && second.contains("rel=\"prev\""), "{second}");
+        let first_id = |html: &str| html.split("<tbody>").nth(1).unwrap().split("<td>").nth(1).unwrap().split('<').next().unwrap().to_owned();
+        assert_ne!(first_id(&first), first_id(&second));
+        app.stop().await;
+    }
+}
+
+/// Another organization with a user, so that confinement is not vacuous.
+async fn other_tenant_noise(app: &TestApp) {
+    let other = organization(app, "other").await;
+    member(app, other, "other", "admin@other.example", UserRole::Admin).await;
 }
