@@ -7,6 +7,7 @@ use agenda_storage::seed::{DEMO_ADMIN_EMAIL, DEMO_ORGANIZATION_ID, DEMO_PASSWORD
 use agenda_testkit::{TestDb, both_engines, tools};
 
 use chrono::{Duration, Utc};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
 
 use crate::support::{PASSWORD, TestApp, api, bookable_provider, member, organization};
@@ -93,7 +94,7 @@ both_engines! {
         let acme = organization(&app, "acme").await;
         let other = organization(&app, "other").await;
         let admin = member(&app, acme, "acme", "boss@acme.example", UserRole::Admin).await;
-        member(&app, acme, "acme", "cli@acme.example", UserRole::Client).await;
+        let client = member(&app, acme, "acme", "cli@acme.example", UserRole::Client).await;
         member(&app, other, "other", "boss@other.example", UserRole::Admin).await;
 
         // No session: the console sends the browser to the sign-in page.
@@ -114,6 +115,13 @@ both_engines! {
         // Wrong password, and a client: no console session.
         assert_eq!(console_sign_in(&app, "acme", "boss@acme.example", "wrong password").await, (401, None));
         assert_eq!(console_sign_in(&app, "acme", "cli@acme.example", PASSWORD).await, (403, None));
+        // The client's refused console sign-in kept no session: only the API's.
+        let sessions = agenda_entity::user_session::Entity::find()
+            .filter(agenda_entity::user_session::Column::UserId.eq(client.id))
+            .count(app.t.conn())
+            .await
+            .unwrap();
+        assert_eq!(sessions, 1);
 
         // The admin signs in: an HttpOnly, SameSite=Strict cookie scoped to /console.
         let client = browser();
@@ -133,6 +141,10 @@ both_engines! {
             assert!(header.contains(attribute), "{header}");
         }
         assert!(!header.contains("Secure"), "plain HTTP: {header}");
+        // Behind a TLS proxy the cookies are Secure.
+        let form = browser().get(app.url("/console/login")).header("x-forwarded-proto", "https").send().await.unwrap();
+        let (_, header) = set_cookie(&form, "agenda_console_sign_in").unwrap();
+        assert!(header.contains("; Secure"), "{header}");
 
         // The users table: this organization's rows only, ids as UUID text, the
         // password digest masked.
