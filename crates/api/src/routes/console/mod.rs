@@ -415,3 +415,19 @@ async fn table(
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_escape_what_they_show() {
+        let html = render(
+            "error.html",
+            context! { status => 422, code => "x", message => "<script>alert(1)</script>" },
+        )
+        .unwrap();
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(!html.contains("<script>"), "{html}");
+    }
+}
