@@ -79,8 +79,23 @@ impl FromRequestParts<AppState> for Auth {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
-            .filter(|t| is_token(t))
-            .ok_or_else(unauthorized)?;
+            .ok_or_else(unauthorized)?
+            .to_owned();
+        Auth::from_token(parts, state, &token).await
+    }
+}
+
+impl Auth {
+    /// The session of `token` (a bearer token, or the web console's cookie), with
+    /// the same checks and the same request transaction as a bearer request.
+    pub(crate) async fn from_token(
+        parts: &Parts,
+        state: &AppState,
+        token: &str,
+    ) -> Result<Self, ApiError> {
+        if !is_token(token) {
+            return Err(unauthorized());
+        }
         let now = chrono::Utc::now();
         // The lookup runs in a transaction: on PostgreSQL it enters the session's
         // tenant first (row-level security), and that transaction then serves the

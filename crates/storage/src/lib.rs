@@ -1,5 +1,6 @@
 //! Agenda's database layer.
 //!
+//! - [`browse`]: any tenant table read generically, for the web console;
 //! - [`cache`]: the in-process cache of catalogue and provider settings;
 //! - [`db`]: the connection pool, session settings, health and transactions;
 //! - [`error`]: one classification of database failures for both engines;
@@ -10,6 +11,7 @@
 //! - [`config`]: typed settings from the environment.
 
 pub mod backup;
+pub mod browse;
 pub mod cache;
 pub mod config;
 pub mod db;

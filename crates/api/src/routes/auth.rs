@@ -343,7 +343,18 @@ async fn login(
     headers: HeaderMap,
     ValidJson(input): ValidJson<Login>,
 ) -> Result<Json<SignedIn>, ApiError> {
-    let scope = active_organization(&state, &input.organization)
+    sign_in(&state, &uow, &headers, input).await.map(Json)
+}
+
+/// Checks the password of a validated `input` and opens a session: the sign-in of
+/// the API and of the web console.
+pub(super) async fn sign_in(
+    state: &AppState,
+    uow: &UnitOfWork,
+    headers: &HeaderMap,
+    input: Login,
+) -> Result<SignedIn, ApiError> {
+    let scope = active_organization(state, &input.organization)
         .await?
         .map(|o| TenantScope::new(o.id));
     // A short read of its own: the password check below is slow on purpose and must
@@ -396,9 +407,7 @@ async fn login(
         // Locked or inactive: the same answer as a wrong password.
         return Err(bad_credentials());
     }
-    signed_in(&state, db, scope, user.id, &headers)
-        .await
-        .map(Json)
+    signed_in(state, db, scope, user.id, headers).await
 }
 
 /// A new session for the user `user_id`, as sign-in answers it.

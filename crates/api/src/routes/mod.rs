@@ -22,6 +22,7 @@ mod analytics;
 mod appointments;
 mod auth;
 mod catalogue;
+mod console;
 mod docs;
 mod document;
 mod extras;
@@ -132,10 +133,13 @@ pub fn router(state: AppState) -> Router {
     let metrics_here = state.settings.http.metrics_addr.is_none();
     Router::new()
         .merge(health::router(metrics_here))
-        .merge(api.layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            unit_of_work,
-        )))
+        .merge(
+            api.merge(console::router())
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    unit_of_work,
+                )),
+        )
         .with_state(state)
         .merge(docs::router())
 }

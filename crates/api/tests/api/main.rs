@@ -13,6 +13,7 @@ mod cache;
 mod calendar;
 mod catalogue;
 mod cli;
+mod console;
 mod contract;
 mod docs_page;
 mod edges;

@@ -274,6 +274,22 @@ impl UserRepo {
         Ok(UserChange { before, after })
     }
 
+    /// Users of one role in name order, at most `limit` (the console's provider list).
+    pub async fn with_role(
+        db: &impl ConnectionTrait,
+        scope: TenantScope,
+        role: UserRole,
+        limit: u64,
+    ) -> Result<Vec<user::Model>, StorageError> {
+        Ok(Users::find_in(scope)
+            .filter(user::Column::Role.eq(role))
+            .order_by_asc(user::Column::FullName)
+            .order_by_asc(user::Column::Id)
+            .limit(limit)
+            .all(db)
+            .await?)
+    }
+
     /// The organization's active admins, locked for the rest of the transaction (on
     /// PostgreSQL; SQLite's write transaction holds the whole database).
     pub async fn lock_active_admins(
