@@ -4,24 +4,12 @@
 // so a slow machine only makes it slower.
 // Usage: node console.mjs <base url> <chromium path> <fresh user-data dir>
 //        <screenshot dir> <organization> <email> <password> <provider id> <week>
-import { chromium } from "playwright-core";
+import { launch } from "./browser.mjs";
 
 const [base, executablePath, userDataDir, shots, organization, email, password, provider, week] =
   process.argv.slice(2);
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath,
-  headless: true,
+const context = await launch(executablePath, userDataDir, {
   viewport: { width: 1280, height: 720 },
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
 });
 const timeout = 60_000;
 try {

@@ -3,23 +3,10 @@
 // Usage: node docs-page.mjs <page url> <chromium path> <fresh user-data dir> <operations>
 // <operations> is how many operations the document holds; the script scrolls until
 // the page shows them all, so a slow machine only makes it slower.
-import { chromium } from "playwright-core";
+import { launch } from "./browser.mjs";
 
 const [url, executablePath, userDataDir, expected] = process.argv.slice(2);
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath,
-  headless: true,
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const context = await launch(executablePath, userDataDir);
 try {
   const page = await context.newPage();
   const requests = [];

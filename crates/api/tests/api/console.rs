@@ -285,37 +285,22 @@ async fn the_console_works_in_a_real_browser() {
         tools::workspace_root().join("target/console-screenshots")
     };
     std::fs::create_dir_all(&shots).unwrap();
-    let profile = std::env::temp_dir().join(format!("agenda-chromium-{}", uuid::Uuid::now_v7()));
     let base = app.url("");
     let base = base.trim_end_matches('/').to_owned();
-    let output = tokio::task::block_in_place(|| {
-        std::process::Command::new("node")
-            .current_dir(&e2e)
-            .arg("console.mjs")
-            .args([
-                base.as_str(),
-                chromium.to_str().unwrap(),
-                profile.to_str().unwrap(),
-                shots.to_str().unwrap(),
-            ])
-            .args([
-                "acme",
-                "ana.admin@acme.example",
-                PASSWORD,
-                &provider.id.to_string(),
-                &day.to_string(),
-            ])
-            .output()
-            .unwrap()
-    });
-    let _ = std::fs::remove_dir_all(&profile);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the console did not work: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let seen = crate::support::run_browser_script(
+        &e2e,
+        &chromium,
+        "console.mjs",
+        &base,
+        &[
+            shots.to_str().unwrap(),
+            "acme",
+            "ana.admin@acme.example",
+            PASSWORD,
+            &provider.id.to_string(),
+            &day.to_string(),
+        ],
     );
-    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(seen["signedInAs"], "ana.admin@acme.example");
     // The owner invited at sign-up, the admin, the provider and the client: this
     // organization's four users, and not the other's.

@@ -3,7 +3,6 @@
 //! page's assets come from the server itself: no request leaves it.
 
 use agenda_testkit::{TestDb, tools};
-use serde_json::Value;
 
 use crate::support::TestApp;
 
@@ -24,27 +23,14 @@ async fn the_docs_page_lists_every_operation_in_a_real_browser() {
         .map(|item| item.as_object().unwrap().len())
         .sum();
 
-    let profile = std::env::temp_dir().join(format!("agenda-chromium-{}", uuid::Uuid::now_v7()));
     let url = app.url("/docs");
-    let output = tokio::task::block_in_place(|| {
-        std::process::Command::new("node")
-            .current_dir(&e2e)
-            .arg("docs-page.mjs")
-            .arg(&url)
-            .arg(&chromium)
-            .arg(&profile)
-            .arg(operations.to_string())
-            .output()
-            .unwrap()
-    });
-    let _ = std::fs::remove_dir_all(&profile);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the page did not render: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let shown = crate::support::run_browser_script(
+        &e2e,
+        &chromium,
+        "docs-page.mjs",
+        &url,
+        &[&operations.to_string()],
     );
-    let shown: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(shown["title"], "Agenda API");
     let listed = shown["operations"].as_array().unwrap();
     assert_eq!(listed.len(), operations, "{shown}");

@@ -417,3 +417,37 @@ impl Drop for ScratchDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Runs the browser script `script` of the `e2e/` project (`e2e`) in headless
+/// Chromium (`chromium`): `node <script> <first> <chromium> <fresh profile> <rest…>`,
+/// on a profile directory of its own that is removed afterwards. Answers what the
+/// script printed as JSON; a script that fails fails the test with its output.
+pub fn run_browser_script(
+    e2e: &std::path::Path,
+    chromium: &std::path::Path,
+    script: &str,
+    first: &str,
+    rest: &[&str],
+) -> Value {
+    let profile = std::env::temp_dir().join(format!("agenda-chromium-{}", uuid::Uuid::now_v7()));
+    let output = tokio::task::block_in_place(|| {
+        std::process::Command::new("node")
+            .current_dir(e2e)
+            .arg(script)
+            .arg(first)
+            .arg(chromium)
+            .arg(&profile)
+            .args(rest)
+            .output()
+            .unwrap()
+    });
+    let _ = std::fs::remove_dir_all(&profile);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{script} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {stdout}"))
+}
