@@ -32,6 +32,7 @@ mod notifications;
 mod organizations;
 mod payment_methods;
 mod profiles;
+pub(crate) mod refunds;
 mod resources;
 mod reviews;
 mod settings;
@@ -85,6 +86,7 @@ fn v1() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(analytics::router())
         .merge(admin::router())
+        .merge(refunds::router())
         .merge(appointments::router())
         .merge(marketplace::router())
         .merge(notifications::router())
