@@ -13,6 +13,7 @@
 //! | [`LedgerRepo::request_withdrawal`] | `withdrawal` −amount (available) | available −= amount |
 //! | [`LedgerRepo::fail_withdrawal`] | `withdrawal` +amount (available) | available += amount |
 //! | [`LedgerRepo::complete_withdrawal`] | none | none |
+//! | [`LedgerRepo::record_refund`] | `refund` −amount, `adjustment` +commission share (the appointment's bucket), cover moves | that bucket −(amount − share) |
 //!
 //! **Transactions and locking.** Every function that writes takes the caller's
 //! [`DatabaseTransaction`], which must come from [`crate::Db::begin`]. Each write
@@ -31,7 +32,9 @@
 //! once per payment entry (`external_ref` = `release:<payment entry id>:<bucket>`), so
 //! running [`LedgerRepo::release_due`] again moves nothing more. A withdrawal is
 //! debited once (`external_ref` = the withdrawal id) and returned at most once
-//! (`<withdrawal id>:returned`, and only from an open status).
+//! (`<withdrawal id>:returned`, and only from an open status). A refund is recorded
+//! once per refund id (`external_ref` = `refund:<id>`, and `refund:<id>:…` for its
+//! other entries).
 
 use std::collections::HashMap;
 
