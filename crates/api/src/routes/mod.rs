@@ -33,6 +33,7 @@ mod notifications;
 mod organizations;
 mod payment_methods;
 mod profiles;
+pub(crate) mod refunds;
 mod resources;
 mod reviews;
 mod settings;
@@ -87,6 +88,7 @@ fn v1() -> OpenApiRouter<AppState> {
         // Dashboards, search and the catalogue tolerate replica lag (docs/scaling.md).
         .merge(analytics::router().layer(axum::Extension(ToleratesLag)))
         .merge(admin::router())
+        .merge(refunds::router())
         .merge(appointments::router())
         .merge(marketplace::router())
         .merge(notifications::router())

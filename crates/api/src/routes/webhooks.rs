@@ -28,9 +28,11 @@
 //! must equal `price − discount` and the appointment's currency, else `422` and nothing
 //! changes) and, if it is completed, settles it in the ledger — one transaction with an
 //! audit-log entry (no actor: the processor). `payment.failed` sets
-//! `payment_status = failed` unless it is already paid. Any other type (including
-//! `payment.refunded`, not handled yet) is answered `200 ignored`, so processors stop
-//! retrying events we do not use.
+//! `payment_status = failed` unless it is already paid. `payment.refunded` (full or
+//! partial: `amount_cents`, `currency`, the processor's `refund_id`) writes the
+//! reversal entries through `LedgerRepo::record_refund` (see `docs/ledger.md`); the
+//! same `refund_id` in another event is recorded once (`unchanged`). Any other type
+//! is answered `200 ignored`, so processors stop retrying events we do not use.
 //!
 //! **Replays.** A processed event is remembered in `idempotency_keys` under the key
 //! `webhook:<processor>:<event id>`, owned by the appointment's client (the table needs
@@ -49,6 +51,7 @@ use agenda_storage::repo::appointments::{ActingUser, AppointmentRepo};
 use agenda_storage::repo::audit::{AuditEntry, AuditRepo};
 use agenda_storage::repo::idempotency::{IdempotencyRepo, IdempotencyState, IdempotentRequest};
 use agenda_storage::repo::integrations::{IntegrationRepo, SecretUnavailable};
+use agenda_storage::repo::ledger::LedgerRepo;
 use agenda_storage::secrets::Secret;
 use axum::Json;
 use axum::extract::State;
@@ -67,6 +70,7 @@ use uuid::Uuid;
 use crate::app::AppState;
 use crate::error::{ApiError, ErrorResponse};
 use crate::extract::{RawBody, ValidPath, parse_json};
+use crate::routes::refunds::{RefundView, audit_details};
 use crate::uow::UnitOfWork;
 
 /// The header naming the organization (its slug).
@@ -97,6 +101,9 @@ pub struct PaymentEvent {
     /// ISO 4217, e.g. `BRL`.
     pub currency: Option<String>,
     pub method: Option<PaymentMethod>,
+    /// `payment.refunded`: the processor's refund id (one refund is recorded once,
+    /// whichever events carry it).
+    pub refund_id: Option<String>,
 }
 
 /// Only the envelope: enough to decide whether the type is one we handle.
@@ -115,6 +122,9 @@ pub struct WebhookOutcome {
     pub outcome: String,
     pub appointment_id: Option<Uuid>,
     pub payment_status: Option<PaymentStatus>,
+    /// `payment.refunded`: the refund as recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund: Option<RefundView>,
 }
 
 /// The payment fields of a handled event; its digest binds the event id.
@@ -125,6 +135,7 @@ struct Handled {
     amount_cents: Option<i64>,
     currency: Option<String>,
     method: Option<PaymentMethod>,
+    refund_id: Option<String>,
 }
 
 /// Receives a signed payment event from a processor (no bearer token: see the
@@ -142,7 +153,7 @@ struct Handled {
         (status = 401, description = "Missing, malformed or wrong signature, or a timestamp outside the 5-minute window", body = ErrorResponse),
         (status = 403, description = "The organization is suspended (`organization_suspended`); retry once it is active again", body = ErrorResponse),
         (status = 404, description = "No such webhook (organization, processor, enabled integration or secret), or no such appointment in that organization", body = ErrorResponse),
-        (status = 409, description = "The appointment is canceled or a no-show, or the same event is still being processed", body = ErrorResponse),
+        (status = 409, description = "The appointment is canceled or a no-show, the same event is still being processed, or a refund that cannot be recorded: `payment_not_settled`, `refund_exceeds_payment`, `refund_exceeds_balance`", body = ErrorResponse),
         (status = 422, description = "Amount or currency do not match the appointment, a missing field, or an event id reused with other payment fields", body = ErrorResponse),
     ))]
 async fn payment_webhook(
@@ -176,6 +187,7 @@ async fn payment_webhook(
     let kind = match envelope.kind.as_str() {
         "payment.succeeded" => "payment.succeeded",
         "payment.failed" => "payment.failed",
+        "payment.refunded" => "payment.refunded",
         _ => {
             tracing::info!(processor = %processor, event_id = %envelope.id, kind = %envelope.kind, "payment webhook ignored");
             return Ok(Json(WebhookOutcome {
@@ -183,6 +195,7 @@ async fn payment_webhook(
                 outcome: "ignored".into(),
                 appointment_id: None,
                 payment_status: None,
+                refund: None,
             })
             .into_response());
         }
@@ -201,6 +214,7 @@ async fn payment_webhook(
         amount_cents: event.amount_cents,
         currency: event.currency.clone(),
         method: event.method,
+        refund_id: event.refund_id.clone(),
     };
     let canonical = serde_json::to_vec(&handled).map_err(ApiError::internal)?;
     let key = format!("webhook:{processor}:{}", event.id);
@@ -245,6 +259,7 @@ async fn payment_webhook(
     };
 
     let before = current.payment_status;
+    let mut refund = None;
     let (outcome, after) = match kind {
         "payment.succeeded" => {
             let method = event
@@ -258,13 +273,7 @@ async fn payment_webhook(
                     "does not match the appointment's amount due",
                 ));
             }
-            if event.currency.as_deref() != Some(current.currency.as_str()) {
-                return Err(ApiError::invalid_field(
-                    "currency",
-                    "currency_mismatch",
-                    "does not match the appointment's currency",
-                ));
-            }
+            check_currency(event.currency.as_deref(), &current.currency)?;
             // The processor acts with an administrator's rights; no user is recorded
             // (`mark_paid` writes no history row, and the audit entry has no actor).
             let processor_acts = ActingUser {
@@ -275,6 +284,26 @@ async fn payment_webhook(
                 AppointmentRepo::mark_paid(tx, scope, appointment_id, method, processor_acts)
                     .await?;
             ("processed", paid.payment_status)
+        }
+        "payment.refunded" => {
+            let amount = event.amount_cents.ok_or_else(|| {
+                ApiError::invalid_field("amount_cents", "required", "is required")
+            })?;
+            check_currency(event.currency.as_deref(), &current.currency)?;
+            let refund_id = event
+                .refund_id
+                .as_deref()
+                .ok_or_else(|| ApiError::invalid_field("refund_id", "required", "is required"))?;
+            let recorded =
+                LedgerRepo::record_refund(tx, scope, appointment_id, amount, refund_id).await?;
+            let outcome = if recorded.replayed {
+                "unchanged"
+            } else {
+                "processed"
+            };
+            let after = recorded.payment_status;
+            refund = Some(recorded);
+            (outcome, after)
         }
         _ => {
             if mark_failed(tx, scope, appointment_id).await? {
@@ -301,6 +330,7 @@ async fn payment_webhook(
                 "currency": event.currency,
                 "method": event.method,
                 "payment_status": {"before": before, "after": after},
+                "refund": refund.as_ref().map(audit_details),
             }),
             ip_address: None,
             request_id: None,
@@ -312,6 +342,7 @@ async fn payment_webhook(
         outcome: outcome.into(),
         appointment_id: Some(appointment_id),
         payment_status: Some(after),
+        refund: refund.as_ref().map(RefundView::from),
     };
     let stored = serde_json::to_value(&view).map_err(ApiError::internal)?;
     IdempotencyRepo::complete(tx, scope, claim, StatusCode::OK.as_u16(), Some(stored)).await?;
@@ -412,6 +443,18 @@ fn verify_signature(
         // `verify_slice` compares in constant time.
         .any(|s| mac.clone().verify_slice(s).is_ok());
     if ok { Ok(()) } else { Err(invalid()) }
+}
+
+fn check_currency(sent: Option<&str>, appointment: &str) -> Result<(), ApiError> {
+    if sent == Some(appointment) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_field(
+            "currency",
+            "currency_mismatch",
+            "does not match the appointment's currency",
+        ))
+    }
 }
 
 fn check_event_id(id: &str) -> Result<(), ApiError> {

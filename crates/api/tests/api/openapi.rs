@@ -118,6 +118,7 @@ async fn the_document_covers_every_route_and_only_mounted_ones() {
         ("GET", "/api/v1/admin/audit-log"),
         ("GET", "/api/v1/admin/settings"),
         ("POST", "/api/v1/admin/settings"),
+        ("POST", "/api/v1/admin/appointments/{id}/refunds"),
         ("POST", "/api/v1/promotions/validate"),
         ("GET", "/api/v1/providers/me/payment-preferences"),
         ("PUT", "/api/v1/providers/me/payment-preferences"),
@@ -278,7 +279,7 @@ async fn operation_ids_are_unique_and_descriptive() {
             }
         }
     }
-    assert_eq!(seen.len(), 151);
+    assert_eq!(seen.len(), 152);
     app.stop().await;
 }
 

@@ -322,3 +322,145 @@ both_engines! {
         app.stop().await;
     }
 }
+
+fn refund_event(event_id: &str, appointment: &str, amount: i64, refund_id: &str) -> Value {
+    json!({"id": event_id, "type": "payment.refunded", "appointment_id": appointment, "amount_cents": amount, "currency": "BRL", "refund_id": refund_id})
+}
+
+async fn balance(app: &TestApp, t: &Tenant) -> (i64, i64) {
+    let b = LedgerRepo::balance(app.t.conn(), t.scope, t.provider.0)
+        .await
+        .unwrap();
+    assert!(
+        LedgerRepo::verify_balance(app.t.conn(), t.scope, t.provider.0)
+            .await
+            .unwrap(),
+        "balance equals the ledger sums"
+    );
+    (b.available_cents, b.pending_cents)
+}
+
+async fn entry_count(app: &TestApp, t: &Tenant) -> usize {
+    LedgerRepo::entries(
+        app.t.conn(),
+        t.scope,
+        t.provider.0,
+        &EntriesQuery {
+            limit: Some(100),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .items
+    .len()
+}
+
+/// A completed appointment paid by a signed `payment.succeeded` event.
+async fn paid_appointment(app: &TestApp, t: &Tenant, day_offset: i64, event_id: &str) -> String {
+    let id = appointment(app, t, day_offset, &["confirm", "start", "complete"]).await;
+    let (status, body) = signed(app, t, &paid_event(event_id, &id, 5000)).await;
+    assert_eq!(status, 200, "{body}");
+    id
+}
+
+both_engines! {
+    async fn refunds_by_webhook_and_admin_reverse_the_ledger_once(t: TestDb) {
+        let app = TestApp::spawn(t).await;
+        let acme = tenant(&app, "acme", true).await;
+        let admin = crate::support::member(&app, acme.scope, "acme", "admin@example.com", agenda_entity::enums::UserRole::Admin).await;
+        let id = paid_appointment(&app, &acme, 2, "evt_paid").await;
+        assert_eq!(balance(&app, &acme).await, (0, 4500));
+
+        // Unsigned or wrongly signed refunds are refused and change nothing.
+        let partial = refund_event("evt_r1", &id, 2000, "re_1");
+        let (status, body) = deliver(&app, acme.slug, "stripe", &partial, None).await;
+        assert_eq!((status, code(&body)), (401, "invalid_signature"), "{body}");
+        let forged = signature("not-the-secret", Utc::now().timestamp(), &serde_json::to_vec(&partial).unwrap());
+        let (status, body) = deliver(&app, acme.slug, "stripe", &partial, Some(forged)).await;
+        assert_eq!((status, code(&body)), (401, "invalid_signature"), "{body}");
+        assert_eq!((balance(&app, &acme).await, entry_count(&app, &acme).await), ((0, 4500), 2));
+
+        // A partial refund: 20.00 back to the client, 10% of it (2.00) back to the provider.
+        let (status, first) = signed(&app, &acme, &partial).await;
+        assert_eq!(status, 200, "{first}");
+        assert_eq!((first["outcome"].as_str(), first["payment_status"].as_str()), (Some("processed"), Some("paid")), "{first}");
+        assert_eq!(first["refund"], json!({"appointment_id": id, "refund_id": "re_1", "amount_cents": 2000, "commission_reversed_cents": 200, "paid_cents": 5000, "refunded_cents": 2000, "payment_status": "paid", "replayed": false}));
+        assert_eq!(balance(&app, &acme).await, (0, 2700));
+        assert_eq!(entry_count(&app, &acme).await, 4);
+
+        // The same event again: the stored answer, nothing written.
+        let (status, again) = signed(&app, &acme, &partial).await;
+        assert_eq!((status, &again), (200, &first));
+        // The same processor refund in another event: recorded once.
+        let (status, other) = signed(&app, &acme, &refund_event("evt_r1_bis", &id, 2000, "re_1")).await;
+        assert_eq!((status, other["outcome"].as_str(), other["refund"]["replayed"].as_bool()), (200, Some("unchanged"), Some(true)), "{other}");
+        assert_eq!((balance(&app, &acme).await, entry_count(&app, &acme).await), ((0, 2700), 4));
+
+        // More than is left (30.00) is refused with a clear code.
+        let (status, body) = signed(&app, &acme, &refund_event("evt_r2", &id, 3001, "re_2")).await;
+        assert_eq!((status, code(&body)), (409, "refund_exceeds_payment"), "{body}");
+        let (status, body) = signed(&app, &acme, &json!({"id": "evt_r3", "type": "payment.refunded", "appointment_id": id, "amount_cents": 100, "currency": "BRL"})).await;
+        assert_eq!((status, fields(&body)), (422, vec!["refund_id".to_owned()]), "{body}");
+
+        // The admin route: admins only; refunds the rest; a retry with the same key replays.
+        let path = format!("/api/v1/admin/appointments/{id}/refunds");
+        let (status, body) = request(&app, "POST", &path, Some(&acme.provider.1), Some(json!({"amount_cents": 3000})), None).await;
+        assert_eq!(status, 403, "{body}");
+        let (status, body) = request(&app, "POST", &path, Some(&admin.token), Some(json!({"amount_cents": 0})), None).await;
+        assert_eq!((status, fields(&body)), (422, vec!["amount_cents".to_owned()]), "{body}");
+        let (status, rest) = request(&app, "POST", &path, Some(&admin.token), Some(json!({"amount_cents": 3000, "reason": "Canceled by the studio"})), Some("refund-1")).await;
+        assert_eq!(status, 201, "{rest}");
+        assert_eq!((rest["amount_cents"].as_i64(), rest["commission_reversed_cents"].as_i64(), rest["refunded_cents"].as_i64(), rest["payment_status"].as_str()), (Some(3000), Some(300), Some(5000), Some("refunded")), "{rest}");
+        assert!(rest["refund_id"].as_str().unwrap().starts_with("admin:"), "{rest}");
+        let (status, replay) = request(&app, "POST", &path, Some(&admin.token), Some(json!({"amount_cents": 3000, "reason": "Canceled by the studio"})), Some("refund-1")).await;
+        assert_eq!((status, &replay), (201, &rest));
+        assert_eq!(balance(&app, &acme).await, (0, 0), "everything refunded, the whole commission returned");
+        assert_eq!(entry_count(&app, &acme).await, 6);
+        assert_eq!(payment_status(&app, &acme, &id).await.0, "refunded");
+        let (status, body) = request(&app, "POST", &path, Some(&admin.token), Some(json!({"amount_cents": 1})), None).await;
+        assert_eq!((status, code(&body)), (409, "refund_exceeds_payment"), "{body}");
+
+        // An appointment not settled yet has nothing to refund.
+        let unpaid = appointment(&app, &acme, 3, &["confirm"]).await;
+        let (status, body) = request(&app, "POST", &format!("/api/v1/admin/appointments/{unpaid}/refunds"), Some(&admin.token), Some(json!({"amount_cents": 100})), None).await;
+        assert_eq!((status, code(&body)), (409, "payment_not_settled"), "{body}");
+        app.stop().await;
+    }
+
+    async fn a_refund_the_balance_cannot_cover_is_refused_then_covered_across_buckets(t: TestDb) {
+        let app = TestApp::spawn(t).await;
+        let acme = tenant(&app, "acme", true).await;
+        let admin = crate::support::member(&app, acme.scope, "acme", "admin@example.com", agenda_entity::enums::UserRole::Admin).await;
+        let first = paid_appointment(&app, &acme, 2, "evt_paid_1").await;
+        // Released and withdrawn: the provider holds nothing.
+        let tx = app.t.db.begin().await.unwrap();
+        assert_eq!(LedgerRepo::release_due(&tx, acme.scope, acme.provider.0, Utc::now() + Duration::days(30)).await.unwrap(), 4500);
+        LedgerRepo::request_withdrawal(&tx, acme.scope, acme.provider.0, 4500, agenda_entity::enums::PayoutMethod::Pix).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(balance(&app, &acme).await, (0, 0));
+        let entries = entry_count(&app, &acme).await;
+
+        let path = format!("/api/v1/admin/appointments/{first}/refunds");
+        let (status, body) = request(&app, "POST", &path, Some(&admin.token), Some(json!({"amount_cents": 5000})), None).await;
+        assert_eq!((status, code(&body)), (409, "refund_exceeds_balance"), "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("4500"), "{body}");
+        assert_eq!((balance(&app, &acme).await, entry_count(&app, &acme).await), ((0, 0), entries), "nothing written");
+
+        // Another payment arrives (pending): the refund of the released one is covered from it.
+        let second = paid_appointment(&app, &acme, 3, "evt_paid_2").await;
+        assert_eq!(balance(&app, &acme).await, (0, 4500));
+        let (status, body) = request(&app, "POST", &path, Some(&admin.token), Some(json!({"amount_cents": 5000})), None).await;
+        assert_eq!((status, body["payment_status"].as_str()), (201, Some("refunded")), "{body}");
+        assert_eq!(balance(&app, &acme).await, (0, 0));
+        // refund, commission returned, and the cover move (two entries).
+        assert_eq!(entry_count(&app, &acme).await, entries + 2 + 4);
+        // Releasing the second payment later moves only what is still pending (nothing).
+        let tx = app.t.db.begin().await.unwrap();
+        assert_eq!(LedgerRepo::release_due(&tx, acme.scope, acme.provider.0, Utc::now() + Duration::days(30)).await.unwrap(), 0);
+        tx.commit().await.unwrap();
+        assert_eq!(balance(&app, &acme).await, (0, 0));
+        assert_eq!(payment_status(&app, &acme, &second).await.0, "paid");
+        app.stop().await;
+    }
+}

@@ -13,6 +13,7 @@
 //! | [`LedgerRepo::request_withdrawal`] | `withdrawal` −amount (available) | available −= amount |
 //! | [`LedgerRepo::fail_withdrawal`] | `withdrawal` +amount (available) | available += amount |
 //! | [`LedgerRepo::complete_withdrawal`] | none | none |
+//! | [`LedgerRepo::record_refund`] | `refund` −amount, `adjustment` +commission share (the appointment's bucket), cover moves | that bucket −(amount − share) |
 //!
 //! **Transactions and locking.** Every function that writes takes the caller's
 //! [`DatabaseTransaction`], which must come from [`crate::Db::begin`]. Each write
@@ -31,7 +32,9 @@
 //! once per payment entry (`external_ref` = `release:<payment entry id>:<bucket>`), so
 //! running [`LedgerRepo::release_due`] again moves nothing more. A withdrawal is
 //! debited once (`external_ref` = the withdrawal id) and returned at most once
-//! (`<withdrawal id>:returned`, and only from an open status).
+//! (`<withdrawal id>:returned`, and only from an open status). A refund is recorded
+//! once per refund id (`external_ref` = `refund:<id>`, and `refund:<id>:…` for its
+//! other entries).
 
 use std::collections::HashMap;
 
@@ -102,6 +105,31 @@ pub struct EntriesQuery {
     pub after: Option<String>,
     pub newest_first: bool,
 }
+
+/// What [`LedgerRepo::record_refund`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundOutcome {
+    pub appointment_id: Uuid,
+    /// The processor's refund id, or `admin:<uuid>` for the admin route.
+    pub refund_ref: String,
+    /// This refund's amount (what the client gets back).
+    pub amount_cents: i64,
+    /// The platform commission given back to the provider on this refund.
+    pub commission_reversed_cents: i64,
+    /// The payment that was settled.
+    pub paid_cents: i64,
+    /// Every refund of this payment so far, this one included.
+    pub refunded_cents: i64,
+    /// The appointment's payment status after the refund.
+    pub payment_status: PaymentStatus,
+    /// Whether this refund id was already recorded (nothing was written now).
+    pub replayed: bool,
+    /// The entries this refund wrote.
+    pub entries: Vec<Entry>,
+}
+
+/// Longest accepted refund id, in characters.
+const MAX_REFUND_REF_CHARS: usize = 128;
 
 /// Withdrawal statuses from which a withdrawal may still be paid or failed.
 const OPEN_WITHDRAWAL: [WithdrawalStatus; 2] =
@@ -252,9 +280,12 @@ impl LedgerRepo {
         let appointments: Vec<Uuid> = due.iter().filter_map(|p| p.appointment_id).collect();
         let mut commissions: HashMap<Uuid, i64> = HashMap::new();
         if !appointments.is_empty() {
+            // The commission and any refund (with its reversal and cover) of the
+            // appointment: what is left of its payment in `pending`.
             let rows = provider_transaction::Entity::find_in(scope)
                 .filter(C::ProviderId.eq(provider_id))
-                .filter(C::Kind.eq(TransactionKind::Commission))
+                .filter(C::Kind.ne(TransactionKind::Payment))
+                .filter(C::ExternalRef.not_like("release:%"))
                 .filter(C::Bucket.eq(BalanceBucket::Pending))
                 .filter(C::AppointmentId.is_in(appointments))
                 .all(tx)
@@ -269,7 +300,7 @@ impl LedgerRepo {
         let mut pending = balance.pending_cents;
         let mut moved = 0;
         for payment in due {
-            // A commission belongs to the first payment of its appointment.
+            // The rest belongs to the first payment of its appointment.
             let commission = payment
                 .appointment_id
                 .and_then(|id| commissions.remove(&id))
@@ -304,6 +335,219 @@ impl LedgerRepo {
             add_to_balance(tx, scope, &balance, moved, -moved).await?;
         }
         Ok(moved)
+    }
+
+    /// Records a refund of `amount_cents` of an appointment's settled payment, under
+    /// the processor's (or the admin route's) refund id `refund_ref`, in the caller's
+    /// transaction:
+    ///
+    /// - a `refund` entry of −amount, and an `adjustment` of +x giving back the
+    ///   platform commission on the refunded part (x is the commission's share of the
+    ///   refunded total, rounded half up, minus what earlier refunds gave back, so a
+    ///   full refund reverses the whole commission exactly);
+    /// - both in the bucket where the appointment's money is (`pending` until its
+    ///   payment is released, `available` after); when that bucket cannot cover the
+    ///   net debit (amount − x), the rest is moved from the other bucket with a pair
+    ///   of `adjustment` entries;
+    /// - when the whole payment has been refunded, `payment_status = refunded`.
+    ///
+    /// Idempotent: a refund id already in the ledger returns what it wrote
+    /// (`replayed = true`) and writes nothing, under the balance lock (the unique
+    /// `(provider_id, kind, external_ref)` index backs it).
+    ///
+    /// Refused, with nothing written: a non-positive amount or an empty refund id
+    /// (`Validation`); an appointment whose payment is not in the ledger yet
+    /// (`InvalidState` `payment_not_settled`); more than is left to refund
+    /// (`refund_exceeds_payment`); a net debit larger than the provider's whole
+    /// balance (`refund_exceeds_balance`: balances never go negative, see
+    /// `docs/ledger.md`).
+    pub async fn record_refund(
+        tx: &DatabaseTransaction,
+        scope: TenantScope,
+        appointment_id: Uuid,
+        amount_cents: i64,
+        refund_ref: &str,
+    ) -> Result<RefundOutcome, StorageError> {
+        if amount_cents <= 0 {
+            return Err(StorageError::Validation {
+                field: "amount_cents",
+                message: "must be positive".into(),
+            });
+        }
+        let chars = refund_ref.chars().count();
+        if chars == 0 || chars > MAX_REFUND_REF_CHARS {
+            return Err(StorageError::Validation {
+                field: "refund_id",
+                message: format!("must have 1 to {MAX_REFUND_REF_CHARS} characters"),
+            });
+        }
+        let current = AppointmentMoney::load(tx, scope, appointment_id).await?;
+        let not_settled = || StorageError::InvalidState {
+            code: "payment_not_settled",
+            message: "the appointment's payment is not in the ledger yet (it is settled \
+                      when the appointment is completed and paid); nothing to refund"
+                .into(),
+        };
+        let provider_id = current.provider_id;
+        let balance = lock_balance(tx, scope, provider_id)
+            .await?
+            .ok_or_else(not_settled)?;
+        let (payment, commission) = payment_of(tx, scope, provider_id, appointment_id)
+            .await?
+            .ok_or_else(not_settled)?;
+        let reference = format!("refund:{refund_ref}");
+        let written = refund_entries(tx, scope, provider_id, appointment_id).await?;
+        let refunded_before: i64 = written
+            .iter()
+            .filter(|e| e.kind == TransactionKind::Refund)
+            .map(|e| -e.amount_cents)
+            .sum();
+        let paid = payment.amount_cents;
+        let outcome = |entries: Vec<Entry>, replayed: bool, refunded_total: i64| {
+            let amount = entries
+                .iter()
+                .filter(|e| e.kind == TransactionKind::Refund)
+                .map(|e| -e.amount_cents)
+                .sum();
+            let commission_reversed = entries
+                .iter()
+                .filter(|e| e.external_ref.as_deref() == Some(&format!("{reference}:commission")))
+                .map(|e| e.amount_cents)
+                .sum();
+            RefundOutcome {
+                appointment_id,
+                refund_ref: refund_ref.to_owned(),
+                amount_cents: amount,
+                commission_reversed_cents: commission_reversed,
+                paid_cents: paid,
+                refunded_cents: refunded_total,
+                payment_status: if refunded_total >= paid {
+                    PaymentStatus::Refunded
+                } else {
+                    current.payment_status
+                },
+                replayed,
+                entries,
+            }
+        };
+        let mine: Vec<Entry> = written
+            .iter()
+            .filter(|e| {
+                e.external_ref
+                    .as_deref()
+                    .is_some_and(|r| r == reference || r.starts_with(&format!("{reference}:")))
+            })
+            .cloned()
+            .collect();
+        if !mine.is_empty() {
+            return Ok(outcome(mine, true, refunded_before));
+        }
+        if !matches!(current.payment_status, PaymentStatus::Paid) {
+            return Err(StorageError::InvalidState {
+                code: "refund_exceeds_payment",
+                message: format!(
+                    "the appointment's payment is {}; nothing is left to refund",
+                    current.payment_status
+                ),
+            });
+        }
+        let left = paid - refunded_before;
+        if amount_cents > left {
+            return Err(StorageError::InvalidState {
+                code: "refund_exceeds_payment",
+                message: format!(
+                    "{amount_cents} exceeds what is left to refund of this payment ({left} of {paid})"
+                ),
+            });
+        }
+        let fee = commission.map_or(0, |c| -c.amount_cents);
+        let refunded_after = refunded_before + amount_cents;
+        let reversal = (share(fee, refunded_after, paid) - share(fee, refunded_before, paid))
+            .clamp(0, amount_cents);
+        let debit = amount_cents - reversal;
+
+        let released = is_released(tx, scope, provider_id, &payment).await?;
+        let (primary, secondary) = if released {
+            (BalanceBucket::Available, BalanceBucket::Pending)
+        } else {
+            (BalanceBucket::Pending, BalanceBucket::Available)
+        };
+        let in_bucket = |bucket| match bucket {
+            BalanceBucket::Available => balance.available_cents,
+            BalanceBucket::Pending => balance.pending_cents,
+        };
+        let cover = (debit - in_bucket(primary)).max(0);
+        if cover > in_bucket(secondary) {
+            return Err(StorageError::InvalidState {
+                code: "refund_exceeds_balance",
+                message: format!(
+                    "the refund takes {debit} from the provider, whose balance is {} \
+                     ({} available, {} pending); nothing was recorded",
+                    balance.available_cents + balance.pending_cents,
+                    balance.available_cents,
+                    balance.pending_cents
+                ),
+            });
+        }
+        let new = |kind, bucket, amount, external_ref: String, description: &str| NewEntry {
+            provider_id,
+            kind,
+            bucket,
+            amount_cents: amount,
+            currency: balance.currency.clone(),
+            appointment_id: Some(appointment_id),
+            withdrawal_id: None,
+            external_ref,
+            description: description.to_owned(),
+        };
+        let mut planned = vec![new(
+            TransactionKind::Refund,
+            primary,
+            -amount_cents,
+            reference.clone(),
+            "Refund to the client",
+        )];
+        if reversal > 0 {
+            planned.push(new(
+                TransactionKind::Adjustment,
+                primary,
+                reversal,
+                format!("{reference}:commission"),
+                "Platform fee returned on the refund",
+            ));
+        }
+        if cover > 0 {
+            planned.push(new(
+                TransactionKind::Adjustment,
+                secondary,
+                -cover,
+                format!("{reference}:cover:{secondary}"),
+                "Moved to cover a refund",
+            ));
+            planned.push(new(
+                TransactionKind::Adjustment,
+                primary,
+                cover,
+                format!("{reference}:cover:{primary}"),
+                "Moved to cover a refund",
+            ));
+        }
+        let mut entries = Vec::with_capacity(planned.len());
+        for entry in planned {
+            entries.push(entry.insert(tx, scope).await?);
+        }
+        let (mut available_delta, mut pending_delta) = (0, 0);
+        for e in &entries {
+            match e.bucket {
+                BalanceBucket::Available => available_delta += e.amount_cents,
+                BalanceBucket::Pending => pending_delta += e.amount_cents,
+            }
+        }
+        add_to_balance(tx, scope, &balance, available_delta, pending_delta).await?;
+        if refunded_after == paid {
+            mark_refunded(tx, scope, appointment_id).await?;
+        }
+        Ok(outcome(entries, false, refunded_after))
     }
 
     /// Requests a payout of `amount_cents` from the provider's available balance: a
@@ -787,6 +1031,70 @@ fn not_released(backend: DbBackend) -> Expr {
          AND released.kind = 'adjustment' \
          AND released.external_ref = 'release:' || {id_hex} || ':pending')"
     ))
+}
+
+/// `fee`'s share of `part` of `whole`, rounded half up (`whole` > 0).
+fn share(fee: i64, part: i64, whole: i64) -> i64 {
+    let (fee, part, whole) = (i128::from(fee), i128::from(part), i128::from(whole));
+    i64::try_from((2 * fee * part + whole) / (2 * whole)).unwrap_or(i64::MAX)
+}
+
+/// Every refund entry of the appointment, with the adjustments refunds wrote
+/// (`external_ref` starting with `refund:`).
+async fn refund_entries(
+    tx: &DatabaseTransaction,
+    scope: TenantScope,
+    provider_id: Uuid,
+    appointment_id: Uuid,
+) -> Result<Vec<Entry>, StorageError> {
+    use provider_transaction::Column as C;
+    Ok(provider_transaction::Entity::find_in(scope)
+        .filter(C::ProviderId.eq(provider_id))
+        .filter(C::AppointmentId.eq(appointment_id))
+        .filter(C::ExternalRef.starts_with("refund:"))
+        .order_by_asc(C::Id)
+        .all(tx)
+        .await?)
+}
+
+/// Whether `payment` has been moved to `available` ([`LedgerRepo::release_due`]).
+async fn is_released(
+    tx: &DatabaseTransaction,
+    scope: TenantScope,
+    provider_id: Uuid,
+    payment: &Entry,
+) -> Result<bool, StorageError> {
+    if payment.bucket == BalanceBucket::Available {
+        return Ok(true);
+    }
+    use provider_transaction::Column as C;
+    let reference = format!("release:{}:{}", payment.id.simple(), BalanceBucket::Pending);
+    Ok(provider_transaction::Entity::find_in(scope)
+        .filter(C::ProviderId.eq(provider_id))
+        .filter(C::Kind.eq(TransactionKind::Adjustment))
+        .filter(C::ExternalRef.eq(reference))
+        .one(tx)
+        .await?
+        .is_some())
+}
+
+/// `payment_status = refunded` (the appointments repository owns the rest of the row).
+async fn mark_refunded(
+    tx: &DatabaseTransaction,
+    scope: TenantScope,
+    id: Uuid,
+) -> Result<(), StorageError> {
+    let changes = appointment::ActiveModel {
+        payment_status: Set(PaymentStatus::Refunded),
+        updated_at: Set(agenda_entity::now()),
+        ..Default::default()
+    };
+    appointment::Entity::update_in(scope)
+        .set(changes)
+        .filter(appointment::Column::Id.eq(id))
+        .exec(tx)
+        .await?;
+    Ok(())
 }
 
 async fn get_withdrawal(

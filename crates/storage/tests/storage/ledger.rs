@@ -701,15 +701,59 @@ both_engines! {
         let mut open: Vec<Uuid> = Vec::new();
         // What the provider is owed in total (both buckets), kept independently.
         let mut owed = 0i64;
-        let mut tally = [0usize; 5];
-        for _ in 0..60 {
-            match rng.u8(0..10) {
+        let mut tally = [0usize; 6];
+        // Each settled payment: (appointment, paid, fee, refunded so far).
+        let mut payments: Vec<(Uuid, i64, i64, i64)> = Vec::new();
+        for step in 0..80 {
+            match rng.u8(0..12) {
                 0..=2 => {
                     let price = rng.i64(100..20_000);
                     let discount = if rng.bool() { rng.i64(0..price) } else { 0 };
-                    m.pay(&t.db, m.provider, price, discount).await;
-                    owed += price - discount - platform_fee(price - discount, &rules);
+                    let (payment, commission) = m.pay(&t.db, m.provider, price, discount).await;
+                    let fee = platform_fee(price - discount, &rules);
+                    assert_eq!(commission.map_or(0, |c| -c.amount_cents), fee);
+                    owed += price - discount - fee;
+                    payments.push((payment.appointment_id.unwrap(), price - discount, fee, 0));
                     tally[0] += 1;
+                }
+                10..=11 if !payments.is_empty() => {
+                    let i = rng.usize(..payments.len());
+                    let (appointment, paid, fee, refunded) = payments[i];
+                    let left = paid - refunded;
+                    // Sometimes more than is left, to see the refusal.
+                    let amount = rng.i64(1..=left.max(1) * 12 / 10 + 1);
+                    let (available, pending) = m.balance(&t.db, m.provider).await;
+                    let tx = t.begin().await.unwrap();
+                    let result = LedgerRepo::record_refund(&tx, m.scope, appointment, amount, &format!("re_{step}")).await;
+                    // The commission's share of what is refunded, rounded half up.
+                    let share = |part: i64| (2 * fee * part + paid).div_euclid(2 * paid);
+                    let reversal = share(refunded + amount) - share(refunded);
+                    match result {
+                        Ok(outcome) => {
+                            tx.commit().await.unwrap();
+                            assert!(amount <= left, "{amount} > {left}");
+                            assert_eq!(outcome.commission_reversed_cents, reversal);
+                            owed -= amount - reversal;
+                            payments[i].3 += amount;
+                            let expected = if payments[i].3 == paid { PaymentStatus::Refunded } else { PaymentStatus::Paid };
+                            assert_eq!(outcome.payment_status, expected);
+                            // The same refund id again writes nothing.
+                            let tx = t.begin().await.unwrap();
+                            let again = LedgerRepo::record_refund(&tx, m.scope, appointment, amount, &format!("re_{step}")).await.unwrap();
+                            tx.commit().await.unwrap();
+                            assert!(again.replayed);
+                            assert_eq!(again.entries, outcome.entries);
+                        }
+                        Err(StorageError::InvalidState { code: "refund_exceeds_payment", .. }) => {
+                            assert!(amount > left, "{amount} <= {left}");
+                        }
+                        Err(StorageError::InvalidState { code: "refund_exceeds_balance", .. }) => {
+                            assert!(amount <= left);
+                            assert!(amount - reversal > available + pending, "{amount} - {reversal} vs {available} + {pending}");
+                        }
+                        Err(e) => panic!("{e:?}"),
+                    }
+                    tally[5] += 1;
                 }
                 3..=4 => {
                     clock += Duration::hours(rng.i64(0..40));
@@ -757,8 +801,8 @@ both_engines! {
         m.assert_consistent(&t.db, m.provider).await;
         assert_eq!(m.balance(&t.db, m.provider).await, (owed, 0));
         eprintln!(
-            "{:?}: {} payments, {} releases, {} withdrawal requests, {} failures, {} completions; owed {owed}",
-            t.engine(), tally[0], tally[1], tally[2], tally[3], tally[4]
+            "{:?}: {} payments, {} releases, {} withdrawal requests, {} failures, {} completions, {} refunds; owed {owed}",
+            t.engine(), tally[0], tally[1], tally[2], tally[3], tally[4], tally[5]
         );
     }
 
