@@ -469,8 +469,9 @@ fn check_event_id(id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `payment_status = failed` unless the appointment is already paid; whether it changed.
-/// One conditional UPDATE, so a concurrent success is never overwritten.
+/// `payment_status = failed` unless the appointment is already paid (or refunded: a
+/// late failure must not hide money that moved); whether it changed. One conditional
+/// UPDATE, so a concurrent success is never overwritten.
 async fn mark_failed(
     tx: &DatabaseTransaction,
     scope: TenantScope,
@@ -485,7 +486,7 @@ async fn mark_failed(
     let result = appointment::Entity::update_in(scope)
         .set(changes)
         .filter(C::Id.eq(id))
-        .filter(C::PaymentStatus.ne(PaymentStatus::Paid))
+        .filter(C::PaymentStatus.is_not_in([PaymentStatus::Paid, PaymentStatus::Refunded]))
         .exec(tx)
         .await
         .map_err(agenda_storage::StorageError::from)?;

@@ -420,6 +420,11 @@ both_engines! {
         assert_eq!(payment_status(&app, &acme, &id).await.0, "refunded");
         let (status, body) = request(&app, "POST", &path, Some(&admin.token), Some(json!({"amount_cents": 1})), None).await;
         assert_eq!((status, code(&body)), (409, "refund_exceeds_payment"), "{body}");
+        // A late failure does not undo a refund.
+        let late = json!({"id": "evt_f_late", "type": "payment.failed", "appointment_id": id});
+        let (status, body) = signed(&app, &acme, &late).await;
+        assert_eq!((status, body["outcome"].as_str(), body["payment_status"].as_str()), (200, Some("unchanged"), Some("refunded")), "{body}");
+        assert_eq!(payment_status(&app, &acme, &id).await.0, "refunded");
 
         // An appointment not settled yet has nothing to refund.
         let unpaid = appointment(&app, &acme, 3, &["confirm"]).await;
