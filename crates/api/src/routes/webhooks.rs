@@ -153,7 +153,7 @@ struct Handled {
         (status = 401, description = "Missing, malformed or wrong signature, or a timestamp outside the 5-minute window", body = ErrorResponse),
         (status = 403, description = "The organization is suspended (`organization_suspended`); retry once it is active again", body = ErrorResponse),
         (status = 404, description = "No such webhook (organization, processor, enabled integration or secret), or no such appointment in that organization", body = ErrorResponse),
-        (status = 409, description = "The appointment is canceled or a no-show, the same event is still being processed, or a refund that cannot be recorded: `payment_not_settled`, `refund_exceeds_payment`, `refund_exceeds_balance`", body = ErrorResponse),
+        (status = 409, description = "The appointment is canceled or a no-show, the same event is still being processed, or a refund that cannot be recorded: `payment_not_settled`, `refund_exceeds_payment`, `refund_exceeds_balance`, `refund_id_reused` (a refund id already recorded with another amount)", body = ErrorResponse),
         (status = 422, description = "Amount or currency do not match the appointment, a missing field, or an event id reused with other payment fields", body = ErrorResponse),
     ))]
 async fn payment_webhook(

@@ -396,6 +396,10 @@ both_engines! {
         let (status, other) = signed(&app, &acme, &refund_event("evt_r1_bis", &id, 2000, "re_1")).await;
         assert_eq!((status, other["outcome"].as_str(), other["refund"]["replayed"].as_bool()), (200, Some("unchanged"), Some(true)), "{other}");
         assert_eq!((balance(&app, &acme).await, entry_count(&app, &acme).await), ((0, 2700), 4));
+        // The same refund id with another amount is a conflict, not a replay.
+        let (status, body) = signed(&app, &acme, &refund_event("evt_r1_ter", &id, 2500, "re_1")).await;
+        assert_eq!((status, code(&body)), (409, "refund_id_reused"), "{body}");
+        assert_eq!((balance(&app, &acme).await, entry_count(&app, &acme).await), ((0, 2700), 4));
 
         // More than is left (30.00) is refused with a clear code.
         let (status, body) = signed(&app, &acme, &refund_event("evt_r2", &id, 3001, "re_2")).await;

@@ -353,7 +353,8 @@ impl LedgerRepo {
     ///
     /// Idempotent: a refund id already in the ledger returns what it wrote
     /// (`replayed = true`) and writes nothing, under the balance lock (the unique
-    /// `(provider_id, kind, external_ref)` index backs it).
+    /// `(provider_id, kind, external_ref)` index backs it); the same id with another
+    /// amount is refused (`InvalidState` `refund_id_reused`).
     ///
     /// Refused, with nothing written: a non-positive amount or an empty refund id
     /// (`Validation`); an appointment whose payment is not in the ledger yet
@@ -440,7 +441,19 @@ impl LedgerRepo {
             .cloned()
             .collect();
         if !mine.is_empty() {
-            return Ok(outcome(mine, true, refunded_before));
+            let replay = outcome(mine, true, refunded_before);
+            if replay.amount_cents != amount_cents {
+                // The same refund with another amount is a processor-side conflict to
+                // look into, not a replay to acknowledge.
+                return Err(StorageError::InvalidState {
+                    code: "refund_id_reused",
+                    message: format!(
+                        "refund {refund_ref} was recorded for {} cents; this one asks for {amount_cents}",
+                        replay.amount_cents
+                    ),
+                });
+            }
+            return Ok(replay);
         }
         if !matches!(current.payment_status, PaymentStatus::Paid) {
             return Err(StorageError::InvalidState {
