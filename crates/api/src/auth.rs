@@ -100,10 +100,15 @@ impl Auth {
         // The lookup runs in a transaction: on PostgreSQL it enters the session's
         // tenant first (row-level security), and that transaction then serves the
         // rest of the request (see `crate::uow`).
+        let digest = token_digest(token);
+        if !state.db.settings().replicas.is_empty()
+            && let Some(slot) = Slot::of(parts)
+        {
+            slot.set_fence_key(digest.clone());
+        }
         let (db, on_replica) = crate::uow::ReplicaRead::of(parts, state)
             .db(&state.db)
             .await;
-        let digest = token_digest(token);
         let mut tx = db.begin_read().await?;
         let mut found = SessionRepo::authenticate(&tx, &digest, now).await?;
         if found.is_none() && on_replica {

@@ -74,8 +74,8 @@ struct SlotState {
     replay: Option<Response>,
     /// Whether the request opened its transaction for writing.
     wrote: bool,
-    /// With read replicas: the digest of the request's bearer token, which keys the
-    /// session's read-your-writes fence.
+    /// With read replicas: the digest of the request's session token, which keys the
+    /// session's read-your-writes fence (see [`Slot::set_fence_key`]).
     fence_key: Option<String>,
 }
 
@@ -144,6 +144,12 @@ impl Slot {
     /// Records the signed-in user (whose `Idempotency-Key`s the request may use).
     pub(crate) fn set_user(&self, user: Uuid) {
         self.state().user = Some(user);
+    }
+
+    /// Keys the session's read-your-writes fence: the digest of its token, set by
+    /// [`Auth`](crate::auth::Auth) before it picks the pool its lookup reads from.
+    pub(crate) fn set_fence_key(&self, digest: String) {
+        self.state().fence_key = Some(digest);
     }
 }
 
@@ -290,14 +296,6 @@ pub async fn unit_of_work(State(state): State<AppState>, request: Request, next:
         Err(e) => return e.into_response(),
     };
     slot.state().key = key;
-    if !state.db.settings().replicas.is_empty() {
-        slot.state().fence_key = request
-            .headers()
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|token| crate::auth::token_digest(token.trim()));
-    }
     request.extensions_mut().insert(slot.clone());
     let limit = state.settings.http.request_timeout;
     // The cache tracks which cached tables the handler writes; their entries are
