@@ -524,7 +524,9 @@ impl AppointmentRepo {
 
     /// Records that the client paid (`payment_status = paid`), by the provider, an
     /// admin or support. A completed appointment is settled in the ledger at once;
-    /// otherwise when it completes. Idempotent.
+    /// otherwise when it completes. Idempotent. A payment refunded in part or in full
+    /// stays as it is (a replayed or late success must not hide money that went
+    /// back): the row is returned unchanged.
     pub async fn mark_paid(
         tx: &DatabaseTransaction,
         scope: TenantScope,
@@ -539,6 +541,12 @@ impl AppointmentRepo {
                 code: "forbidden_payment",
                 message: format!("a {actor} cannot record a payment"),
             });
+        }
+        if matches!(
+            current.payment_status,
+            PaymentStatus::PartiallyRefunded | PaymentStatus::Refunded
+        ) {
+            return Ok(current);
         }
         if !current.status.is_active() {
             return Err(StorageError::InvalidState {
