@@ -615,7 +615,10 @@ impl AppointmentRepo {
         row.end_at = Set(slot.end);
         row.occupied_until = Set(slot.end + Duration::minutes(terms.buffer_after_minutes.into()));
         let updated = row.update(tx).await?;
-        let note = format!("rescheduled from {}", old_start.to_rfc3339());
+        let note = format!(
+            "rescheduled from {}",
+            agenda_entity::edge::instant(&old_start)
+        );
         record(tx, scope, id, Some(status), status, Some(by.id), Some(note)).await?;
         Ok(updated)
     }
