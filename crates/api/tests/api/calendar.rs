@@ -56,6 +56,15 @@ both_engines! {
             let (status, body) = api(&app, "PUT", "/providers/me/settings", &provider.token, Some(partial)).await;
             assert_eq!((status, fields(&body)), (422, vec![field.clone()]), "{field} left out: {body}");
         }
+        // The document says the same: every field required.
+        let (_, doc) = app.get("/api/v1/openapi.json").await;
+        let mut required: Vec<&str> = doc["components"]["schemas"]["ReplaceProviderSettings"]["required"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+        let mut all: Vec<&str> = full.as_object().unwrap().keys().map(String::as_str).collect();
+        required.sort_unstable();
+        all.sort_unstable();
+        assert_eq!(required, all);
+        let body = &doc["paths"]["/api/v1/providers/me/settings"]["put"]["requestBody"]["content"]["application/json"]["schema"]["$ref"];
+        assert_eq!(body, "#/components/schemas/ReplaceProviderSettings");
         // null on a field that cannot be empty is refused too, naming it.
         for field in ["business_name", "accepted_payment_methods", "buffer_minutes", "auto_confirm"] {
             let mut nulled = full.clone();

@@ -387,6 +387,8 @@ both_engines! {
         assert_eq!((first["outcome"].as_str(), first["payment_status"].as_str()), (Some("processed"), Some("partially_refunded")), "{first}");
         assert_eq!(first["refund"], json!({"appointment_id": id, "refund_id": "re_1", "amount_cents": 2000, "commission_reversed_cents": 200, "paid_cents": 5000, "refunded_cents": 2000, "payment_status": "partially_refunded", "replayed": false}));
         assert_eq!(payment_status(&app, &acme, &id).await.0, "partially_refunded");
+        let (_, doc) = app.get("/api/v1/openapi.json").await;
+        assert_eq!(doc["components"]["schemas"]["PaymentStatus"]["enum"], json!(["unpaid", "pending", "paid", "partially_refunded", "refunded", "failed"]));
         // Late events do not overwrite it: a failure, or a success replayed under a new id.
         let late = json!({"id": "evt_f_early", "type": "payment.failed", "appointment_id": id});
         let (status, body) = signed(&app, &acme, &late).await;
