@@ -215,33 +215,19 @@ fn probes(f: &Fixtures) -> Vec<(&'static str, String, Option<String>)> {
         crate::load::days_from_now(-140),
         crate::load::days_from_now(14)
     );
+    let one = format!("/api/v1/appointments/{id}");
+    let page = |limit: u32| format!("/api/v1/appointments?status=completed&{range}&limit={limit}");
     vec![
-        (
-            "own appointment",
-            format!("/api/v1/appointments/{id}"),
-            Some(own.clone()),
-        ),
+        ("own appointment", one.clone(), Some(own.clone())),
         (
             "another provider's appointment",
-            format!("/api/v1/appointments/{id}"),
+            one.clone(),
             Some(stranger.clone()),
         ),
-        ("no token", format!("/api/v1/appointments/{id}"), None),
-        (
-            "unknown token",
-            format!("/api/v1/appointments/{id}"),
-            Some("f".repeat(64)),
-        ),
-        (
-            "a page",
-            format!("/api/v1/appointments?status=completed&{range}&limit=5"),
-            Some(own.clone()),
-        ),
-        (
-            "limit=0",
-            format!("/api/v1/appointments?status=completed&{range}&limit=0"),
-            Some(own.clone()),
-        ),
+        ("no token", one.clone(), None),
+        ("unknown token", one, Some("f".repeat(64))),
+        ("a page", page(5), Some(own.clone())),
+        ("limit=0", page(0), Some(own.clone())),
     ]
 }
 
