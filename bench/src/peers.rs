@@ -182,7 +182,9 @@ fn start_peer(
                     "--no-access-log",
                     "--log-level",
                     "warning",
-                ]);
+                ])
+                // No __pycache__ in the source tree.
+                .env("PYTHONDONTWRITEBYTECODE", "1");
             cmd
         }
         Contender::Express => {
