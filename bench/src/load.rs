@@ -371,7 +371,7 @@ where
     statuses
 }
 
-pub use chrono_free::civil_date;
+pub use chrono_free::{civil_date, days_from_now};
 
 /// Calendar arithmetic without a date crate: UTC dates and instants relative to now.
 mod chrono_free {

@@ -9,6 +9,7 @@
 
 mod load;
 mod login_flood;
+mod peers;
 mod report;
 mod seed;
 mod server;
@@ -107,6 +108,18 @@ struct RunArgs {
     /// Where to write results.json, results.md and throughput.svg.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results"))]
     out: PathBuf,
+    /// Also run Agenda and the peer servers of bench/peers/ (FastAPI, Express) in
+    /// alternating rounds on (a) and (b); installs the peers under
+    /// target/bench-peers/ first. Results to <out>/peers/.
+    #[arg(long)]
+    peers: bool,
+    /// Only the peer rounds (implies --peers): no other scenario, no ceiling, and
+    /// results.* are left as they are.
+    #[arg(long)]
+    peers_only: bool,
+    /// Rounds of the peer comparison.
+    #[arg(long, default_value_t = 3)]
+    peer_rounds: usize,
     /// Keep running after the results are written, until Enter, with the server up
     /// (for profiling by hand); prints the server's pid and URL.
     #[arg(long)]
@@ -202,6 +215,11 @@ struct Measured {
     latency: stats::LatencySummary,
     statements: sql::DbSide,
     cpu_s: f64,
+    /// CPU seconds of the PostgreSQL cluster (postmaster, backends, background
+    /// processes) over the measured window.
+    postgres_cpu_s: f64,
+    /// What else ran on the machine over the window ([`server::MachineLoad`]).
+    machine: server::MachineLoad,
     peak_rss_mib: f64,
     server_time_ms: Option<f64>,
 }
@@ -229,9 +247,14 @@ async fn measure(
     env.admin.reset_statements().await?;
     server.reset_peak_memory();
     let before = server.route_time(&env.http, scenario.route()).await;
+    let postmaster = env.cluster.pid as u32;
+    let window = server::MachineWindow::open(&[server.pid(), postmaster]);
     let cpu = server.cpu_seconds();
+    let postgres_cpu = server::tree_cpu_seconds(postmaster);
     let (samples, elapsed) = load::run(&env.http, &work, drive).await;
     let cpu_s = server.cpu_seconds() - cpu;
+    let postgres_cpu_s = server::tree_cpu_seconds(postmaster) - postgres_cpu;
+    let machine = window.close();
     let peak_rss_mib = server.peak_memory_mib();
     let after = server.route_time(&env.http, scenario.route()).await;
     let statements = env.admin.statements().await?;
@@ -246,6 +269,8 @@ async fn measure(
         latency: samples.summary(elapsed),
         statements,
         cpu_s,
+        postgres_cpu_s,
+        machine,
         peak_rss_mib,
         server_time_ms,
     })
@@ -272,7 +297,10 @@ async fn run(args: RunArgs) -> Result<(), String> {
             .appointments
             .unwrap_or(if quick { 10_000 } else { 200_000 }),
     };
-    let scenarios: Vec<Scenario> = if args.only.is_empty() {
+    let peers_wanted = args.peers || args.peers_only;
+    let scenarios: Vec<Scenario> = if args.peers_only {
+        Vec::new()
+    } else if args.only.is_empty() {
         Scenario::ALL.to_vec()
     } else {
         args.only
@@ -282,6 +310,12 @@ async fn run(args: RunArgs) -> Result<(), String> {
     };
     let binary = server::server_binary(args.server_bin.clone())?;
     eprintln!("server binary: {}", binary.display());
+    let installed = if peers_wanted {
+        eprintln!("installing the peers under target/bench-peers/ …");
+        Some(peers::install(&server::target_dir())?)
+    } else {
+        None
+    };
 
     // PostgreSQL: a throwaway cluster with pg_stat_statements and room for the data set.
     let cluster = LocalCluster::start_with(&[
@@ -373,6 +407,15 @@ async fn run(args: RunArgs) -> Result<(), String> {
     };
     let warm = Duration::from_secs_f64(warmup);
 
+    if let Some(installed) = &installed
+        && args.peers_only
+    {
+        return run_peers(
+            &mut env, &binary, installed, &args, drive, warm, duration, warmup,
+        )
+        .await;
+    }
+
     let mut server = env.server(&binary, "main")?;
     server.wait_ready(&env.http).await?;
     let mut results = Vec::new();
@@ -408,6 +451,8 @@ async fn run(args: RunArgs) -> Result<(), String> {
             db_exec_ms_per_request: m.statements.exec_ms / requests,
             server_cpu_s: m.cpu_s,
             server_cpu_ms_per_request: m.cpu_s * 1000.0 / requests,
+            postgres_cpu_ms_per_request: m.postgres_cpu_s * 1000.0 / requests,
+            other_load_cores: m.machine.other_cores,
             server_time_ms: m.server_time_ms,
             server_peak_rss_mib: m.peak_rss_mib,
             pgbench_tps: None,
@@ -511,6 +556,12 @@ async fn run(args: RunArgs) -> Result<(), String> {
         }
         None => None,
     };
+    if let Some(installed) = &installed {
+        run_peers(
+            &mut env, &binary, installed, &args, drive, warm, duration, warmup,
+        )
+        .await?;
+    }
 
     notes.push(
         "The load generator, the server and PostgreSQL share the same machine and cores; \
@@ -562,6 +613,60 @@ async fn run(args: RunArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// The alternating rounds of Agenda and its peers; writes `<out>/peers/`.
+#[allow(clippy::too_many_arguments)]
+async fn run_peers(
+    env: &mut Env,
+    binary: &Path,
+    installed: &peers::Installed,
+    args: &RunArgs,
+    drive: Drive,
+    warm: Duration,
+    duration: f64,
+    warmup: f64,
+) -> Result<(), String> {
+    let (runs, answer_differences) =
+        peers::run_rounds(env, binary, installed, args.peer_rounds, drive, warm).await?;
+    let report = peers::PeerReport {
+        generated_at: utc_now(),
+        agenda_binary: binary.display().to_string(),
+        connections: args.connections,
+        duration_s: duration,
+        warmup_s: warmup,
+        rounds: args.peer_rounds.max(1),
+        postgres: postgres_version(&mut env.admin).await,
+        machine: machine(),
+        servers: peers::Contender::ALL
+            .iter()
+            .map(|c| (c.name().to_owned(), c.description().to_owned()))
+            .collect(),
+        ratios: peers::ratios(&runs),
+        runs,
+        answer_differences,
+    };
+    for q in &report.ratios {
+        eprintln!(
+            "Agenda ÷ {} on {}: {} (min {:.2}×, goal ≥ {:.0}×)",
+            q.peer,
+            q.scenario,
+            q.per_round
+                .iter()
+                .map(|v| format!("{v:.2}×"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            q.min,
+            q.goal
+        );
+    }
+    let dir = args.out.join("peers");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("peers.json"), json + "\n").map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("peers.md"), peers::markdown(&report)).map_err(|e| e.to_string())?;
+    eprintln!("peer results written to {}", dir.display());
+    Ok(())
+}
+
 /// Sends requests one at a time with statement logging on and returns the
 /// statements of each successful one.
 async fn capture(
@@ -585,9 +690,11 @@ async fn capture(
     }
     env.admin.log_statements(false).await?;
     // Captured bookings were committed; remove them so that pgbench can replay them.
+    // Only rows created up to now: the seed dates future appointments' created_at
+    // ahead of their start, and those must stay (the later runs request them).
     env.admin
         .exec(&format!(
-            "DELETE FROM appointments WHERE created_at >= '{started}'"
+            "DELETE FROM appointments WHERE created_at >= '{started}' AND created_at <= now()"
         ))
         .await?;
     let text = std::fs::read(&log_path).map_err(|e| e.to_string())?;

@@ -49,6 +49,11 @@ pub struct ScenarioResult {
     pub db_exec_ms_per_request: f64,
     pub server_cpu_s: f64,
     pub server_cpu_ms_per_request: f64,
+    /// CPU of the PostgreSQL cluster's processes over the window ÷ requests.
+    pub postgres_cpu_ms_per_request: f64,
+    /// Cores busy with processes other than the server, PostgreSQL and the load
+    /// generator over the window (other engineers' builds, ...).
+    pub other_load_cores: f64,
     /// Mean time inside the server (its own `/metrics` histogram), milliseconds.
     pub server_time_ms: Option<f64>,
     pub server_peak_rss_mib: f64,
@@ -122,17 +127,17 @@ pub fn markdown(r: &Results) -> String {
     let _ = writeln!(md, "Data set: {}.\n", rows.join(", "));
     let _ = writeln!(
         md,
-        "| scenario | req/s | p50 ms | p95 ms | p99 ms | errors | SQL/req | server ms/req | server CPU s | CPU ms/req | peak RSS MiB | pgbench tps | API / ceiling |"
+        "| scenario | req/s | p50 ms | p95 ms | p99 ms | errors | SQL/req | server ms/req | server CPU s | CPU ms/req | PG CPU ms/req | other load (cores) | peak RSS MiB | pgbench tps | API / ceiling |"
     );
     let _ = writeln!(
         md,
-        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for s in &r.scenarios {
         let l = &s.latency;
         let _ = writeln!(
             md,
-            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.2} | {} | {:.1} | {:.3} | {:.0} | {} | {} |",
+            "| {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.2} | {} | {:.1} | {:.3} | {:.3} | {:.2} | {:.0} | {} | {} |",
             s.title,
             l.throughput_rps,
             l.p50_ms,
@@ -143,6 +148,8 @@ pub fn markdown(r: &Results) -> String {
             opt(s.server_time_ms, 2),
             s.server_cpu_s,
             s.server_cpu_ms_per_request,
+            s.postgres_cpu_ms_per_request,
+            s.other_load_cores,
             s.server_peak_rss_mib,
             opt(s.pgbench_tps, 0),
             s.ceiling_ratio
@@ -321,6 +328,8 @@ mod tests {
             db_exec_ms_per_request: 0.1,
             server_cpu_s: 1.5,
             server_cpu_ms_per_request: 0.3,
+            postgres_cpu_ms_per_request: 0.4,
+            other_load_cores: 0.5,
             server_time_ms: Some(1.2),
             server_peak_rss_mib: 40.0,
             pgbench_tps: ceiling,

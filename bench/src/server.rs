@@ -10,6 +10,7 @@ pub struct Server {
     child: Child,
     pub base_url: String,
     pub label: String,
+    log: PathBuf,
 }
 
 /// How the server is started.
@@ -29,17 +30,9 @@ pub struct ServerConfig<'a> {
 
 impl Server {
     pub fn start(config: &ServerConfig<'_>, label: &str) -> Result<Server, String> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
-            .port();
-        let log = std::fs::File::create(config.work_dir.join(format!("server-{label}.log")))
-            .map_err(|e| e.to_string())?;
-        let child = Command::new(config.binary)
-            .arg("serve")
-            .current_dir(config.work_dir)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        let port = free_port()?;
+        let mut cmd = Command::new(config.binary);
+        cmd.arg("serve")
             .env("DATABASE_URL", config.database_url)
             .env("DB_PGBOUNCER", config.pgbouncer.to_string())
             .env("AUTO_MIGRATE", "false")
@@ -48,16 +41,41 @@ impl Server {
             .env("DB_MAX_OVERFLOW", config.max_overflow.to_string())
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", config.log_filter)
-            .envs(config.extra_env.iter().map(|(k, v)| (k, v)))
+            .envs(config.extra_env.iter().map(|(k, v)| (k, v)));
+        Server::spawn(cmd, port, config.work_dir, label)
+    }
+
+    /// Starts `cmd` (which must listen on `127.0.0.1:port`) in `work_dir` with only
+    /// `PATH` and the variables `cmd` sets, its output to `server-<label>.log`.
+    pub fn spawn(
+        mut cmd: Command,
+        port: u16,
+        work_dir: &Path,
+        label: &str,
+    ) -> Result<Server, String> {
+        let log_path = work_dir.join(format!("server-{label}.log"));
+        let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        // env_clear() drops what `cmd` set too: set it again after.
+        let set: Vec<(std::ffi::OsString, std::ffi::OsString)> = cmd
+            .get_envs()
+            .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned())))
+            .collect();
+        let child = cmd
+            .current_dir(work_dir)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(set)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
             .spawn()
-            .map_err(|e| format!("start {}: {e}", config.binary.display()))?;
+            .map_err(|e| format!("start {program}: {e}"))?;
         Ok(Server {
             child,
             base_url: format!("http://127.0.0.1:{port}"),
             label: label.to_owned(),
+            log: log_path,
         })
     }
 
@@ -71,8 +89,9 @@ impl Server {
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!(
-                    "the server ({}) exited early: {status}",
-                    self.label
+                    "the server ({}) exited early: {status}\n{}",
+                    self.label,
+                    self.log_tail(20)
                 ));
             }
             if let Ok(r) = http
@@ -84,15 +103,26 @@ impl Server {
                 return Ok(());
             }
             if started.elapsed() > Duration::from_secs(60) {
-                return Err("the server did not become ready within 60 s".into());
+                return Err(format!(
+                    "the server ({}) did not become ready within 60 s\n{}",
+                    self.label,
+                    self.log_tail(20)
+                ));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    /// CPU seconds (user + system) used so far.
+    /// The last `lines` lines of the server's output.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// CPU seconds (user + system) used so far by the server and its descendants.
     pub fn cpu_seconds(&self) -> f64 {
-        cpu_seconds(self.pid()).unwrap_or(0.0)
+        tree_cpu_seconds(self.pid())
     }
 
     /// Peak resident memory (MiB) since the last [`Server::reset_peak_memory`].
@@ -166,16 +196,159 @@ pub fn route_totals(metrics: &str, route: &str) -> Option<(f64, f64)> {
     ))
 }
 
-fn cpu_seconds(pid: u32) -> Option<f64> {
+/// How busy the machine was over a measured window besides what is measured.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct MachineLoad {
+    /// Cores busy on average over the window, all processes (`/proc/stat`).
+    pub busy_cores: f64,
+    /// Of those, the cores used by anything else than the watched process trees
+    /// (the server, PostgreSQL) and this benchmark process (the load generator):
+    /// other engineers' builds and tests on a shared machine.
+    pub other_cores: f64,
+    /// The 1-minute load average when the window opened.
+    pub load_average: f64,
+}
+
+/// Readings at the start of a window, closed by [`MachineWindow::close`].
+pub struct MachineWindow {
+    roots: Vec<u32>,
+    started: Instant,
+    busy: f64,
+    watched: f64,
+    load_average: f64,
+}
+
+impl MachineWindow {
+    pub fn open(roots: &[u32]) -> MachineWindow {
+        MachineWindow {
+            roots: roots.to_vec(),
+            started: Instant::now(),
+            busy: machine_busy_seconds(),
+            watched: watched_seconds(roots),
+            load_average: std::fs::read_to_string("/proc/loadavg")
+                .ok()
+                .and_then(|l| l.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0.0),
+        }
+    }
+
+    pub fn close(self) -> MachineLoad {
+        let elapsed = self.started.elapsed().as_secs_f64().max(1e-6);
+        let busy = machine_busy_seconds() - self.busy;
+        let watched = watched_seconds(&self.roots) - self.watched;
+        MachineLoad {
+            busy_cores: busy / elapsed,
+            other_cores: ((busy - watched) / elapsed).max(0.0),
+            load_average: self.load_average,
+        }
+    }
+}
+
+fn watched_seconds(roots: &[u32]) -> f64 {
+    roots.iter().map(|&p| tree_cpu_seconds(p)).sum::<f64>()
+        + cpu_seconds(std::process::id()).unwrap_or(0.0)
+}
+
+/// CPU seconds all cores spent outside idle and I/O wait since boot.
+fn machine_busy_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return 0.0;
+    };
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    let ticks: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let idle = ticks.get(3).copied().unwrap_or(0.0) + ticks.get(4).copied().unwrap_or(0.0);
+    (ticks.iter().sum::<f64>() - idle) / clock_ticks_per_second()
+}
+
+/// A free TCP port on loopback (bound and released: a child binds it next).
+pub fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name (which may hold spaces,
+/// so they start after the last `)`): field 3 of the line (state) is index 0.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after ')'.
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+fn clock_ticks_per_second() -> f64 {
     // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Some(ticks / hz)
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
+}
+
+/// CPU ticks of one process: utime + stime, plus cutime + cstime (children it has
+/// already waited for) when `reaped` is set.
+fn process_ticks(fields: &[String], reaped: bool) -> f64 {
+    // utime, stime, cutime, cstime are fields 14-17 of the line: 11-14 after ')'.
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let own = tick(11) + tick(12);
+    if reaped {
+        own + tick(13) + tick(14)
+    } else {
+        own
+    }
+}
+
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let fields = stat_fields(pid)?;
+    Some(process_ticks(&fields, false) / clock_ticks_per_second())
+}
+
+/// CPU seconds used so far by `root` and every live descendant, including the
+/// children each of them has already reaped (a PostgreSQL backend that ended, a
+/// worker process that exited). 0 when `root` is gone.
+pub fn tree_cpu_seconds(root: u32) -> f64 {
+    let mut parents: Vec<(u32, u32, f64)> = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if let Some(fields) = stat_fields(pid) {
+                // The parent pid is field 4 of the line: index 1 after ')'.
+                let ppid = fields.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+                parents.push((pid, ppid, process_ticks(&fields, true)));
+            }
+        }
+    }
+    let mut tree = vec![root];
+    let mut ticks = 0.0;
+    let mut i = 0;
+    while i < tree.len() {
+        let pid = tree[i];
+        for &(child, ppid, t) in &parents {
+            if child == pid {
+                ticks += t;
+            }
+            if ppid == pid && child != pid {
+                tree.push(child);
+            }
+        }
+        i += 1;
+    }
+    ticks / clock_ticks_per_second()
 }
 
 fn status_kib(pid: u32, key: &str) -> Option<u64> {
@@ -193,10 +366,7 @@ pub fn server_binary(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
         // The server starts in another directory: make the path absolute.
         return std::fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()));
     }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("bench/ lives in the workspace")
-        .to_path_buf();
+    let workspace = workspace();
     eprintln!("building the server: cargo build --release -p agenda-api --bin agenda");
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["build", "--release", "-p", "agenda-api", "--bin", "agenda"])
@@ -206,10 +376,21 @@ pub fn server_binary(explicit: Option<PathBuf>) -> Result<PathBuf, String> {
     if !status.success() {
         return Err("building the server failed".into());
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+    Ok(target_dir().join("release").join("agenda"))
+}
+
+/// The workspace's target directory (`CARGO_TARGET_DIR`, else `target/`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target"));
-    Ok(target.join("release").join("agenda"))
+        .unwrap_or_else(|| workspace().join("target"))
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ lives in the workspace")
+        .to_path_buf()
 }
 
 #[cfg(test)]
@@ -229,5 +410,32 @@ mod tests {
     #[test]
     fn reads_our_own_cpu_time() {
         assert!(cpu_seconds(std::process::id()).is_some());
+    }
+
+    #[test]
+    fn a_process_tree_counts_its_descendants() {
+        // A shell whose only CPU is spent by a subshell it started (still alive).
+        let mut shell = Command::new("sh")
+            .args([
+                "-c",
+                "(i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; sleep 30) & wait",
+            ])
+            .spawn()
+            .expect("sh");
+        let pid = shell.id();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut tree = 0.0;
+        while Instant::now() < deadline {
+            tree = tree_cpu_seconds(pid);
+            if tree > 0.05 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let own = cpu_seconds(pid).unwrap_or(0.0);
+        let _ = shell.kill();
+        let _ = shell.wait();
+        assert!(tree > own + 0.04, "tree {tree} s, the shell alone {own} s");
+        assert_eq!(tree_cpu_seconds(u32::MAX), 0.0);
     }
 }
