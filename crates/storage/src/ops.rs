@@ -335,6 +335,82 @@ pub async fn kill_idle(
     Ok(killed)
 }
 
+// ---------------------------------------------------------------------------------
+// pg_stat_statements
+
+/// One statement of `pg_stat_statements`, as the operator console lists them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatementStats {
+    pub calls: i64,
+    pub total_ms: f64,
+    pub mean_ms: f64,
+    pub rows: i64,
+    /// The normalised statement text (`$1` for constants), cut to
+    /// [`QUERY_TEXT_LIMIT`] characters; PostgreSQL hides other roles' statements
+    /// from a role without `pg_read_all_stats`.
+    pub query: String,
+}
+
+/// What [`slowest_statements`] found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", content = "statements", rename_all = "snake_case")]
+pub enum SlowestStatements {
+    /// `CREATE EXTENSION pg_stat_statements` was never run in this database.
+    NotInstalled,
+    /// The extension exists but the server was started without it in
+    /// `shared_preload_libraries`, so it records nothing.
+    NotLoaded,
+    /// The statements of this database with the most execution time, slowest first.
+    Statements(Vec<StatementStats>),
+}
+
+/// The `limit` statements of this database with the most total execution time, from
+/// `pg_stat_statements` when it is installed and loaded. PostgreSQL only.
+pub async fn slowest_statements(db: &Db, limit: u32) -> Result<SlowestStatements, StorageError> {
+    require_postgres(db, "pg_stat_statements")?;
+    let installed: bool = one(
+        db.conn(),
+        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements')",
+        [],
+    )
+    .await?
+    .try_get_by_index(0)?;
+    if !installed {
+        return Ok(SlowestStatements::NotInstalled);
+    }
+    let loaded: bool = one(
+        db.conn(),
+        "SELECT 'pg_stat_statements' = ANY (string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ','))",
+        [],
+    )
+    .await?
+    .try_get_by_index(0)?;
+    if !loaded {
+        return Ok(SlowestStatements::NotLoaded);
+    }
+    let sql = format!(
+        "SELECT s.calls, s.total_exec_time, s.mean_exec_time, s.rows, \
+                coalesce(left(s.query, {QUERY_TEXT_LIMIT}), '') \
+         FROM pg_stat_statements s \
+         WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+         ORDER BY s.total_exec_time DESC LIMIT $1"
+    );
+    all(db.conn(), &sql, [Value::from(i64::from(limit))])
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(StatementStats {
+                calls: row.try_get_by_index(0)?,
+                total_ms: row.try_get_by_index(1)?,
+                mean_ms: row.try_get_by_index(2)?,
+                rows: row.try_get_by_index(3)?,
+                query: row.try_get_by_index(4)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StorageError>>()
+        .map(SlowestStatements::Statements)
+}
+
 fn connection_info(row: &QueryResult) -> Result<ConnectionInfo, StorageError> {
     let query: Option<String> = row.try_get_by_index(9)?;
     Ok(ConnectionInfo {
@@ -741,6 +817,30 @@ pub async fn create_app_role(
         ),
     ] {
         run(&mut tx, step, sql).await?;
+    }
+    // Operator credentials (migration 18): the role reads them and updates only the
+    // sign-in counters; `agenda operator create|revoke` run as the owner.
+    let operators = format!("{schema_ident}.{}", ident("operators"));
+    let has_operators: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(&operators)
+        .fetch_one(&mut *tx)
+        .await?;
+    if has_operators {
+        for (step, sql) in [
+            (
+                "make operator credentials read-only",
+                format!("REVOKE INSERT, UPDATE, DELETE ON TABLE {operators} FROM {role}"),
+            ),
+            (
+                "let sign-in update the operators' counters",
+                format!(
+                    "GRANT UPDATE ({}) ON TABLE {operators} TO {role}",
+                    agenda_entity::operator::COUNTER_COLUMNS
+                ),
+            ),
+        ] {
+            run(&mut tx, step, sql).await?;
+        }
     }
     // Row-level security's cross-tenant functions (migrations 11 and 12): EXECUTE is
     // revoked from PUBLIC, so only roles granted here may call them.
