@@ -287,7 +287,10 @@ pub async fn connections(db: &Db) -> Result<Vec<ConnectionInfo>, StorageError> {
 /// `DB_APPLICATION_NAME`) that have been `idle` or `idle in transaction` (including
 /// aborted) for longer than `older_than`, and returns them. The calling session is
 /// never among them, nor are other applications' sessions. With `dry_run` nothing is
-/// terminated: the list says what would be. PostgreSQL only.
+/// terminated: the list says what would be. Only sessions of roles the caller is a
+/// member of are considered (PostgreSQL refuses to end the others, and one refusal
+/// would fail the whole statement): the application role ends its own sessions,
+/// the owner or a superuser more. PostgreSQL only.
 ///
 /// An idle pooled connection that is terminated is replaced by the pool (pre-ping
 /// discards it); an idle transaction that is terminated is rolled back.
@@ -308,6 +311,7 @@ pub async fn kill_idle(
            AND a.state IN ('idle', 'idle in transaction', 'idle in transaction (aborted)') \
            AND a.state_change < clock_timestamp() - make_interval(secs => $2) \
            AND a.pid <> pg_backend_pid() \
+           AND pg_has_role(a.usesysid, 'MEMBER') \
          ORDER BY a.state_change, a.pid"
     );
     let application_name = db
@@ -346,8 +350,7 @@ pub struct StatementStats {
     pub mean_ms: f64,
     pub rows: i64,
     /// The normalised statement text (`$1` for constants), cut to
-    /// [`QUERY_TEXT_LIMIT`] characters; PostgreSQL hides other roles' statements
-    /// from a role without `pg_read_all_stats`.
+    /// [`QUERY_TEXT_LIMIT`] characters.
     pub query: String,
 }
 
@@ -365,7 +368,9 @@ pub enum SlowestStatements {
 }
 
 /// The `limit` statements of this database with the most total execution time, from
-/// `pg_stat_statements` when it is installed and loaded. PostgreSQL only.
+/// `pg_stat_statements` when it is installed and loaded: the calling role's own, or
+/// every role's when it has `pg_read_all_stats` (PostgreSQL hides the text of other
+/// roles' statements otherwise). PostgreSQL only.
 pub async fn slowest_statements(db: &Db, limit: u32) -> Result<SlowestStatements, StorageError> {
     require_postgres(db, "pg_stat_statements")?;
     let installed: bool = one(
@@ -378,26 +383,34 @@ pub async fn slowest_statements(db: &Db, limit: u32) -> Result<SlowestStatements
     if !installed {
         return Ok(SlowestStatements::NotInstalled);
     }
-    let loaded: bool = one(
-        db.conn(),
-        "SELECT 'pg_stat_statements' = ANY (string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ','))",
-        [],
-    )
-    .await?
-    .try_get_by_index(0)?;
-    if !loaded {
-        return Ok(SlowestStatements::NotLoaded);
-    }
     let sql = format!(
         "SELECT s.calls, s.total_exec_time, s.mean_exec_time, s.rows, \
                 coalesce(left(s.query, {QUERY_TEXT_LIMIT}), '') \
          FROM pg_stat_statements s \
          WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+           AND (s.userid = (SELECT oid FROM pg_roles WHERE rolname = current_user) \
+                OR pg_has_role('pg_read_all_stats', 'MEMBER')) \
          ORDER BY s.total_exec_time DESC LIMIT $1"
     );
-    all(db.conn(), &sql, [Value::from(i64::from(limit))])
-        .await?
-        .iter()
+    // Whether the library is preloaded is a superuser-only setting, so the
+    // application role learns it from the one error PostgreSQL gives without it.
+    let backend = db.conn().get_database_backend();
+    let rows = match db
+        .conn()
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            &sql,
+            [Value::from(i64::from(limit))],
+        ))
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) if e.to_string().contains("shared_preload_libraries") => {
+            return Ok(SlowestStatements::NotLoaded);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    rows.iter()
         .map(|row| {
             Ok(StatementStats {
                 calls: row.try_get_by_index(0)?,

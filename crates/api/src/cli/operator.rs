@@ -93,6 +93,15 @@ pub async fn run(env: &Env, action: OperatorAction) -> Result<(), Failure> {
     result
 }
 
+/// A failed write of `operators`, with the likeliest cause: the application role
+/// may read operators but not make or delete them.
+fn owner_hint(doing: &str, e: agenda_storage::StorageError) -> Failure {
+    Failure::runtime(format!(
+        "{doing} the operator failed ({e}); operators are made and revoked as the schema \
+         owner: set MIGRATION_DATABASE_URL (the application role may only read them)"
+    ))
+}
+
 async fn act(
     db: &Db,
     action: OperatorAction,
@@ -113,7 +122,7 @@ async fn act(
                     agenda_storage::StorageError::Conflict { .. } => {
                         Failure::runtime(format!("an operator named {name:?} already exists"))
                     }
-                    e => Failure::runtime(e),
+                    e => owner_hint("creating", e),
                 })?;
             tracing::info!(operator = %created.name, read_only, "operator created");
             if json {
@@ -170,7 +179,7 @@ async fn act(
         OperatorAction::Revoke { name } => {
             if !OperatorRepo::revoke(conn, &name)
                 .await
-                .map_err(Failure::runtime)?
+                .map_err(|e| owner_hint("revoking", e))?
             {
                 return Err(Failure::runtime(format!("no operator named {name:?}")));
             }
