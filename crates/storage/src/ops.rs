@@ -287,10 +287,10 @@ pub async fn connections(db: &Db) -> Result<Vec<ConnectionInfo>, StorageError> {
 /// `DB_APPLICATION_NAME`) that have been `idle` or `idle in transaction` (including
 /// aborted) for longer than `older_than`, and returns them. The calling session is
 /// never among them, nor are other applications' sessions. With `dry_run` nothing is
-/// terminated: the list says what would be. Only sessions of roles the caller is a
-/// member of are considered (PostgreSQL refuses to end the others, and one refusal
-/// would fail the whole statement): the application role ends its own sessions,
-/// the owner or a superuser more. PostgreSQL only.
+/// terminated: the list says what would be. Only sessions the caller may end are
+/// considered — of roles it is a member of, or any non-superuser's with
+/// `pg_signal_backend` — since PostgreSQL refuses the others and one refusal would
+/// fail the whole statement. PostgreSQL only.
 ///
 /// An idle pooled connection that is terminated is replaced by the pool (pre-ping
 /// discards it); an idle transaction that is terminated is rolled back.
@@ -311,7 +311,10 @@ pub async fn kill_idle(
            AND a.state IN ('idle', 'idle in transaction', 'idle in transaction (aborted)') \
            AND a.state_change < clock_timestamp() - make_interval(secs => $2) \
            AND a.pid <> pg_backend_pid() \
-           AND pg_has_role(a.usesysid, 'MEMBER') \
+           AND (pg_has_role(a.usesysid, 'MEMBER') \
+                OR (pg_has_role('pg_signal_backend', 'MEMBER') \
+                    AND NOT EXISTS (SELECT 1 FROM pg_roles r \
+                                    WHERE r.oid = a.usesysid AND r.rolsuper))) \
          ORDER BY a.state_change, a.pid"
     );
     let application_name = db
