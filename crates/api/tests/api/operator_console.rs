@@ -66,6 +66,16 @@ async fn operator_sign_in(
     name: &str,
     password: &str,
 ) -> (u16, Option<(String, String)>, String) {
+    operator_sign_in_over(app, name, password, "http").await
+}
+
+/// [`operator_sign_in`] as if behind a proxy that received the request over `proto`.
+async fn operator_sign_in_over(
+    app: &TestApp,
+    name: &str,
+    password: &str,
+    proto: &str,
+) -> (u16, Option<(String, String)>, String) {
     let client = browser();
     let form = client
         .get(app.url("/console/operator/login"))
@@ -79,6 +89,7 @@ async fn operator_sign_in(
     let answer = client
         .post(app.url("/console/operator/login"))
         .header("cookie", sign_in_cookie)
+        .header("x-forwarded-proto", proto)
         .form(&[
             ("name", name),
             ("password", password),
@@ -236,6 +247,9 @@ both_engines! {
             assert!(header.contains(attribute), "{header}");
         }
         assert!(!header.contains("Secure"), "plain HTTP: {header}");
+        let (_, behind_https, _) = operator_sign_in_over(&app, "alice", &password, "https").await;
+        let (_, behind_https) = behind_https.unwrap();
+        assert!(behind_https.contains("; Secure"), "{behind_https}");
         let stored = count(&app, &format!(
             "SELECT count(*) FROM operator_sessions WHERE token_hash = '{}'",
             agenda_api::auth::token_digest(cookie.split_once('=').unwrap().1)
@@ -275,6 +289,11 @@ both_engines! {
         assert_eq!(status, 303);
         assert_eq!(headers["location"], "/console/operator/login");
         assert_eq!(get_page(&app, "/console/operator", &cookie).await.0, 303);
+
+        // Signing in again drops the revoked session (the one behind HTTPS stays).
+        let again = signed_in(&app, "alice", &password).await;
+        assert_eq!(count(&app, "SELECT count(*) FROM operator_sessions").await, 2);
+        assert_eq!(get_page(&app, "/console/operator", &again).await.0, 200);
 
         // Five wrong passwords in a row lock the operator: the right one fails too.
         for _ in 0..5 {

@@ -147,7 +147,9 @@ impl OperatorRepo {
         Ok(result.rows_affected > 0)
     }
 
-    /// A new session of `operator_id` whose token has the digest `token_hash`.
+    /// A new session of `operator_id` whose token has the digest `token_hash`; the
+    /// operator's expired and revoked sessions are deleted on the way, so they do not
+    /// pile up.
     pub async fn start_session(
         db: &impl ConnectionTrait,
         operator_id: Uuid,
@@ -155,6 +157,16 @@ impl OperatorRepo {
         expires_at: DateTime<Utc>,
         user_agent: Option<&str>,
     ) -> Result<operator_session::Model, StorageError> {
+        let now = chrono::Utc::now();
+        OperatorSessions::delete_many()
+            .filter(operator_session::Column::OperatorId.eq(operator_id))
+            .filter(
+                Condition::any()
+                    .add(operator_session::Column::ExpiresAt.lte(now))
+                    .add(operator_session::Column::RevokedAt.is_not_null()),
+            )
+            .exec(db)
+            .await?;
         let model = operator_session::ActiveModel {
             operator_id: Set(operator_id),
             token_hash: Set(token_hash.to_owned()),
