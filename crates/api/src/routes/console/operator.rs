@@ -538,8 +538,10 @@ async fn backup_pool(state: &AppState) -> Result<Option<(agenda_storage::Db, boo
         settings.pool_size = 0;
         settings.max_overflow = 1;
         let db = agenda_storage::Db::connect(&settings).await.map_err(|e| {
+            tracing::warn!(error = %e, "the operator console could not connect as the schema owner");
             ApiError::unavailable(
-                format!("connecting as the schema owner: {}", e.reason),
+                "the schema owner's database (MIGRATION_DATABASE_URL) could not be reached; \
+                 retry later",
                 Duration::from_secs(5),
             )
         })?;
@@ -573,11 +575,22 @@ async fn create_backup(
         BackupScope::Database,
         chrono::Utc::now(),
     ));
-    let result = backup::create_file(&db, BackupScope::Database, &path).await;
-    if own_pool {
-        db.close().await;
-    }
-    let manifest = result.map_err(|e| ApiError::internal(format!("backup failed: {e}")))?;
+    // A task of its own: a backup that outlasts REQUEST_TIMEOUT (or a browser that
+    // gives up) still finishes, and its archive appears in the list.
+    let task = tokio::spawn(async move {
+        let result = backup::create_file(&db, BackupScope::Database, &path).await;
+        if own_pool {
+            db.close().await;
+        }
+        result.map(|manifest| (manifest, path))
+    });
+    let (manifest, path) = match task.await.map_err(ApiError::internal)? {
+        Ok(done) => done,
+        Err(backup::BackupError::Refused(message)) => {
+            return Err(ApiError::new(StatusCode::CONFLICT, "backup_exists", message).into());
+        }
+        Err(e) => return Err(ApiError::internal(format!("backup failed: {e}")).into()),
+    };
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
