@@ -683,3 +683,48 @@ async fn the_operator_view_works_in_a_real_browser() {
     idle.close().await;
     app.stop().await;
 }
+
+/// With a streaming standby as a read replica, the overview lists it with its state
+/// and lag, by its URL without the password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_overview_shows_each_replica_and_its_lag() {
+    let Some((_primary, _standby, app, _people)) =
+        crate::scaling::with_standby(std::time::Duration::from_secs(3600)).await
+    else {
+        return;
+    };
+    let password = create_operator(&app, "alice", &[]).await;
+    let cookie = signed_in(&app, "alice", &password).await;
+    // The replica monitor checks every second: wait (generously) for its first check.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let html = loop {
+        let (status, html) = get_page(&app, "/console/operator", &cookie).await;
+        assert_eq!(status, 200, "{html}");
+        if html.contains("<td>up</td>") {
+            break html;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replica never showed as up: {html}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(html.contains("<table id=\"replicas\">"), "{html}");
+    assert!(html.contains(" ms</td>"), "its lag: {html}");
+    let replica_url = &app.state.settings.db.read_urls[0];
+    // As the page escapes it (`/` as `&#x2f;`).
+    let shown = replica_url.redacted().replace('/', "&#x2f;");
+    assert!(html.contains(&shown), "{html}");
+    // user:password@host: the password never shows.
+    let credentials = replica_url
+        .expose()
+        .split("://")
+        .nth(1)
+        .unwrap()
+        .split('@')
+        .next()
+        .unwrap();
+    let secret = credentials.split_once(':').unwrap().1;
+    assert!(!html.contains(secret), "{html}");
+    app.stop().await;
+}
