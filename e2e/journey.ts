@@ -69,7 +69,26 @@ const provider = await signUp("provider", `provider-${run}@example.com`);
 must(
   "provider settings",
   await provider.api.PUT("/api/v1/providers/me/settings", {
-    body: { business_name: "Journey Hair", min_lead_minutes: 0, is_accepting_bookings: true },
+    // PUT replaces the settings: every field is sent (null clears a nullable one).
+    body: {
+      business_name: "Journey Hair",
+      bio: null,
+      phone: null,
+      time_zone: null,
+      city: null,
+      state: null,
+      country: null,
+      latitude: null,
+      longitude: null,
+      accepted_payment_methods: [],
+      default_duration_minutes: 60,
+      buffer_minutes: 0,
+      slot_step_minutes: 15,
+      min_lead_minutes: 0,
+      max_horizon_days: 60,
+      auto_confirm: false,
+      is_accepting_bookings: true,
+    },
   }),
 );
 for (let weekday = 1; weekday <= 7; weekday++) {

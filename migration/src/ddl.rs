@@ -107,6 +107,12 @@ impl NewTable {
         self.check(column, Expr::col(column).is_in(values))
     }
 
+    /// A vocabulary CHECK over a fixed list of values: for a vocabulary a later
+    /// migration widens, so that this migration keeps building what it built first.
+    pub fn vocabulary_of(self, column: &'static str, values: &[&str]) -> Self {
+        self.check(column, Expr::col(column).is_in(values.iter().copied()))
+    }
+
     /// A unique index over `columns` (`uq_<table>_<columns>`).
     pub fn unique(self, columns: &[&'static str]) -> Self {
         self.unique_where(columns, None)
@@ -393,4 +399,208 @@ pub async fn drop_column(
         .execute_unprepared(&format!("ALTER TABLE {table} DROP COLUMN {column}"))
         .await?;
     Ok(())
+}
+
+/// Rebuilds a SQLite table to change its CHECK constraints, which SQLite cannot
+/// alter in place: each `(name, condition)` replaces the named CHECK's condition (or
+/// adds the CHECK), and `(name, None)` drops it. Everything else of the table is kept:
+/// columns, rows, keys, foreign keys, indexes and triggers.
+///
+/// The procedure is SQLite's own ("Making Other Kinds Of Table Schema Changes" in
+/// its `ALTER TABLE` documentation): on one connection, foreign keys off (dropping
+/// the old table would otherwise delete or block its children's rows), then in one
+/// transaction: a new table from the edited `CREATE TABLE`, rows copied, old table
+/// dropped, new one renamed, indexes and triggers recreated from their stored SQL,
+/// and `PRAGMA foreign_key_check` must find nothing. Foreign keys are turned back on
+/// before the connection returns to the pool; a connection that cannot be restored
+/// is taken out of the pool instead.
+///
+/// It needs a connection of its own (foreign keys cannot be switched inside a
+/// transaction), so it refuses to run inside one.
+pub async fn sqlite_rebuild(
+    manager: &SchemaManager<'_>,
+    table: &str,
+    checks: &[(&str, Option<&str>)],
+) -> Result<(), DbErr> {
+    use sea_orm::DatabaseExecutor;
+    use sqlx::Connection as _;
+    let DatabaseExecutor::Connection(db) = manager.get_connection() else {
+        return Err(DbErr::Migration(format!(
+            "rebuilding {table} on SQLite needs a connection of its own; \
+             run this migration outside a transaction"
+        )));
+    };
+    let mut conn = db
+        .get_sqlite_connection_pool()
+        .acquire()
+        .await
+        .map_err(|e| DbErr::Migration(format!("rebuilding {table}: {e}")))?;
+    let result = rebuild_on(&mut conn, table, checks).await;
+    if result.is_err() {
+        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+    }
+    let restored = sqlx::raw_sql("PRAGMA foreign_keys = ON")
+        .execute(&mut *conn)
+        .await
+        .is_ok();
+    if !restored {
+        // Never hand a connection without foreign keys to the application.
+        let _ = conn.detach().close().await;
+    }
+    result
+}
+
+async fn rebuild_on(
+    conn: &mut sqlx::SqliteConnection,
+    table: &str,
+    checks: &[(&str, Option<&str>)],
+) -> Result<(), DbErr> {
+    let fail = |e: sqlx::Error| DbErr::Migration(format!("rebuilding {table}: {e}"));
+    sqlx::raw_sql("PRAGMA foreign_keys = OFF")
+        .execute(&mut *conn)
+        .await
+        .map_err(fail)?;
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut *conn)
+        .await
+        .map_err(fail)?;
+    let create: String =
+        sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?")
+            .bind(table)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(fail)?;
+    // Indexes and triggers with their SQL (automatic indexes have none: they come
+    // back with the table's own constraints).
+    let dependents: Vec<String> = sqlx::query_scalar(
+        "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', 'trigger') \
+         AND sql IS NOT NULL ORDER BY type, name",
+    )
+    .bind(table)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(fail)?;
+    let scratch = format!("{table}_rebuild");
+    let head = format!("CREATE TABLE \"{table}\"");
+    let body = create.strip_prefix(&head).ok_or_else(|| {
+        DbErr::Migration(format!(
+            "rebuilding {table}: unexpected definition {create}"
+        ))
+    })?;
+    let mut edited = format!("CREATE TABLE \"{scratch}\"{body}");
+    for (name, condition) in checks {
+        edited = edit_check(&edited, name, *condition)
+            .map_err(|e| DbErr::Migration(format!("rebuilding {table}: {e}")))?;
+    }
+    let mut statements = vec![
+        edited,
+        format!("INSERT INTO \"{scratch}\" SELECT * FROM \"{table}\""),
+        format!("DROP TABLE \"{table}\""),
+        format!("ALTER TABLE \"{scratch}\" RENAME TO \"{table}\""),
+    ];
+    statements.extend(dependents);
+    // The statements are built from the stored schema and constants, not from input.
+    for statement in &statements {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(statement.as_str()))
+            .execute(&mut *conn)
+            .await
+            .map_err(fail)?;
+    }
+    let broken: Vec<String> = sqlx::query_scalar("SELECT \"table\" FROM pragma_foreign_key_check")
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(fail)?;
+    if !broken.is_empty() {
+        return Err(DbErr::Migration(format!(
+            "rebuilding {table}: foreign keys broken in {broken:?}; nothing was changed"
+        )));
+    }
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut *conn)
+        .await
+        .map_err(fail)?;
+    Ok(())
+}
+
+/// `create` (a SQLite `CREATE TABLE` as stored) with the CHECK named `name` given the
+/// condition, added when missing, or dropped for `None`.
+fn edit_check(create: &str, name: &str, condition: Option<&str>) -> Result<String, String> {
+    let marker = format!("CONSTRAINT \"{name}\" CHECK (");
+    let Some(start) = create.find(&marker) else {
+        let condition = condition.ok_or_else(|| format!("no CHECK named {name}"))?;
+        let end = create
+            .rfind(')')
+            .ok_or_else(|| format!("no closing parenthesis in {create}"))?;
+        let before = create[..end].trim_end();
+        return Ok(format!(
+            "{before}, CONSTRAINT \"{name}\" CHECK ({condition}) {}",
+            &create[end..]
+        ));
+    };
+    // The condition's closing parenthesis: the first one that balances the opening.
+    let open = start + marker.len() - 1;
+    let mut depth = 0usize;
+    let mut close = None;
+    for (i, c) in create[open..].char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    close = Some(open + i);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let close = close.ok_or_else(|| format!("unbalanced CHECK {name}"))?;
+    Ok(match condition {
+        Some(condition) => format!(
+            "{}CONSTRAINT \"{name}\" CHECK ({condition}){}",
+            &create[..start],
+            &create[close + 1..]
+        ),
+        None => {
+            // The clause and the comma that separates it from the previous one.
+            let before = create[..start].trim_end();
+            let before = before.strip_suffix(',').unwrap_or(before);
+            format!("{before}{}", &create[close + 1..])
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::edit_check;
+
+    const CREATE: &str = "CREATE TABLE \"t\" ( \"a\" integer NOT NULL, \
+        CONSTRAINT \"ck_t_a\" CHECK (\"a\" IN ('x', 'y')), \
+        CONSTRAINT \"ck_t_b\" CHECK ((a > 0) AND (a < 9)) )";
+
+    #[test]
+    fn edits_replace_drop_and_add_one_named_check() {
+        assert_eq!(
+            edit_check(CREATE, "ck_t_a", Some("a IN ('x', 'y', 'z')")).unwrap(),
+            "CREATE TABLE \"t\" ( \"a\" integer NOT NULL, \
+             CONSTRAINT \"ck_t_a\" CHECK (a IN ('x', 'y', 'z')), \
+             CONSTRAINT \"ck_t_b\" CHECK ((a > 0) AND (a < 9)) )"
+        );
+        assert_eq!(
+            edit_check(CREATE, "ck_t_b", None).unwrap(),
+            "CREATE TABLE \"t\" ( \"a\" integer NOT NULL, \
+             CONSTRAINT \"ck_t_a\" CHECK (\"a\" IN ('x', 'y')) )"
+        );
+        assert_eq!(
+            edit_check(
+                &edit_check(CREATE, "ck_t_b", None).unwrap(),
+                "ck_t_b",
+                Some("a < 9")
+            )
+            .unwrap(),
+            "CREATE TABLE \"t\" ( \"a\" integer NOT NULL, \
+             CONSTRAINT \"ck_t_a\" CHECK (\"a\" IN ('x', 'y')), CONSTRAINT \"ck_t_b\" CHECK (a < 9) )"
+        );
+        assert!(edit_check(CREATE, "ck_t_c", None).is_err());
+    }
 }

@@ -26,6 +26,7 @@ mod m20261123_000011_row_level_security;
 mod m20261201_000012_email_outbox;
 mod m20261201_000014_integration_secrets;
 mod m20261201_000015_marketplace;
+mod m20261201_000017_refund_status;
 mod m20261201_000018_operators;
 
 pub use m20261201_000012_email_outbox::OUTBOX_FUNCTIONS;
@@ -61,6 +62,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000012_email_outbox::Migration),
             Box::new(m20261201_000014_integration_secrets::Migration),
             Box::new(m20261201_000015_marketplace::Migration),
+            Box::new(m20261201_000017_refund_status::Migration),
             Box::new(m20261201_000018_operators::Migration),
         ]
     }

@@ -1,6 +1,6 @@
 //! Appointments, their status history, reviews.
 
-use agenda_entity::enums::{AppointmentStatus, ModerationStatus, PaymentMethod, PaymentStatus};
+use agenda_entity::enums::{AppointmentStatus, ModerationStatus, PaymentMethod};
 use sea_orm::DbBackend;
 use sea_orm_migration::prelude::*;
 
@@ -11,6 +11,11 @@ pub struct Migration;
 
 /// Created in this order, dropped in the reverse order.
 const TABLES: &[&str] = &["appointments", "appointment_status_history", "reviews"];
+
+/// `appointments.payment_status` as this migration created it. Frozen: migration 17
+/// (`m20261201_000017_refund_status`) widens the CHECK to the whole `PaymentStatus`
+/// enum, so a fresh database and an upgraded one end with the same constraint.
+pub(crate) const PAYMENT_STATUSES: &[&str] = &["unpaid", "pending", "paid", "refunded", "failed"];
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -59,7 +64,7 @@ impl MigrationTrait for Migration {
             .timestamps(backend)
             .vocabulary::<AppointmentStatus>("status")
             .vocabulary::<PaymentMethod>("payment_method")
-            .vocabulary::<PaymentStatus>("payment_status")
+            .vocabulary_of("payment_status", PAYMENT_STATUSES)
             .check("time_order", Expr::cust("end_at > start_at"))
             .check("occupied_after_end", Expr::cust("occupied_until >= end_at"))
             .check(

@@ -30,6 +30,16 @@ pub const INSTANT_RANGE: &str =
     "an RFC 3339 instant from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z";
 pub const DATE_RANGE: &str = "a date YYYY-MM-DD from 0001-01-01 to 9999-12-31";
 
+/// An instant as every response writes it, the API's one instant format: RFC 3339 in
+/// UTC with `Z`, no fraction when it is whole seconds, else milli-, micro- or
+/// nanoseconds as needed (`2026-12-01T09:00:00Z`, `2026-12-01T09:00:00.123456Z`).
+/// It is chrono's serde output for `DateTime<Utc>`, so typed views and generic rows
+/// agree; an API test checks every instant of the document's examples and of the
+/// responses of a journey over the routes against it.
+pub fn instant(at: &DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
 /// Whether a string holds a NUL character, which PostgreSQL text cannot store.
 pub fn has_nul(value: &str) -> bool {
     value.contains('\0')

@@ -96,8 +96,9 @@ vocabulary! {
 }
 
 vocabulary! {
-    /// Where an appointment's payment stands.
-    PaymentStatus { Unpaid = "unpaid", Pending = "pending", Paid = "paid", Refunded = "refunded", Failed = "failed" }
+    /// Where an appointment's payment stands. `partially_refunded`: paid, and part of
+    /// the payment went back to the client (`refunded` once all of it did).
+    PaymentStatus { Unpaid = "unpaid", Pending = "pending", Paid = "paid", PartiallyRefunded = "partially_refunded", Refunded = "refunded", Failed = "failed" }
 }
 
 vocabulary! {

@@ -249,3 +249,110 @@ impl UpdateProviderSettings {
         }
     }
 }
+
+/// The whole of a provider's settings, for `PUT /providers/me/settings` (a full
+/// replacement): every field is required, so nothing is kept or cleared by leaving
+/// it out; `null` clears a nullable one. Validated through [`CreateProviderSettings`]
+/// (one set of rules), which [`ReplaceProviderSettings::into_create`] returns.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"business_name": "Ana Hair Studio", "bio": null, "phone": null, "time_zone": "America/Sao_Paulo", "city": "Sao Paulo", "state": "SP", "country": "BR", "latitude": null, "longitude": null, "accepted_payment_methods": ["pix", "card"], "default_duration_minutes": 60, "buffer_minutes": 0, "slot_step_minutes": 15, "min_lead_minutes": 60, "max_horizon_days": 60, "auto_confirm": false, "is_accepting_bookings": true})))]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceProviderSettings {
+    /// 1 to 150 characters, not blank.
+    pub business_name: String,
+    /// At most 2000 characters.
+    #[serde(deserialize_with = "Option::deserialize")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub bio: Option<String>,
+    /// At most 32 characters.
+    #[serde(deserialize_with = "Option::deserialize")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub phone: Option<String>,
+    /// An IANA zone; `null` reads rules in the organization's zone.
+    #[serde(deserialize_with = "Option::deserialize")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub time_zone: Option<String>,
+    #[serde(deserialize_with = "Option::deserialize")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub city: Option<String>,
+    #[serde(deserialize_with = "Option::deserialize")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub state: Option<String>,
+    /// ISO 3166-1 alpha-2, upper case.
+    #[serde(deserialize_with = "Option::deserialize")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub country: Option<String>,
+    /// -90 to 90.
+    #[serde(deserialize_with = "Option::deserialize")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub latitude: Option<f64>,
+    /// -180 to 180.
+    #[serde(deserialize_with = "Option::deserialize")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
+    pub longitude: Option<f64>,
+    pub accepted_payment_methods: PaymentMethods,
+    /// 1 to 1440.
+    pub default_duration_minutes: i32,
+    /// 0 to 240.
+    pub buffer_minutes: i32,
+    /// 5 to 240.
+    pub slot_step_minutes: i32,
+    /// 0 to 43200.
+    pub min_lead_minutes: i32,
+    /// 1 to 730.
+    pub max_horizon_days: i32,
+    pub auto_confirm: bool,
+    pub is_accepting_bookings: bool,
+}
+
+impl ReplaceProviderSettings {
+    /// The same settings as a creation input (every field set), to validate and to
+    /// insert.
+    pub fn into_create(self) -> CreateProviderSettings {
+        CreateProviderSettings {
+            business_name: self.business_name,
+            bio: self.bio,
+            phone: self.phone,
+            time_zone: self.time_zone,
+            city: self.city,
+            state: self.state,
+            country: self.country,
+            latitude: self.latitude,
+            longitude: self.longitude,
+            accepted_payment_methods: self.accepted_payment_methods,
+            default_duration_minutes: Some(self.default_duration_minutes),
+            buffer_minutes: Some(self.buffer_minutes),
+            slot_step_minutes: Some(self.slot_step_minutes),
+            min_lead_minutes: Some(self.min_lead_minutes),
+            max_horizon_days: Some(self.max_horizon_days),
+            auto_confirm: Some(self.auto_confirm),
+            is_accepting_bookings: Some(self.is_accepting_bookings),
+        }
+    }
+}
+
+impl From<CreateProviderSettings> for UpdateProviderSettings {
+    /// Every field of `input` set (a full replacement of an existing row).
+    fn from(input: CreateProviderSettings) -> Self {
+        UpdateProviderSettings {
+            business_name: Some(input.business_name),
+            bio: Some(input.bio),
+            phone: Some(input.phone),
+            time_zone: Some(input.time_zone),
+            city: Some(input.city),
+            state: Some(input.state),
+            country: Some(input.country),
+            latitude: Some(input.latitude),
+            longitude: Some(input.longitude),
+            accepted_payment_methods: Some(input.accepted_payment_methods),
+            default_duration_minutes: input.default_duration_minutes,
+            buffer_minutes: input.buffer_minutes,
+            slot_step_minutes: input.slot_step_minutes,
+            min_lead_minutes: input.min_lead_minutes,
+            max_horizon_days: input.max_horizon_days,
+            auto_confirm: input.auto_confirm,
+            is_accepting_bookings: input.is_accepting_bookings,
+        }
+    }
+}

@@ -50,12 +50,17 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A provider's balance. `available_cents` can be withdrawn; `pending_cents` is
-/// earned but still inside the payout delay.
+/// earned but still inside the payout delay. A refund larger than the whole balance
+/// leaves `available_cents` negative: `debt_cents` is what the provider then owes,
+/// withdrawals are refused (409 `balance_in_debt`) and later earnings pay it first.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BalanceView {
     pub provider_id: Uuid,
+    /// Negative while the provider is in debt.
     pub available_cents: i64,
     pub pending_cents: i64,
+    /// What the provider owes: `max(0, -available_cents)`.
+    pub debt_cents: i64,
     /// The balance's currency (the organization's when the provider has no ledger yet).
     pub currency: String,
 }
@@ -229,6 +234,7 @@ async fn balance_view(
     auth: &Auth,
     balance: Balance,
 ) -> Result<BalanceView, ApiError> {
+    let debt_cents = balance.debt_cents();
     let currency = match balance.currency {
         Some(c) => c,
         None => {
@@ -241,6 +247,7 @@ async fn balance_view(
         provider_id: balance.provider_id,
         available_cents: balance.available_cents,
         pending_cents: balance.pending_cents,
+        debt_cents,
         currency,
     })
 }
@@ -317,7 +324,7 @@ async fn transactions(
     responses(
         (status = 201, description = "Requested; the amount left the available balance", body = WithdrawalView),
         (status = 403, description = "Only providers withdraw", body = ErrorResponse),
-        (status = 409, description = "The same key is still running", body = ErrorResponse),
+        (status = 409, description = "The same key is still running, or `balance_in_debt` (a refund left the provider owing money; withdrawals resume once earnings paid it)", body = ErrorResponse),
         (status = 422, description = "Not positive, below the minimum or above the available balance", body = ErrorResponse),
     ))]
 async fn request_withdrawal(

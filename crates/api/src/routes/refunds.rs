@@ -99,7 +99,7 @@ pub struct RefundRequest {
         (status = 201, description = "Recorded: the reversal entries are in the ledger", body = RefundView),
         (status = 403, description = "Admins only", body = ErrorResponse),
         (status = 404, description = "No such appointment in your organization", body = ErrorResponse),
-        (status = 409, description = "`payment_not_settled` (not completed and paid yet), `refund_exceeds_payment` (more than is left to refund), `refund_exceeds_balance` (the provider's whole balance cannot cover it; nothing recorded)", body = ErrorResponse),
+        (status = 409, description = "`payment_not_settled` (not completed and paid yet), `refund_exceeds_payment` (more than is left to refund), and a retry of the same `Idempotency-Key` still running. A refund larger than the provider's balance is recorded (a debt), not refused", body = ErrorResponse),
         (status = 422, description = "A non-positive amount or an unknown field", body = ErrorResponse),
     ))]
 async fn refund(

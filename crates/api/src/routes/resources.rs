@@ -157,12 +157,8 @@ where
     }
 }
 
-/// An instant as every response writes it: RFC 3339 in UTC with `Z`, no fraction
-/// when it is whole seconds, else milli-, micro- or nanoseconds as needed — the same
-/// text as the typed views' (chrono's serde) output.
-pub fn instant(at: &chrono::DateTime<chrono::Utc>) -> String {
-    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-}
+/// An instant as every response writes it (see [`agenda_entity::edge::instant`]).
+pub use agenda_entity::edge::instant;
 
 /// Every column of a row as JSON.
 pub fn row_json<M: ModelTrait>(model: &M) -> Json_ {

@@ -11,9 +11,9 @@
 //! | `GET/POST /admin/settings` | no | no | yes | no |
 //!
 //! `PUT /providers/me/settings` creates the provider's row if it is missing (201) and
-//! replaces it otherwise (200): optional text and location fields left out are
-//! cleared, booking-rule numbers and flags left out keep their current value (their
-//! defaults on creation), and the rating counters are never taken from the body.
+//! replaces it otherwise (200): a strict full replacement, every field required
+//! (`null` clears a nullable one; a field left out is 422 naming it); the rating
+//! counters are never taken from the body. `PATCH` changes only the fields sent.
 //! `PATCH /admin/payment-settings` creates the organization's row with defaults if
 //! there is none, then applies the body. `POST /admin/settings` sets a key: it
 //! creates the setting (201) or replaces its value and description (200).
@@ -22,7 +22,7 @@
 
 use agenda_entity::enums::UserRole;
 use agenda_entity::payment_settings::{self, CreatePaymentSettings, UpdatePaymentSettings};
-use agenda_entity::provider_settings::{self, CreateProviderSettings, UpdateProviderSettings};
+use agenda_entity::provider_settings::{self, ReplaceProviderSettings, UpdateProviderSettings};
 use agenda_entity::system_setting::{self, CreateSystemSetting};
 use agenda_storage::repo::audit::{AuditEntry, AuditQuery, AuditRepo};
 use agenda_storage::repo::resource::{ListQuery, Repo};
@@ -144,19 +144,18 @@ async fn provider_settings_show(uow: UnitOfWork, auth: Auth) -> Result<Json<Valu
 
 /// Creates (201) or replaces (200) the signed-in provider's settings.
 ///
-/// A full replacement: the optional text and place fields (`bio`, `phone`,
-/// `time_zone`, `city`, `state`, `country`, `latitude`, `longitude`) take the body's
-/// value, and one the settings hold may only be cleared by sending it as `null` —
-/// leaving it out is `422` naming it, never a silent clear. Numbers and flags left
-/// out keep their value. Change only some fields with `PATCH`.
+/// A strict full replacement: every field is required (a field left out is `422`
+/// naming it, never kept or cleared silently), and `null` clears a nullable one.
+/// The rating counters are never taken from the body. Change only some fields with
+/// `PATCH`.
 #[utoipa::path(put, operation_id = "putMyProviderSettings", path = "/providers/me/settings", tag = "settings", security(("bearer" = [])),
-    request_body = CreateProviderSettings,
+    request_body = ReplaceProviderSettings,
     responses(
         (status = 200, description = "Replaced", body = Row),
         (status = 201, description = "Created", body = Row),
         (status = 403, description = "Providers only", body = ErrorResponse),
         (status = 409, description = "Created concurrently; retry", body = ErrorResponse),
-        (status = 422, description = "Invalid fields, or a set field left out (send it as null to clear it)", body = ErrorResponse),
+        (status = 422, description = "Invalid fields, or a field left out (every field is required; send null to clear a nullable one)", body = ErrorResponse),
     ))]
 async fn provider_settings_put(
     uow: UnitOfWork,
@@ -164,8 +163,7 @@ async fn provider_settings_put(
     RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     auth.require(&[UserRole::Provider])?;
-    let present: serde_json::Map<String, Value> = parse_json(&body)?;
-    let input: CreateProviderSettings = parse_json(&body)?;
+    let input = parse_json::<ReplaceProviderSettings>(&body)?.into_create();
     input.validate()?;
     let tx = uow.tx().await?;
     let me = auth.user.id;
@@ -182,45 +180,7 @@ async fn provider_settings_put(
         .await?;
         return Ok((StatusCode::CREATED, Json(row_json(&created))));
     };
-    let held = [
-        ("bio", existing.bio.is_some()),
-        ("phone", existing.phone.is_some()),
-        ("time_zone", existing.time_zone.is_some()),
-        ("city", existing.city.is_some()),
-        ("state", existing.state.is_some()),
-        ("country", existing.country.is_some()),
-        ("latitude", existing.latitude.is_some()),
-        ("longitude", existing.longitude.is_some()),
-    ];
-    if let Some((field, _)) = held
-        .iter()
-        .find(|(field, set)| *set && !present.contains_key(*field))
-    {
-        return Err(ApiError::invalid_field(
-            field,
-            "required",
-            "PUT replaces the settings: send this field (null clears it), or use PATCH to change only some fields",
-        ));
-    }
-    let replace = UpdateProviderSettings {
-        business_name: Some(input.business_name),
-        bio: Some(input.bio),
-        phone: Some(input.phone),
-        time_zone: Some(input.time_zone),
-        city: Some(input.city),
-        state: Some(input.state),
-        country: Some(input.country),
-        latitude: Some(input.latitude),
-        longitude: Some(input.longitude),
-        accepted_payment_methods: Some(input.accepted_payment_methods),
-        default_duration_minutes: input.default_duration_minutes,
-        buffer_minutes: input.buffer_minutes,
-        slot_step_minutes: input.slot_step_minutes,
-        min_lead_minutes: input.min_lead_minutes,
-        max_horizon_days: input.max_horizon_days,
-        auto_confirm: input.auto_confirm,
-        is_accepting_bookings: input.is_accepting_bookings,
-    };
+    let replace = UpdateProviderSettings::from(input);
     let updated =
         Repo::<provider_settings::Entity>::update(tx, auth.scope, existing.id, replace).await?;
     Ok((StatusCode::OK, Json(row_json(&updated))))

@@ -153,7 +153,7 @@ struct Handled {
         (status = 401, description = "Missing, malformed or wrong signature, or a timestamp outside the 5-minute window", body = ErrorResponse),
         (status = 403, description = "The organization is suspended (`organization_suspended`); retry once it is active again", body = ErrorResponse),
         (status = 404, description = "No such webhook (organization, processor, enabled integration or secret), or no such appointment in that organization", body = ErrorResponse),
-        (status = 409, description = "The appointment is canceled or a no-show, the same event is still being processed, or a refund that cannot be recorded: `payment_not_settled`, `refund_exceeds_payment`, `refund_exceeds_balance`, `refund_id_reused` (a refund id already recorded with another amount)", body = ErrorResponse),
+        (status = 409, description = "The appointment is canceled or a no-show, the same event is still being processed, or a refund that cannot be recorded: `payment_not_settled`, `refund_exceeds_payment`, `refund_id_reused` (a refund id already recorded with another amount)", body = ErrorResponse),
         (status = 422, description = "Amount or currency do not match the appointment, a missing field, or an event id reused with other payment fields", body = ErrorResponse),
     ))]
 async fn payment_webhook(
@@ -283,7 +283,16 @@ async fn payment_webhook(
             let paid =
                 AppointmentRepo::mark_paid(tx, scope, appointment_id, method, processor_acts)
                     .await?;
-            ("processed", paid.payment_status)
+            // A success arriving after a refund changes nothing (see `mark_paid`).
+            let outcome = if matches!(
+                before,
+                PaymentStatus::PartiallyRefunded | PaymentStatus::Refunded
+            ) {
+                "unchanged"
+            } else {
+                "processed"
+            };
+            (outcome, paid.payment_status)
         }
         "payment.refunded" => {
             let amount = event.amount_cents.ok_or_else(|| {
@@ -469,7 +478,8 @@ fn check_event_id(id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `payment_status = failed` unless the appointment is already paid (or refunded: a
+/// `payment_status = failed` unless the appointment is already paid (or refunded, in
+/// part or in full: a
 /// late failure must not hide money that moved); whether it changed. One conditional
 /// UPDATE, so a concurrent success is never overwritten.
 async fn mark_failed(
@@ -486,7 +496,11 @@ async fn mark_failed(
     let result = appointment::Entity::update_in(scope)
         .set(changes)
         .filter(C::Id.eq(id))
-        .filter(C::PaymentStatus.is_not_in([PaymentStatus::Paid, PaymentStatus::Refunded]))
+        .filter(C::PaymentStatus.is_not_in([
+            PaymentStatus::Paid,
+            PaymentStatus::PartiallyRefunded,
+            PaymentStatus::Refunded,
+        ]))
         .exec(tx)
         .await
         .map_err(agenda_storage::StorageError::from)?;

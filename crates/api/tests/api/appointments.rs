@@ -246,7 +246,7 @@ pub(crate) async fn booking_journey_over_http(app: &TestApp) {
     let (_, client) = sign_up(app, "client@example.com", "client").await;
 
     let (status, body) = call(app, "PUT", "/api/v1/providers/me/settings", &provider,
-        Some(json!({"business_name": "Studio Ana", "accepted_payment_methods": ["pix"], "slot_step_minutes": 60, "min_lead_minutes": 0})), None).await;
+        Some(crate::support::full_settings(json!({"business_name": "Studio Ana", "accepted_payment_methods": ["pix"], "slot_step_minutes": 60, "min_lead_minutes": 0}))), None).await;
     assert_eq!(status, 201, "{body}");
     let (status, service) = call(
         app,

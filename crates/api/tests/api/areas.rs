@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::support::{
-    Member as Who, TestApp, bookable_provider, code, fields, member as user, organization, read,
-    request,
+    Member as Who, TestApp, bookable_provider, code, fields, full_settings, member as user,
+    organization, read, request,
 };
 
 const NIL: &str = "00000000-0000-7000-8000-000000000000";
@@ -417,16 +417,16 @@ both_engines! {
         assert_eq!(call(&app, "GET", mine, &w.other_provider, None).await.0, 404);
         assert_eq!(call(&app, "GET", mine, &w.client, None).await.0, 403);
         assert_eq!(call(&app, "PUT", mine, &w.admin, Some(json!({"business_name": "X"}))).await.0, 403);
-        let (status, created) = call(&app, "PUT", mine, &w.other_provider, Some(json!({"business_name": "Salon", "bio": "hello", "buffer_minutes": 15}))).await;
+        let (status, created) = call(&app, "PUT", mine, &w.other_provider, Some(full_settings(json!({"business_name": "Salon", "bio": "hello", "buffer_minutes": 15})))).await;
         assert_eq!(status, 201, "{created}");
         assert_eq!((created["provider_id"].as_str(), created["rating_count"].as_i64()), (Some(w.other_provider.id.to_string().as_str()), Some(0)));
-        // Leaving out the bio the settings hold would clear it silently: refused.
+        // A full replacement: leaving out the bio (or anything else) is refused.
         let (status, body) = call(&app, "PUT", mine, &w.other_provider, Some(json!({"business_name": "Salon 2"}))).await;
-        assert_eq!((status, fields(&body)), (422, vec!["bio".to_owned()]), "{body}");
-        let (status, replaced) = call(&app, "PUT", mine, &w.other_provider, Some(json!({"business_name": "Salon 2", "bio": null}))).await;
+        assert_eq!((status, body["error"]["fields"][0]["field"].as_str()), (422, Some("bio")), "{body}");
+        let (status, replaced) = call(&app, "PUT", mine, &w.other_provider, Some(full_settings(json!({"business_name": "Salon 2", "bio": null, "buffer_minutes": 15})))).await;
         assert_eq!(status, 200, "{replaced}");
         assert_eq!((replaced["id"].clone(), replaced["business_name"].as_str(), replaced["bio"].is_null(), replaced["buffer_minutes"].as_i64()), (created["id"].clone(), Some("Salon 2"), true, Some(15)));
-        let (status, body) = call(&app, "PUT", mine, &w.other_provider, Some(json!({"business_name": "S", "slot_step_minutes": 1}))).await;
+        let (status, body) = call(&app, "PUT", mine, &w.other_provider, Some(full_settings(json!({"business_name": "S", "slot_step_minutes": 1})))).await;
         assert_eq!((status, fields(&body)), (422, vec!["slot_step_minutes".to_owned()]));
         let (_, shown) = call(&app, "GET", mine, &w.other_provider, None).await;
         assert_eq!(shown["business_name"], "Salon 2");

@@ -7,7 +7,9 @@ use agenda_testkit::both_engines;
 use chrono::{Duration, Utc};
 use serde_json::json;
 
-use crate::support::{TestApp, api, bookable_provider, member, scope_of, sign_up_body};
+use crate::support::{
+    TestApp, api, bookable_provider, fields, full_settings, member, scope_of, sign_up_body,
+};
 
 both_engines! {
     async fn clients_read_the_zone_local_times_and_the_provider_profile(t: TestDb) {
@@ -40,22 +42,47 @@ both_engines! {
         assert_eq!(profile["services"][0]["price_cents"], 5000);
         assert_eq!(profile["rating"], json!({"count": 0, "average": null}));
 
-        // Settings: PATCH changes one field; PUT without a field the settings hold is
-        // refused (never a silent clear), with it as null it clears.
+        // Settings: PATCH changes one field; PUT is a strict full replacement: every
+        // field is required (never kept or cleared silently), null clears one.
         let (status, body) = api(&app, "PATCH", "/providers/me/settings", &provider.token, Some(json!({"time_zone": "Europe/Lisbon"}))).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!((body["time_zone"].as_str(), body["business_name"].as_str()), (Some("Europe/Lisbon"), Some("Studio")));
         let (status, body) = api(&app, "GET", &format!("/providers/{}/profile", provider.id), &client.token, None).await;
         assert_eq!((status, body["time_zone"].as_str()), (200, Some("Europe/Lisbon")), "the profile (through the cache) follows");
-        let full = json!({"business_name": "Studio Ana", "accepted_payment_methods": ["pix"]});
+        let full = full_settings(json!({"business_name": "Studio Ana", "accepted_payment_methods": ["pix"], "time_zone": "Europe/Lisbon", "slot_step_minutes": 60, "min_lead_minutes": 0, "buffer_minutes": 5}));
+        for field in full.as_object().unwrap().keys() {
+            let mut partial = full.clone();
+            partial.as_object_mut().unwrap().remove(field);
+            let (status, body) = api(&app, "PUT", "/providers/me/settings", &provider.token, Some(partial)).await;
+            assert_eq!((status, fields(&body)), (422, vec![field.clone()]), "{field} left out: {body}");
+        }
+        // The document says the same: every field required.
+        let (_, doc) = app.get("/api/v1/openapi.json").await;
+        let mut required: Vec<&str> = doc["components"]["schemas"]["ReplaceProviderSettings"]["required"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+        let mut all: Vec<&str> = full.as_object().unwrap().keys().map(String::as_str).collect();
+        required.sort_unstable();
+        all.sort_unstable();
+        assert_eq!(required, all);
+        let body = &doc["paths"]["/api/v1/providers/me/settings"]["put"]["requestBody"]["content"]["application/json"]["schema"]["$ref"];
+        assert_eq!(body, "#/components/schemas/ReplaceProviderSettings");
+        // null on a field that cannot be empty is refused too, naming it.
+        for field in ["business_name", "accepted_payment_methods", "buffer_minutes", "auto_confirm"] {
+            let mut nulled = full.clone();
+            nulled[field] = json!(null);
+            let (status, body) = api(&app, "PUT", "/providers/me/settings", &provider.token, Some(nulled)).await;
+            assert_eq!((status, fields(&body)), (422, vec![field.to_owned()]), "{field}: null: {body}");
+        }
+        let (status, body) = api(&app, "GET", "/providers/me/settings", &provider.token, None).await;
+        assert_eq!((status, body["business_name"].as_str(), body["time_zone"].as_str()), (200, Some("Studio"), Some("Europe/Lisbon")), "nothing changed");
         let (status, body) = api(&app, "PUT", "/providers/me/settings", &provider.token, Some(full.clone())).await;
-        assert_eq!(status, 422, "{body}");
-        assert_eq!(body["error"]["fields"][0]["field"], "time_zone", "{body}");
+        assert_eq!(status, 200, "{body}");
+        assert_eq!((body["business_name"].as_str(), body["buffer_minutes"].as_i64(), body["time_zone"].as_str()), (Some("Studio Ana"), Some(5), Some("Europe/Lisbon")));
         let mut cleared = full;
         cleared["time_zone"] = json!(null);
+        cleared["buffer_minutes"] = json!(0);
         let (status, body) = api(&app, "PUT", "/providers/me/settings", &provider.token, Some(cleared)).await;
         assert_eq!(status, 200, "{body}");
-        assert_eq!((body["time_zone"].clone(), body["business_name"].as_str()), (json!(null), Some("Studio Ana")));
+        assert_eq!((body["time_zone"].clone(), body["business_name"].as_str(), body["buffer_minutes"].as_i64()), (json!(null), Some("Studio Ana"), Some(0)));
 
         // A client is not a provider: 404, like an unknown id.
         let (status, _) = api(&app, "GET", &format!("/providers/{}/profile", client.id), &client.token, None).await;

@@ -211,7 +211,9 @@ async fn bookable_provider(http: &reqwest::Client, base: &str) -> (String, Strin
         tokens.push(body["token"].as_str().unwrap().to_owned());
     }
     let provider = &tokens[0];
-    let settings = json!({"business_name": "Studio", "accepted_payment_methods": ["pix"], "slot_step_minutes": 15, "min_lead_minutes": 0});
+    let settings = crate::support::full_settings(
+        json!({"accepted_payment_methods": ["pix"], "min_lead_minutes": 0}),
+    );
     let (status, body) = send(
         http.put(url("/providers/me/settings"))
             .bearer_auth(provider)

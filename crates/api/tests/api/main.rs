@@ -23,6 +23,7 @@ mod foundation;
 mod generated_client;
 mod http_layer;
 mod idempotency;
+mod instants;
 mod integrations;
 mod keep_alive;
 mod logs;

@@ -451,3 +451,19 @@ pub fn run_browser_script(
     serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {stdout}"))
 }
+
+/// A complete `PUT /providers/me/settings` body (the column defaults, no optional
+/// text or place), with `fields` laid over it: PUT requires every field.
+pub fn full_settings(fields: Value) -> Value {
+    let mut body = serde_json::json!({
+        "business_name": "Studio", "bio": null, "phone": null, "time_zone": null,
+        "city": null, "state": null, "country": null, "latitude": null, "longitude": null,
+        "accepted_payment_methods": [], "default_duration_minutes": 60, "buffer_minutes": 0,
+        "slot_step_minutes": 15, "min_lead_minutes": 60, "max_horizon_days": 60,
+        "auto_confirm": false, "is_accepting_bookings": true,
+    });
+    if let (Some(body), Value::Object(fields)) = (body.as_object_mut(), fields) {
+        body.extend(fields);
+    }
+    body
+}

@@ -384,8 +384,18 @@ both_engines! {
         // A partial refund: 20.00 back to the client, 10% of it (2.00) back to the provider.
         let (status, first) = signed(&app, &acme, &partial).await;
         assert_eq!(status, 200, "{first}");
-        assert_eq!((first["outcome"].as_str(), first["payment_status"].as_str()), (Some("processed"), Some("paid")), "{first}");
-        assert_eq!(first["refund"], json!({"appointment_id": id, "refund_id": "re_1", "amount_cents": 2000, "commission_reversed_cents": 200, "paid_cents": 5000, "refunded_cents": 2000, "payment_status": "paid", "replayed": false}));
+        assert_eq!((first["outcome"].as_str(), first["payment_status"].as_str()), (Some("processed"), Some("partially_refunded")), "{first}");
+        assert_eq!(first["refund"], json!({"appointment_id": id, "refund_id": "re_1", "amount_cents": 2000, "commission_reversed_cents": 200, "paid_cents": 5000, "refunded_cents": 2000, "payment_status": "partially_refunded", "replayed": false}));
+        assert_eq!(payment_status(&app, &acme, &id).await.0, "partially_refunded");
+        let (_, doc) = app.get("/api/v1/openapi.json").await;
+        assert_eq!(doc["components"]["schemas"]["PaymentStatus"]["enum"], json!(["unpaid", "pending", "paid", "partially_refunded", "refunded", "failed"]));
+        // Late events do not overwrite it: a failure, or a success replayed under a new id.
+        let late = json!({"id": "evt_f_early", "type": "payment.failed", "appointment_id": id});
+        let (status, body) = signed(&app, &acme, &late).await;
+        assert_eq!((status, body["outcome"].as_str(), body["payment_status"].as_str()), (200, Some("unchanged"), Some("partially_refunded")), "{body}");
+        let (status, body) = signed(&app, &acme, &paid_event("evt_paid_again", &id, 5000)).await;
+        assert_eq!((status, body["outcome"].as_str(), body["payment_status"].as_str()), (200, Some("unchanged"), Some("partially_refunded")), "{body}");
+        assert_eq!(payment_status(&app, &acme, &id).await.0, "partially_refunded");
         assert_eq!(balance(&app, &acme).await, (0, 2700));
         assert_eq!(entry_count(&app, &acme).await, 4);
 
@@ -428,7 +438,10 @@ both_engines! {
         let late = json!({"id": "evt_f_late", "type": "payment.failed", "appointment_id": id});
         let (status, body) = signed(&app, &acme, &late).await;
         assert_eq!((status, body["outcome"].as_str(), body["payment_status"].as_str()), (200, Some("unchanged"), Some("refunded")), "{body}");
+        let (status, body) = signed(&app, &acme, &paid_event("evt_paid_late", &id, 5000)).await;
+        assert_eq!((status, body["outcome"].as_str(), body["payment_status"].as_str()), (200, Some("unchanged"), Some("refunded")), "{body}");
         assert_eq!(payment_status(&app, &acme, &id).await.0, "refunded");
+        assert_eq!((balance(&app, &acme).await, entry_count(&app, &acme).await), ((0, 0), 6), "late events wrote nothing");
 
         // An appointment not settled yet has nothing to refund.
         let unpaid = appointment(&app, &acme, 3, &["confirm"]).await;
@@ -437,39 +450,63 @@ both_engines! {
         app.stop().await;
     }
 
-    async fn a_refund_the_balance_cannot_cover_is_refused_then_covered_across_buckets(t: TestDb) {
+    /// The worked debt example of docs/ledger.md ("Refund debt").
+    async fn a_refund_the_balance_cannot_cover_is_recorded_as_a_debt_that_earnings_pay_first(t: TestDb) {
         let app = TestApp::spawn(t).await;
         let acme = tenant(&app, "acme", true).await;
         let admin = crate::support::member(&app, acme.scope, "acme", "admin@example.com", agenda_entity::enums::UserRole::Admin).await;
+        let balance_view = |token: String| {
+            let app = &app;
+            async move {
+                let (status, body) = request(app, "GET", "/api/v1/marketplace/balance", Some(&token), None, None).await;
+                assert_eq!(status, 200, "{body}");
+                (body["available_cents"].as_i64().unwrap(), body["pending_cents"].as_i64().unwrap(), body["debt_cents"].as_i64().unwrap())
+            }
+        };
         let first = paid_appointment(&app, &acme, 2, "evt_paid_1").await;
-        // Released and withdrawn: the provider holds nothing.
+        let second = paid_appointment(&app, &acme, 3, "evt_paid_2").await;
+        // Both released, and 80.00 of the 90.00 withdrawn: the provider holds 10.00.
         let tx = app.t.db.begin().await.unwrap();
-        assert_eq!(LedgerRepo::release_due(&tx, acme.scope, acme.provider.0, Utc::now() + Duration::days(30)).await.unwrap(), 4500);
-        LedgerRepo::request_withdrawal(&tx, acme.scope, acme.provider.0, 4500, agenda_entity::enums::PayoutMethod::Pix).await.unwrap();
+        assert_eq!(LedgerRepo::release_due(&tx, acme.scope, acme.provider.0, Utc::now() + Duration::days(30)).await.unwrap(), 9000);
+        LedgerRepo::request_withdrawal(&tx, acme.scope, acme.provider.0, 8000, agenda_entity::enums::PayoutMethod::Pix).await.unwrap();
         tx.commit().await.unwrap();
-        assert_eq!(balance(&app, &acme).await, (0, 0));
+        assert_eq!(balance_view(acme.provider.1.clone()).await, (1000, 0, 0));
         let entries = entry_count(&app, &acme).await;
 
+        // The admin refunds the first payment in full: 50.00 back to the client, the
+        // 5.00 fee back to the provider, 45.00 taken from a balance of 10.00.
         let path = format!("/api/v1/admin/appointments/{first}/refunds");
         let (status, body) = request(&app, "POST", &path, Some(&admin.token), Some(json!({"amount_cents": 5000})), None).await;
-        assert_eq!((status, code(&body)), (409, "refund_exceeds_balance"), "{body}");
-        assert!(body["error"]["message"].as_str().unwrap().contains("4500"), "{body}");
-        assert_eq!((balance(&app, &acme).await, entry_count(&app, &acme).await), ((0, 0), entries), "nothing written");
+        assert_eq!((status, body["payment_status"].as_str(), body["commission_reversed_cents"].as_i64()), (201, Some("refunded"), Some(500)), "{body}");
+        assert_eq!(balance_view(acme.provider.1.clone()).await, (-3500, 0, 3500), "recorded: the provider owes 35.00");
+        assert_eq!(balance(&app, &acme).await, (-3500, 0));
+        assert_eq!(entry_count(&app, &acme).await, entries + 2, "the refund and the fee given back");
 
-        // Another payment arrives (pending): the refund of the released one is covered from it.
-        let second = paid_appointment(&app, &acme, 3, "evt_paid_2").await;
-        assert_eq!(balance(&app, &acme).await, (0, 4500));
-        let (status, body) = request(&app, "POST", &path, Some(&admin.token), Some(json!({"amount_cents": 5000})), None).await;
-        assert_eq!((status, body["payment_status"].as_str()), (201, Some("refunded")), "{body}");
-        assert_eq!(balance(&app, &acme).await, (0, 0));
-        // refund, commission returned, and the cover move (two entries).
-        assert_eq!(entry_count(&app, &acme).await, entries + 2 + 4);
-        // Releasing the second payment later moves only what is still pending (nothing).
+        // The processor's webhook records the same way: 20.00 of the second payment.
+        let (status, body) = signed(&app, &acme, &refund_event("evt_r2", &second, 2000, "re_2")).await;
+        assert_eq!((status, body["outcome"].as_str(), body["payment_status"].as_str()), (200, Some("processed"), Some("partially_refunded")), "{body}");
+        assert_eq!(balance_view(acme.provider.1.clone()).await, (-5300, 0, 5300), "20.00 − 2.00 more");
+
+        // Withdrawals are refused while the debt lasts, with a clear code.
+        let (status, body) = request(&app, "POST", "/api/v1/marketplace/withdrawals", Some(&acme.provider.1), Some(json!({"amount_cents": 1000, "payout_method": "pix"})), None).await;
+        assert_eq!((status, code(&body)), (409, "balance_in_debt"), "{body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("5300"), "{body}");
+
+        // The next payment (45.00 earned) pays the debt first: it is gone at once, and
+        // what is left of the payment stays pending until its release.
+        let third = paid_appointment(&app, &acme, 4, "evt_paid_3").await;
+        assert_eq!(balance_view(acme.provider.1.clone()).await, (-800, 0, 800));
+        let fourth = paid_appointment(&app, &acme, 5, "evt_paid_4").await;
+        assert_eq!(balance_view(acme.provider.1.clone()).await, (0, 3700, 0));
         let tx = app.t.db.begin().await.unwrap();
-        assert_eq!(LedgerRepo::release_due(&tx, acme.scope, acme.provider.0, Utc::now() + Duration::days(30)).await.unwrap(), 0);
+        assert_eq!(LedgerRepo::release_due(&tx, acme.scope, acme.provider.0, Utc::now() + Duration::days(30)).await.unwrap(), 3700);
         tx.commit().await.unwrap();
-        assert_eq!(balance(&app, &acme).await, (0, 0));
-        assert_eq!(payment_status(&app, &acme, &second).await.0, "paid");
+        assert_eq!(balance(&app, &acme).await, (3700, 0));
+        let (status, body) = request(&app, "POST", "/api/v1/marketplace/withdrawals", Some(&acme.provider.1), Some(json!({"amount_cents": 3700, "payout_method": "pix"})), None).await;
+        assert_eq!(status, 201, "{body}");
+        for id in [&third, &fourth] {
+            assert_eq!(payment_status(&app, &acme, id).await.0, "paid");
+        }
         app.stop().await;
     }
 }

@@ -524,7 +524,9 @@ impl AppointmentRepo {
 
     /// Records that the client paid (`payment_status = paid`), by the provider, an
     /// admin or support. A completed appointment is settled in the ledger at once;
-    /// otherwise when it completes. Idempotent.
+    /// otherwise when it completes. Idempotent. A payment refunded in part or in full
+    /// stays as it is (a replayed or late success must not hide money that went
+    /// back): the row is returned unchanged.
     pub async fn mark_paid(
         tx: &DatabaseTransaction,
         scope: TenantScope,
@@ -539,6 +541,12 @@ impl AppointmentRepo {
                 code: "forbidden_payment",
                 message: format!("a {actor} cannot record a payment"),
             });
+        }
+        if matches!(
+            current.payment_status,
+            PaymentStatus::PartiallyRefunded | PaymentStatus::Refunded
+        ) {
+            return Ok(current);
         }
         if !current.status.is_active() {
             return Err(StorageError::InvalidState {
@@ -607,7 +615,10 @@ impl AppointmentRepo {
         row.end_at = Set(slot.end);
         row.occupied_until = Set(slot.end + Duration::minutes(terms.buffer_after_minutes.into()));
         let updated = row.update(tx).await?;
-        let note = format!("rescheduled from {}", old_start.to_rfc3339());
+        let note = format!(
+            "rescheduled from {}",
+            agenda_entity::edge::instant(&old_start)
+        );
         record(tx, scope, id, Some(status), status, Some(by.id), Some(note)).await?;
         Ok(updated)
     }

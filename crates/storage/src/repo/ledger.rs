@@ -23,8 +23,11 @@
 //! is `BEGIN IMMEDIATE`, which takes the database write lock before the first
 //! statement, so writers are serialised (they queue on the busy timeout). The check
 //! ("is there enough available money?") and the write therefore happen under the
-//! same lock: a balance can never be overdrawn, even by concurrent requests. The
-//! `available_cents >= 0` CHECK constraint is the last line of defence.
+//! same lock: a withdrawal can never overdraw a balance, even concurrently. The one
+//! way `available_cents` goes below zero is a refund larger than the whole balance
+//! (the processor has already returned the money): that is the provider's debt,
+//! withdrawals are refused while it lasts, and later earnings pay it first.
+//! `pending_cents` never goes below zero (a CHECK constraint).
 //!
 //! **Idempotency.** A payment is recorded once per appointment: recording it again
 //! returns the entries already written (`external_ref` = the appointment id, and the
@@ -84,9 +87,18 @@ impl TenantOwned for payment_withdrawal::Entity {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Balance {
     pub provider_id: Uuid,
+    /// Negative while the provider is in debt (see [`Balance::debt_cents`]).
     pub available_cents: i64,
     pub pending_cents: i64,
     pub currency: Option<String>,
+}
+
+impl Balance {
+    /// What the provider owes the platform: a refund took more than the balance held
+    /// (`available_cents` below zero). Later earnings pay it first.
+    pub fn debt_cents(&self) -> i64 {
+        (-self.available_cents).max(0)
+    }
 }
 
 /// The sums of a provider's ledger, per bucket, computed by the database.
@@ -235,7 +247,33 @@ impl LedgerRepo {
         } else {
             None
         };
-        add_to_balance(tx, scope, &balance, 0, net - fee).await?;
+        // Earnings pay a debt first (a refund larger than the balance, see
+        // `record_refund`): as much of this payment as the debt needs moves to
+        // `available` at once. The pending half carries the appointment, so a later
+        // release of this payment moves only what is left of it.
+        let earned = net - fee;
+        let to_debt = (-balance.available_cents).clamp(0, earned);
+        if to_debt > 0 {
+            for (bucket, signed) in [
+                (BalanceBucket::Pending, -to_debt),
+                (BalanceBucket::Available, to_debt),
+            ] {
+                NewEntry {
+                    kind: TransactionKind::Adjustment,
+                    bucket,
+                    amount_cents: signed,
+                    external_ref: format!("debt:{reference}:{bucket}"),
+                    ..new(
+                        TransactionKind::Adjustment,
+                        signed,
+                        "Paid towards the provider's debt",
+                    )
+                }
+                .insert(tx, scope)
+                .await?;
+            }
+        }
+        add_to_balance(tx, scope, &balance, to_debt, earned - to_debt).await?;
         Ok((payment, commission))
     }
 
@@ -349,7 +387,11 @@ impl LedgerRepo {
     ///   payment is released, `available` after); when that bucket cannot cover the
     ///   net debit (amount − x), the rest is moved from the other bucket with a pair
     ///   of `adjustment` entries;
-    /// - when the whole payment has been refunded, `payment_status = refunded`.
+    /// - `pending` never goes below zero: when the provider's whole balance cannot
+    ///   cover the debit, the rest is a debt, a negative `available` balance
+    ///   ([`Balance::debt_cents`]), since the money has already gone back;
+    /// - `payment_status` becomes `partially_refunded`, or `refunded` once the whole
+    ///   payment has gone back.
     ///
     /// Idempotent: a refund id already in the ledger returns what it wrote
     /// (`replayed = true`) and writes nothing, under the balance lock (the unique
@@ -359,9 +401,8 @@ impl LedgerRepo {
     /// Refused, with nothing written: a non-positive amount or an empty refund id
     /// (`Validation`); an appointment whose payment is not in the ledger yet
     /// (`InvalidState` `payment_not_settled`); more than is left to refund
-    /// (`refund_exceeds_payment`); a net debit larger than the provider's whole
-    /// balance (`refund_exceeds_balance`: balances never go negative, see
-    /// `docs/ledger.md`).
+    /// (`refund_exceeds_payment`). A debit larger than the balance is recorded, see
+    /// above and `docs/ledger.md`.
     pub async fn record_refund(
         tx: &DatabaseTransaction,
         scope: TenantScope,
@@ -422,11 +463,7 @@ impl LedgerRepo {
                 commission_reversed_cents: commission_reversed,
                 paid_cents: paid,
                 refunded_cents: refunded_total,
-                payment_status: if refunded_total >= paid {
-                    PaymentStatus::Refunded
-                } else {
-                    current.payment_status
-                },
+                payment_status: refund_status(refunded_total, paid, current.payment_status),
                 replayed,
                 entries,
             }
@@ -455,7 +492,10 @@ impl LedgerRepo {
             }
             return Ok(replay);
         }
-        if !matches!(current.payment_status, PaymentStatus::Paid) {
+        if !matches!(
+            current.payment_status,
+            PaymentStatus::Paid | PaymentStatus::PartiallyRefunded
+        ) {
             return Err(StorageError::InvalidState {
                 code: "refund_exceeds_payment",
                 message: format!(
@@ -489,19 +529,17 @@ impl LedgerRepo {
             BalanceBucket::Available => balance.available_cents,
             BalanceBucket::Pending => balance.pending_cents,
         };
-        let cover = (debit - in_bucket(primary)).max(0);
-        if cover > in_bucket(secondary) {
-            return Err(StorageError::InvalidState {
-                code: "refund_exceeds_balance",
-                message: format!(
-                    "the refund takes {debit} from the provider, whose balance is {} \
-                     ({} available, {} pending); nothing was recorded",
-                    balance.available_cents + balance.pending_cents,
-                    balance.available_cents,
-                    balance.pending_cents
-                ),
-            });
-        }
+        // What the appointment's bucket lacks is moved from the other one. `pending`
+        // never goes below zero, so a pending shortfall is taken from `available` even
+        // past zero: a negative `available` is the provider's debt (the processor has
+        // already given the money back, so the refund is recorded, never refused).
+        // `pending` covers an `available` shortfall only as far as it holds, and never
+        // makes money withdrawable early (available ends at most at zero).
+        let shortfall = (debit - in_bucket(primary)).max(0);
+        let cover = match secondary {
+            BalanceBucket::Available => shortfall,
+            BalanceBucket::Pending => shortfall.min(in_bucket(secondary).max(0)),
+        };
         let new = |kind, bucket, amount, external_ref: String, description: &str| NewEntry {
             provider_id,
             kind,
@@ -557,9 +595,13 @@ impl LedgerRepo {
             }
         }
         add_to_balance(tx, scope, &balance, available_delta, pending_delta).await?;
-        if refunded_after == paid {
-            mark_refunded(tx, scope, appointment_id).await?;
-        }
+        set_payment_status(
+            tx,
+            scope,
+            appointment_id,
+            refund_status(refunded_after, paid, current.payment_status),
+        )
+        .await?;
         Ok(outcome(entries, false, refunded_after))
     }
 
@@ -569,7 +611,8 @@ impl LedgerRepo {
     ///
     /// Refused with `StorageError::Validation { field: "amount_cents", .. }` when the
     /// amount is not positive, is below the organization's
-    /// `minimum_withdrawal_cents`, or exceeds the available balance; nothing is
+    /// `minimum_withdrawal_cents`, or exceeds the available balance, and with
+    /// `InvalidState` `balance_in_debt` while the provider is in debt; nothing is
     /// written then. Can never overdraw, even concurrently (see the module docs).
     pub async fn request_withdrawal(
         tx: &DatabaseTransaction,
@@ -592,6 +635,16 @@ impl LedgerRepo {
                 "{amount_cents} exceeds the available balance (0)"
             )));
         };
+        if balance.available_cents < 0 {
+            return Err(StorageError::InvalidState {
+                code: "balance_in_debt",
+                message: format!(
+                    "the provider owes {} cents (a refund exceeded the balance); \
+                     withdrawals resume once earnings have paid it",
+                    -balance.available_cents
+                ),
+            });
+        }
         let rules = payout_rules(tx, scope).await?;
         if amount_cents < rules.minimum_withdrawal_cents {
             return Err(refuse(format!(
@@ -1091,14 +1144,28 @@ async fn is_released(
         .is_some())
 }
 
-/// `payment_status = refunded` (the appointments repository owns the rest of the row).
-async fn mark_refunded(
+/// The payment status after `refunded` of `paid` went back: `refunded` when all of
+/// it did, `partially_refunded` when part of it did, else unchanged.
+fn refund_status(refunded: i64, paid: i64, before: PaymentStatus) -> PaymentStatus {
+    if refunded >= paid {
+        PaymentStatus::Refunded
+    } else if refunded > 0 {
+        PaymentStatus::PartiallyRefunded
+    } else {
+        before
+    }
+}
+
+/// Sets the appointment's `payment_status` after a refund (the appointments
+/// repository owns the rest of the row).
+async fn set_payment_status(
     tx: &DatabaseTransaction,
     scope: TenantScope,
     id: Uuid,
+    status: PaymentStatus,
 ) -> Result<(), StorageError> {
     let changes = appointment::ActiveModel {
-        payment_status: Set(PaymentStatus::Refunded),
+        payment_status: Set(status),
         updated_at: Set(agenda_entity::now()),
         ..Default::default()
     };

@@ -222,10 +222,11 @@ impl Market {
     }
 
     /// The balance row equals the ledger sums (computed here with plain SQL, and by
-    /// `verify_balance`), and neither bucket is negative.
+    /// `verify_balance`), and `pending` is not negative (`available` is while the
+    /// provider is in debt).
     async fn assert_consistent(&self, db: &Db, provider: Uuid) {
         let (available, pending) = self.balance(db, provider).await;
-        assert!(available >= 0 && pending >= 0, "{available} / {pending}");
+        assert!(pending >= 0, "{available} / {pending}");
         assert_eq!(
             (available, pending),
             sql_sums(db.conn(), provider).await,
@@ -701,7 +702,9 @@ both_engines! {
         let mut open: Vec<Uuid> = Vec::new();
         // What the provider is owed in total (both buckets), kept independently.
         let mut owed = 0i64;
-        let mut tally = [0usize; 6];
+        // payments, releases, withdrawal requests, failures, completions, refunds,
+        // refunds larger than the whole balance (debts).
+        let mut tally = [0usize; 7];
         // Each settled payment: (appointment, paid, fee, refunded so far).
         let mut payments: Vec<(Uuid, i64, i64, i64)> = Vec::new();
         for step in 0..80 {
@@ -709,10 +712,14 @@ both_engines! {
                 0..=2 => {
                     let price = rng.i64(100..20_000);
                     let discount = if rng.bool() { rng.i64(0..price) } else { 0 };
+                    let (available, pending) = m.balance(&t.db, m.provider).await;
                     let (payment, commission) = m.pay(&t.db, m.provider, price, discount).await;
                     let fee = platform_fee(price - discount, &rules);
                     assert_eq!(commission.map_or(0, |c| -c.amount_cents), fee);
                     owed += price - discount - fee;
+                    // Earnings pay a debt first.
+                    let to_debt = (-available).clamp(0, price - discount - fee);
+                    assert_eq!(m.balance(&t.db, m.provider).await, (available + to_debt, pending + price - discount - fee - to_debt));
                     payments.push((payment.appointment_id.unwrap(), price - discount, fee, 0));
                     tally[0] += 1;
                 }
@@ -735,8 +742,14 @@ both_engines! {
                             assert_eq!(outcome.commission_reversed_cents, reversal);
                             owed -= amount - reversal;
                             payments[i].3 += amount;
-                            let expected = if payments[i].3 == paid { PaymentStatus::Refunded } else { PaymentStatus::Paid };
+                            let expected = if payments[i].3 == paid { PaymentStatus::Refunded } else { PaymentStatus::PartiallyRefunded };
                             assert_eq!(outcome.payment_status, expected);
+                            let after = m.balance(&t.db, m.provider).await;
+                            if amount - reversal > available.max(0) + pending {
+                                // More than the whole balance: recorded, the rest is a debt.
+                                assert_eq!(after, (available + pending - (amount - reversal), 0), "before: {available} + {pending}");
+                                tally[6] += 1;
+                            }
                             // The same refund id again writes nothing.
                             let tx = t.begin().await.unwrap();
                             let again = LedgerRepo::record_refund(&tx, m.scope, appointment, amount, &format!("re_{step}")).await.unwrap();
@@ -746,10 +759,6 @@ both_engines! {
                         }
                         Err(StorageError::InvalidState { code: "refund_exceeds_payment", .. }) => {
                             assert!(amount > left, "{amount} <= {left}");
-                        }
-                        Err(StorageError::InvalidState { code: "refund_exceeds_balance", .. }) => {
-                            assert!(amount <= left);
-                            assert!(amount - reversal > available + pending, "{amount} - {reversal} vs {available} + {pending}");
                         }
                         Err(e) => panic!("{e:?}"),
                     }
@@ -768,9 +777,10 @@ both_engines! {
                             owed -= amount;
                             open.push(w.id);
                         }
+                        Err(StorageError::InvalidState { code: "balance_in_debt", .. }) => assert!(available < 0),
                         Err(e) => {
                             assert!(is_amount_refusal(&e), "{e:?}");
-                            assert!(amount > available || amount < 1_000);
+                            assert!(available >= 0 && (amount > available || amount < 1_000));
                         }
                     }
                     tally[2] += 1;
@@ -795,14 +805,49 @@ both_engines! {
             m.assert_consistent(&t.db, m.provider).await;
             let (available, pending) = m.balance(&t.db, m.provider).await;
             assert_eq!(available + pending, owed);
+            assert!(pending >= 0, "pending never goes below zero");
         }
+        // Every sequence ends with a debt: all money withdrawn, then a payment refunded
+        // in full is more than the (empty) balance; the next payment pays it first.
+        m.release(&t.db, m.provider, far_future()).await;
+        let (available, _) = m.balance(&t.db, m.provider).await;
+        if available >= 1_000 {
+            m.withdraw(&t.db, m.provider, available).await.unwrap();
+            owed -= available;
+        }
+        let (payment, commission) = m.pay(&t.db, m.provider, 10_000, 0).await;
+        let fee = commission.map_or(0, |c| -c.amount_cents);
+        m.release(&t.db, m.provider, far_future()).await;
+        let (available, _) = m.balance(&t.db, m.provider).await;
+        if available >= 1_000 {
+            m.withdraw(&t.db, m.provider, available).await.unwrap();
+            owed += 10_000 - fee - available;
+        } else {
+            owed += 10_000 - fee;
+        }
+        let tx = t.begin().await.unwrap();
+        let outcome = LedgerRepo::record_refund(&tx, m.scope, payment.appointment_id.unwrap(), 10_000, "re_last").await.unwrap();
+        tx.commit().await.unwrap();
+        owed -= 10_000 - outcome.commission_reversed_cents;
+        assert_eq!(outcome.payment_status, PaymentStatus::Refunded);
+        let (available, pending) = m.balance(&t.db, m.provider).await;
+        assert!(available < 0, "in debt: {available}");
+        assert_eq!((available + pending, pending), (owed, 0));
+        m.assert_consistent(&t.db, m.provider).await;
+        tally[6] += 1;
+        let err = m.withdraw(&t.db, m.provider, 1_000).await.unwrap_err();
+        assert!(matches!(err, StorageError::InvalidState { code: "balance_in_debt", .. }), "{err:?}");
+        let (_, commission) = m.pay(&t.db, m.provider, 20_000, 0).await;
+        owed += 20_000 - commission.map_or(0, |c| -c.amount_cents);
+        assert_eq!(m.balance(&t.db, m.provider).await, (0, owed), "the payment paid the debt first");
+        m.assert_consistent(&t.db, m.provider).await;
         // Finally everything is released, and only available money remains.
         m.release(&t.db, m.provider, far_future()).await;
         m.assert_consistent(&t.db, m.provider).await;
         assert_eq!(m.balance(&t.db, m.provider).await, (owed, 0));
         eprintln!(
-            "{:?}: {} payments, {} releases, {} withdrawal requests, {} failures, {} completions, {} refunds; owed {owed}",
-            t.engine(), tally[0], tally[1], tally[2], tally[3], tally[4], tally[5]
+            "{:?}: {} payments, {} releases, {} withdrawal requests, {} failures, {} completions, {} refunds ({} larger than the balance); owed {owed}",
+            t.engine(), tally[0], tally[1], tally[2], tally[3], tally[4], tally[5], tally[6]
         );
     }
 

@@ -71,7 +71,7 @@ both_engines! {
     async fn migrations_go_down_to_zero_and_up_again(t: TestDb) {
         let conn = t.conn();
         let expected: Vec<String> = Migrator::migrations().iter().map(|m| m.name().to_owned()).collect();
-        assert_eq!(expected.len(), 15, "a sensible sequence, not one giant file");
+        assert_eq!(expected.len(), 16, "a sensible sequence, not one giant file");
 
         let status = Migrator::get_migration_with_status(conn).await.unwrap();
         let listed: Vec<String> = status.iter().map(|m| m.name().to_owned()).collect();
@@ -91,6 +91,88 @@ both_engines! {
         assert_eq!(columns(conn).await.unwrap(), before, "up again builds the same tables");
         assert_eq!(schema_objects(conn).await, objects_before, "and the same indexes and triggers");
         assert!(Migrator::get_pending_migrations(conn).await.unwrap().is_empty());
+    }
+
+    /// Migration 17 rebuilds `appointments` and `provider_balances` on SQLite: every
+    /// row (of those tables and of their children, which a careless rebuild deletes
+    /// by cascade), index and trigger survives going down and up, foreign keys stay
+    /// enforced, and `down` refuses while a provider is in debt.
+    async fn the_refund_status_migration_keeps_rows_indexes_and_foreign_keys(t: TestDb) {
+        agenda_storage::seed::demo_on(&t.db, "$argon2id$test", chrono::NaiveDate::from_ymd_opt(2026, 3, 8).unwrap()).await.unwrap();
+        let conn = t.conn();
+        let last = Migrator::migrations().last().unwrap().name().to_owned();
+        assert_eq!(last, "m20261201_000017_refund_status");
+        let tables = ["appointments", "appointment_status_history", "reviews", "provider_transactions", "provider_balances", "notifications"];
+        async fn counts(conn: &impl ConnectionTrait, tables: &[&str]) -> Vec<i64> {
+            let mut out = Vec::new();
+            for table in tables {
+                let rows = query(conn, &format!("SELECT COUNT(*) AS n FROM {table}")).await;
+                out.push(rows[0].try_get::<i64>("", "n").unwrap());
+            }
+            out
+        }
+        let before = counts(conn, &tables).await;
+        assert!(before[..4].iter().all(|n| *n > 0), "the seed fills the tables: {before:?}");
+        let objects = schema_objects(conn).await;
+        let paid: Uuid = appointment::Entity::find()
+            .filter(appointment::Column::PaymentStatus.eq(PaymentStatus::Paid))
+            .one(conn).await.unwrap().expect("a paid appointment").id;
+        async fn set_status(conn: &impl ConnectionTrait, id: Uuid, status: PaymentStatus) -> Result<(), sea_orm::DbErr> {
+            appointment::Entity::update_many()
+                .col_expr(appointment::Column::PaymentStatus, sea_orm::sea_query::Expr::value(status.as_str()))
+                .filter(appointment::Column::Id.eq(id))
+                .exec(conn).await.map(|r| assert_eq!(r.rows_affected, 1))
+        }
+        async fn add_available(conn: &impl ConnectionTrait, provider: Uuid, delta: i64) -> Result<(), sea_orm::DbErr> {
+            use agenda_entity::provider_balance::{Column as B, Entity};
+            Entity::update_many()
+                .col_expr(B::AvailableCents, sea_orm::sea_query::ExprTrait::add(sea_orm::sea_query::Expr::col(B::AvailableCents), delta))
+                .filter(B::ProviderId.eq(provider))
+                .exec(conn).await.map(|r| assert_eq!(r.rows_affected, 1))
+        }
+        set_status(conn, paid, PaymentStatus::PartiallyRefunded).await.unwrap();
+        let balance = agenda_entity::provider_balance::Entity::find().one(conn).await.unwrap().expect("a seeded balance");
+        let (debtor, owed) = (balance.provider_id, balance.available_cents + 1);
+        add_available(conn, debtor, -owed).await.unwrap();
+
+        // In debt: down refuses and changes nothing.
+        let err = Migrator::down(conn, Some(1)).await.unwrap_err().to_string();
+        assert!(err.contains("in debt"), "{err}");
+        assert_eq!(Migrator::get_pending_migrations(conn).await.unwrap().len(), 0);
+        assert_eq!(counts(conn, &tables).await, before);
+        add_available(conn, debtor, owed).await.unwrap();
+
+        Migrator::down(conn, Some(1)).await.unwrap();
+        assert_eq!(counts(conn, &tables).await, before, "no row lost going down");
+        assert_eq!(schema_objects(conn).await, objects, "the same tables, indexes and triggers");
+        let status = appointment::Entity::find_by_id(paid).one(conn).await.unwrap().unwrap().payment_status;
+        assert_eq!(status, PaymentStatus::Paid, "partially_refunded is paid before migration 17");
+        let refused = set_status(conn, paid, PaymentStatus::PartiallyRefunded).await.unwrap_err().to_string();
+        assert!(refused.contains("ck_appointments_payment_status"), "{refused}");
+        let refused = add_available(conn, debtor, -owed).await.unwrap_err().to_string();
+        assert!(refused.contains("ck_provider_balances_available_non_negative"), "{refused}");
+
+        Migrator::up(conn, None).await.unwrap();
+        assert_eq!(counts(conn, &tables).await, before, "no row lost going up");
+        assert_eq!(schema_objects(conn).await, objects);
+        assert_eq!(drift(&catalog::tables(), &columns(conn).await.unwrap(), t.engine()), Vec::<String>::new());
+        set_status(conn, paid, PaymentStatus::PartiallyRefunded).await.unwrap();
+        add_available(conn, debtor, -owed).await.unwrap();
+        add_available(conn, debtor, owed).await.unwrap();
+        // Foreign keys are still enforced on every pooled connection, and on the table
+        // that was rebuilt: an appointment of a missing organization is refused.
+        for _ in 0..4 {
+            if t.engine() == Engine::Sqlite {
+                let on = query(conn, "PRAGMA foreign_keys").await[0].try_get_by_index::<i64>(0).unwrap();
+                assert_eq!(on, 1);
+            }
+        }
+        let orphan = appointment::Entity::update_many()
+            .col_expr(appointment::Column::OrganizationId, sea_orm::sea_query::Expr::value(Uuid::nil()))
+            .filter(appointment::Column::Id.eq(paid))
+            .exec(conn)
+            .await;
+        assert!(orphan.is_err(), "the rebuilt table keeps its foreign keys");
     }
 
     async fn migrations_step_down_and_up_one_at_a_time(t: TestDb) {
@@ -1067,10 +1149,6 @@ mod checks {
             ],
         ),
         case("ck_reviews_rating_range", &[("rating", "0")]),
-        case(
-            "ck_provider_balances_available_non_negative",
-            &[("available_cents", "-1")],
-        ),
         case(
             "ck_provider_balances_pending_non_negative",
             &[("pending_cents", "-1")],
