@@ -27,8 +27,10 @@ mod m20261201_000012_email_outbox;
 mod m20261201_000014_integration_secrets;
 mod m20261201_000015_marketplace;
 mod m20261201_000017_refund_status;
+mod m20261201_000018_operators;
 
 pub use m20261201_000012_email_outbox::OUTBOX_FUNCTIONS;
+pub use m20261201_000018_operators::OPERATOR_COUNTER_COLUMNS;
 
 /// Every table with an `organization_id` column (all but `organizations`): each has
 /// row-level security on PostgreSQL. A schema test checks the list against the live
@@ -61,6 +63,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000014_integration_secrets::Migration),
             Box::new(m20261201_000015_marketplace::Migration),
             Box::new(m20261201_000017_refund_status::Migration),
+            Box::new(m20261201_000018_operators::Migration),
         ]
     }
 

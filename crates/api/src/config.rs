@@ -66,6 +66,17 @@ pub struct Settings {
     /// `SECRETS_KEY`, `SECRETS_PREVIOUS_KEYS`: the keys integration secrets are
     /// sealed with at rest (none: secrets can only be referenced).
     pub secrets: Arc<SecretKeys>,
+    /// `BACKUP_DIR`: where `agenda backup` and the operator console write, list and
+    /// download backups (default `./backups`).
+    pub backup_dir: std::path::PathBuf,
+    /// `MIGRATION_DATABASE_URL`, when set: the schema owner, whom the operator
+    /// console connects as (briefly) to back up every organization.
+    pub owner_db: Option<DbSettings>,
+}
+
+/// `BACKUP_DIR`, else `./backups`.
+pub fn backup_dir(env: &Env) -> std::path::PathBuf {
+    std::path::PathBuf::from(env.string("BACKUP_DIR", "./backups"))
 }
 
 /// The bound on password hashing (see [`crate::password::PasswordHashing`]).
@@ -151,6 +162,11 @@ impl Settings {
             mail: agenda_mail::MailSettings::from_env(env)?,
             passwords: PasswordSettings::from_env(env)?,
             secrets: Arc::new(SecretKeys::from_env(env)?),
+            backup_dir: backup_dir(env),
+            owner_db: match env.get("MIGRATION_DATABASE_URL") {
+                Some(_) => Some(DbSettings::migrator_from_env(env)?),
+                None => None,
+            },
             cache: CacheConfig {
                 ttl: env.duration("CACHE_TTL", CacheConfig::default().ttl)?,
                 max_entries: env.parsed(

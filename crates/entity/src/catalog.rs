@@ -80,6 +80,24 @@ pub fn tables() -> Vec<TableInfo> {
     ]
 }
 
+/// The platform tables outside every organization's data: the operator console's
+/// credentials and sessions. They have no `organization_id` and no row-level
+/// security, and backups, restores, row counts and the organization view of the
+/// console leave them out; the schema checks compare them like any other table.
+pub fn platform_tables() -> Vec<TableInfo> {
+    vec![
+        info::<crate::operator::Entity>(),
+        info::<crate::operator_session::Entity>(),
+    ]
+}
+
+/// [`tables`] and [`platform_tables`]: every table the migrations create.
+pub fn all_tables() -> Vec<TableInfo> {
+    let mut all = tables();
+    all.extend(platform_tables());
+    all
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -92,5 +110,9 @@ mod tests {
         for table in &tables {
             assert_eq!(table.columns[0].name, "id", "{}", table.name);
         }
+        let platform: Vec<_> = super::platform_tables().iter().map(|t| t.name).collect();
+        assert_eq!(platform, ["operators", "operator_sessions"]);
+        assert!(platform.iter().all(|p| !names.contains(p)));
+        assert_eq!(super::all_tables().len(), 39);
     }
 }

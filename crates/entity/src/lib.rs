@@ -23,7 +23,8 @@ pub mod patch;
 pub mod rules;
 pub mod validate;
 
-// One module per table (37), in the order of docs/schema.md.
+// One module per table (37), in the order of docs/schema.md, and the two platform
+// tables of the operator console (`operator`, `operator_session`).
 pub mod appointment;
 pub mod appointment_status_history;
 pub mod audit_log;
@@ -36,6 +37,8 @@ pub mod integration_setting;
 pub mod niche;
 pub mod notification;
 pub mod onboarding_step;
+pub mod operator;
+pub mod operator_session;
 pub mod organization;
 pub mod outbox_message;
 pub mod password_reset_token;

@@ -287,7 +287,10 @@ pub async fn connections(db: &Db) -> Result<Vec<ConnectionInfo>, StorageError> {
 /// `DB_APPLICATION_NAME`) that have been `idle` or `idle in transaction` (including
 /// aborted) for longer than `older_than`, and returns them. The calling session is
 /// never among them, nor are other applications' sessions. With `dry_run` nothing is
-/// terminated: the list says what would be. PostgreSQL only.
+/// terminated: the list says what would be. Only sessions the caller may end are
+/// considered — of roles it is a member of, or any non-superuser's with
+/// `pg_signal_backend` — since PostgreSQL refuses the others and one refusal would
+/// fail the whole statement. PostgreSQL only.
 ///
 /// An idle pooled connection that is terminated is replaced by the pool (pre-ping
 /// discards it); an idle transaction that is terminated is rolled back.
@@ -308,6 +311,10 @@ pub async fn kill_idle(
            AND a.state IN ('idle', 'idle in transaction', 'idle in transaction (aborted)') \
            AND a.state_change < clock_timestamp() - make_interval(secs => $2) \
            AND a.pid <> pg_backend_pid() \
+           AND (pg_has_role(a.usesysid, 'MEMBER') \
+                OR (pg_has_role('pg_signal_backend', 'MEMBER') \
+                    AND NOT EXISTS (SELECT 1 FROM pg_roles r \
+                                    WHERE r.oid = a.usesysid AND r.rolsuper))) \
          ORDER BY a.state_change, a.pid"
     );
     let application_name = db
@@ -333,6 +340,91 @@ pub async fn kill_idle(
         );
     }
     Ok(killed)
+}
+
+// ---------------------------------------------------------------------------------
+// pg_stat_statements
+
+/// One statement of `pg_stat_statements`, as the operator console lists them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StatementStats {
+    pub calls: i64,
+    pub total_ms: f64,
+    pub mean_ms: f64,
+    pub rows: i64,
+    /// The normalised statement text (`$1` for constants), cut to
+    /// [`QUERY_TEXT_LIMIT`] characters.
+    pub query: String,
+}
+
+/// What [`slowest_statements`] found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", content = "statements", rename_all = "snake_case")]
+pub enum SlowestStatements {
+    /// `CREATE EXTENSION pg_stat_statements` was never run in this database.
+    NotInstalled,
+    /// The extension exists but the server was started without it in
+    /// `shared_preload_libraries`, so it records nothing.
+    NotLoaded,
+    /// The statements of this database with the most execution time, slowest first.
+    Statements(Vec<StatementStats>),
+}
+
+/// The `limit` statements of this database with the most total execution time, from
+/// `pg_stat_statements` when it is installed and loaded: the calling role's own, or
+/// every role's when it has `pg_read_all_stats` (PostgreSQL hides the text of other
+/// roles' statements otherwise). PostgreSQL only.
+pub async fn slowest_statements(db: &Db, limit: u32) -> Result<SlowestStatements, StorageError> {
+    require_postgres(db, "pg_stat_statements")?;
+    let installed: bool = one(
+        db.conn(),
+        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements')",
+        [],
+    )
+    .await?
+    .try_get_by_index(0)?;
+    if !installed {
+        return Ok(SlowestStatements::NotInstalled);
+    }
+    let sql = format!(
+        "SELECT s.calls, s.total_exec_time, s.mean_exec_time, s.rows, \
+                coalesce(left(s.query, {QUERY_TEXT_LIMIT}), '') \
+         FROM pg_stat_statements s \
+         WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+           AND (s.userid = (SELECT oid FROM pg_roles WHERE rolname = current_user) \
+                OR pg_has_role('pg_read_all_stats', 'MEMBER')) \
+         ORDER BY s.total_exec_time DESC LIMIT $1"
+    );
+    // Whether the library is preloaded is a superuser-only setting, so the
+    // application role learns it from the one error PostgreSQL gives without it.
+    let backend = db.conn().get_database_backend();
+    let rows = match db
+        .conn()
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            &sql,
+            [Value::from(i64::from(limit))],
+        ))
+        .await
+    {
+        Ok(rows) => rows,
+        Err(e) if e.to_string().contains("shared_preload_libraries") => {
+            return Ok(SlowestStatements::NotLoaded);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    rows.iter()
+        .map(|row| {
+            Ok(StatementStats {
+                calls: row.try_get_by_index(0)?,
+                total_ms: row.try_get_by_index(1)?,
+                mean_ms: row.try_get_by_index(2)?,
+                rows: row.try_get_by_index(3)?,
+                query: row.try_get_by_index(4)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StorageError>>()
+        .map(SlowestStatements::Statements)
 }
 
 fn connection_info(row: &QueryResult) -> Result<ConnectionInfo, StorageError> {
@@ -741,6 +833,30 @@ pub async fn create_app_role(
         ),
     ] {
         run(&mut tx, step, sql).await?;
+    }
+    // Operator credentials (migration 18): the role reads them and updates only the
+    // sign-in counters; `agenda operator create|revoke` run as the owner.
+    let operators = format!("{schema_ident}.{}", ident("operators"));
+    let has_operators: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(&operators)
+        .fetch_one(&mut *tx)
+        .await?;
+    if has_operators {
+        for (step, sql) in [
+            (
+                "make operator credentials read-only",
+                format!("REVOKE INSERT, UPDATE, DELETE ON TABLE {operators} FROM {role}"),
+            ),
+            (
+                "let sign-in update the operators' counters",
+                format!(
+                    "GRANT UPDATE ({}) ON TABLE {operators} TO {role}",
+                    agenda_entity::operator::COUNTER_COLUMNS
+                ),
+            ),
+        ] {
+            run(&mut tx, step, sql).await?;
+        }
     }
     // Row-level security's cross-tenant functions (migrations 11 and 12): EXECUTE is
     // revoked from PUBLIC, so only roles granted here may call them.

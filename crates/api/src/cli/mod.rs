@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 use migration::{Migrator, MigratorTrait};
 
 mod mail;
+mod operator;
 mod org;
 
 use crate::app::Application;
@@ -65,6 +66,13 @@ pub enum Command {
     Org {
         #[command(subcommand)]
         action: org::OrgAction,
+    },
+    /// The console's platform operators: create (prints a generated password once),
+    /// list, revoke (uses MIGRATION_DATABASE_URL when set, else DATABASE_URL; see
+    /// docs/console.md).
+    Operator {
+        #[command(subcommand)]
+        action: operator::OperatorAction,
     },
     /// The e-mail outbox: list messages, print one, queue a dead one again (uses
     /// MIGRATION_DATABASE_URL when set, else DATABASE_URL; see docs/email.md).
@@ -271,6 +279,7 @@ fn run_command(
         Command::Backup { action } => runtime.block_on(backup_command(env, action)),
         Command::Mail { action } => runtime.block_on(mail::run(env, action)),
         Command::Org { action } => runtime.block_on(org::run(env, action)),
+        Command::Operator { action } => runtime.block_on(operator::run(env, action)),
         Command::Restore { path, yes, json } => {
             runtime.block_on(restore_command(env, path, yes, json))
         }
@@ -451,10 +460,7 @@ async fn print_status(
     Ok(())
 }
 
-/// Where backups go by default: `BACKUP_DIR`, else `./backups`.
-fn backup_dir(env: &Env) -> std::path::PathBuf {
-    std::path::PathBuf::from(env.string("BACKUP_DIR", "./backups"))
-}
+use crate::config::backup_dir;
 
 /// `agenda backup create|list|verify`. Only `create` opens the database.
 async fn backup_command(env: &Env, action: BackupAction) -> Result<(), Failure> {

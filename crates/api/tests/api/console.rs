@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::support::{PASSWORD, TestApp, api, bookable_provider, member, organization};
 
 /// A browser without a cookie jar or redirects: the test reads both itself.
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -21,7 +21,7 @@ fn browser() -> reqwest::Client {
 }
 
 /// The `name=value` of the `Set-Cookie` header setting `name`, and the whole header.
-fn set_cookie(response: &reqwest::Response, name: &str) -> Option<(String, String)> {
+pub(crate) fn set_cookie(response: &reqwest::Response, name: &str) -> Option<(String, String)> {
     response
         .headers()
         .get_all(reqwest::header::SET_COOKIE)
@@ -32,7 +32,7 @@ fn set_cookie(response: &reqwest::Response, name: &str) -> Option<(String, Strin
 }
 
 /// The value of the hidden form field `name` in `html`.
-fn hidden(html: &str, name: &str) -> String {
+pub(crate) fn hidden(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html
         .find(&marker)
@@ -42,7 +42,7 @@ fn hidden(html: &str, name: &str) -> String {
 }
 
 /// Signs in to the console; the status and the session cookie (`name=value`).
-async fn console_sign_in(
+pub(crate) async fn console_sign_in(
     app: &TestApp,
     org: &str,
     email: &str,
@@ -73,7 +73,7 @@ async fn console_sign_in(
     )
 }
 
-async fn get_page(app: &TestApp, path: &str, cookie: &str) -> (u16, String) {
+pub(crate) async fn get_page(app: &TestApp, path: &str, cookie: &str) -> (u16, String) {
     let answer = browser()
         .get(app.url(path))
         .header("cookie", cookie)

@@ -31,6 +31,7 @@ mod mail;
 mod marketplace;
 mod metrics;
 mod openapi;
+mod operator_console;
 mod operators;
 mod organizations;
 mod promotions;

@@ -354,7 +354,7 @@ fn on_port(url: &str, port: u16) -> String {
 /// the server on the primary with the standby as `DATABASE_READ_URL` (skipped beyond
 /// `max_lag`), and the booking set-up. `None` (after a loud message) when PostgreSQL
 /// is missing outside CI.
-async fn with_standby(
+pub(crate) async fn with_standby(
     max_lag: Duration,
 ) -> Option<(
     LocalCluster,

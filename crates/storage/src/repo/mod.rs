@@ -9,6 +9,7 @@ pub mod idempotency;
 pub mod integrations;
 pub mod ledger;
 pub mod notifications;
+pub mod operators;
 pub mod organizations;
 pub mod outbox;
 pub mod payment_methods;

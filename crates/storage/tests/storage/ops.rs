@@ -407,7 +407,10 @@ async fn the_app_role_can_use_rows_and_cannot_change_the_schema() {
     let report = ops::create_app_role(&t, &spec).await.unwrap();
     assert!(report.created);
     assert_eq!(report.role, role);
-    assert_eq!(report.tables, 38, "37 tables and the migration ledger");
+    assert_eq!(
+        report.tables, 40,
+        "37 tables, the 2 operator tables and the migration ledger"
+    );
     assert_eq!(report.idle_in_transaction_timeout_ms, 300_000);
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
     let shown = serde_json::to_string(&report).unwrap();
@@ -489,6 +492,28 @@ async fn the_app_role_can_use_rows_and_cannot_change_the_schema() {
     )
     .await;
 
+    // Operator credentials: read, and only the sign-in counters written; sessions:
+    // yes (`agenda operator create|revoke` run as the owner).
+    assert_eq!(
+        scalar_text(&mut app, "SELECT count(*)::text FROM operators").await,
+        "0"
+    );
+    denied(
+        &mut app,
+        "INSERT INTO operators (id, name, password_hash, read_only, failed_sign_ins) \
+         VALUES ('0190a000-0000-7000-8000-000000000002', 'mallory', 'x', false, 0)",
+    )
+    .await;
+    denied(&mut app, "UPDATE operators SET password_hash = 'x'").await;
+    denied(&mut app, "UPDATE operators SET read_only = false").await;
+    denied(&mut app, "DELETE FROM operators").await;
+    allowed(
+        &mut app,
+        "UPDATE operators SET failed_sign_ins = 0, locked_until = NULL, last_signed_in_at = NULL, updated_at = now()",
+    )
+    .await;
+    allowed(&mut app, "DELETE FROM operator_sessions").await;
+
     // The schema, roles and databases: no.
     denied(&mut app, "DROP TABLE organizations").await;
     denied(
@@ -529,6 +554,14 @@ async fn the_app_role_can_use_rows_and_cannot_change_the_schema() {
         .await
         .unwrap();
     allowed(&mut app, "SELECT 1").await;
+    // An upgrade: the operator tables created after the role (default privileges
+    // grant everything) are restricted by their migration all the same.
+    Migrator::down(t.conn(), Some(1)).await.unwrap();
+    Migrator::up(t.conn(), None).await.unwrap();
+    denied(&mut app, "UPDATE operators SET password_hash = 'x'").await;
+    denied(&mut app, "DELETE FROM operators").await;
+    allowed(&mut app, "UPDATE operators SET failed_sign_ins = 0").await;
+    allowed(&mut app, "DELETE FROM operator_sessions").await;
     app.close().await.unwrap();
 
     // The schema owner itself is refused as the application role.

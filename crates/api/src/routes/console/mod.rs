@@ -1,5 +1,6 @@
 //! The web console at `/console`: server-rendered HTML pages for an organization's
-//! admins (docs/console.md).
+//! admins, and the platform operator's view under `/console/operator`
+//! ([`operator`]; docs/console.md).
 //!
 //! The pages are rendered with `minijinja` from templates compiled into the binary,
 //! with one stylesheet also compiled in: the console works with no internet and
@@ -26,6 +27,7 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::uow::UnitOfWork;
 
+mod operator;
 mod session;
 mod week;
 
@@ -38,6 +40,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/console/tables/{table}", get(table))
         .route("/console/week", get(week::week))
         .route("/console/console.css", get(stylesheet))
+        .merge(operator::router())
 }
 
 /// The templates, parsed once. Names ending in `.html` are HTML-escaped.
@@ -51,6 +54,30 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("table.html", include_str!("templates/table.html")),
         ("week.html", include_str!("templates/week.html")),
         ("error.html", include_str!("templates/error.html")),
+        (
+            "operator_login.html",
+            include_str!("templates/operator_login.html"),
+        ),
+        (
+            "operator_home.html",
+            include_str!("templates/operator_home.html"),
+        ),
+        (
+            "operator_sessions.html",
+            include_str!("templates/operator_sessions.html"),
+        ),
+        (
+            "operator_end_idle.html",
+            include_str!("templates/operator_end_idle.html"),
+        ),
+        (
+            "operator_backups.html",
+            include_str!("templates/operator_backups.html"),
+        ),
+        (
+            "operator_statements.html",
+            include_str!("templates/operator_statements.html"),
+        ),
     ] {
         env.add_template(name, source)
             .expect("the console's templates are valid");
@@ -63,6 +90,8 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
 pub(crate) enum ConsoleError {
     /// No usable console session: go to the sign-in page.
     SignIn,
+    /// No usable operator session: go to the operator sign-in page.
+    OperatorSignIn,
     /// A form without this session's CSRF token.
     Csrf,
     /// Any API error, shown as a page with the same status.
@@ -99,6 +128,9 @@ impl IntoResponse for ConsoleError {
     fn into_response(self) -> Response {
         let e = match self {
             ConsoleError::SignIn => return Redirect::to("/console/login").into_response(),
+            ConsoleError::OperatorSignIn => {
+                return Redirect::to("/console/operator/login").into_response();
+            }
             ConsoleError::Csrf => ApiError::new(
                 StatusCode::FORBIDDEN,
                 "csrf",

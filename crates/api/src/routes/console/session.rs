@@ -48,12 +48,23 @@ pub(super) fn set_cookie(
     value: &str,
     max_age: std::time::Duration,
 ) -> HeaderValue {
+    set_cookie_at(headers, "/console", name, value, max_age)
+}
+
+/// [`set_cookie`] for a cookie sent to `path` and below only.
+pub(super) fn set_cookie_at(
+    headers: &HeaderMap,
+    path: &str,
+    name: &str,
+    value: &str,
+    max_age: std::time::Duration,
+) -> HeaderValue {
     let secure = headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
     let text = format!(
-        "{name}={value}; Path=/console; Max-Age={}; HttpOnly; SameSite=Strict{}",
+        "{name}={value}; Path={path}; Max-Age={}; HttpOnly; SameSite=Strict{}",
         max_age.as_secs(),
         if secure { "; Secure" } else { "" }
     );
