@@ -26,6 +26,7 @@ mod m20261123_000011_row_level_security;
 mod m20261201_000012_email_outbox;
 mod m20261201_000014_integration_secrets;
 mod m20261201_000015_marketplace;
+mod m20261201_000019_auth_in_one_call;
 
 pub use m20261201_000012_email_outbox::OUTBOX_FUNCTIONS;
 
@@ -59,6 +60,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000012_email_outbox::Migration),
             Box::new(m20261201_000014_integration_secrets::Migration),
             Box::new(m20261201_000015_marketplace::Migration),
+            Box::new(m20261201_000019_auth_in_one_call::Migration),
         ]
     }
 
