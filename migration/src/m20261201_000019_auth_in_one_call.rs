@@ -43,9 +43,10 @@ impl MigrationTrait for Migration {
              LANGUAGE plpgsql VOLATILE SECURITY DEFINER \
              SET search_path = pg_catalog, {schema}, pg_temp \
              AS $$ \
+             DECLARE found_row record; \
              BEGIN \
-               SELECT found_session, found_user, found_organization \
-                 INTO session_row, user_row, organization_row \
+               SELECT found_session AS s, found_user AS u, found_organization AS o \
+                 INTO found_row \
                  FROM {schema}.user_sessions AS found_session \
                  JOIN {schema}.users AS found_user \
                    ON found_user.id = found_session.user_id \
@@ -60,6 +61,9 @@ impl MigrationTrait for Migration {
                  PERFORM set_config('app.tenant', '', true); \
                  RETURN; \
                END IF; \
+               session_row := found_row.s; \
+               user_row := found_row.u; \
+               organization_row := found_row.o; \
                PERFORM set_config('app.tenant', (session_row).organization_id::text, true); \
                RETURN NEXT; \
              END $$; \
