@@ -332,8 +332,15 @@ async fn an_authenticated_read_authenticates_in_one_statement_and_commits_nothin
     };
     assert_eq!(calls("%agenda_authenticate%").await, requests);
     assert_eq!(calls("%agenda_session_tenant%").await, 0);
-    assert_eq!(calls("%FROM \"user_sessions\"%").await, 0, "a second session lookup");
-    assert!(calls("ROLLBACK").await >= requests, "each read ends with a ROLLBACK");
+    assert_eq!(
+        calls("%FROM \"user_sessions\"%").await,
+        0,
+        "a second session lookup"
+    );
+    assert!(
+        calls("ROLLBACK").await >= requests,
+        "each read ends with a ROLLBACK"
+    );
     let tx = app.db.begin_read().await.unwrap();
     let row = tx
         .query_one_raw(Statement::from_string(

@@ -562,14 +562,22 @@ async fn authentication_in_one_call_enters_only_its_own_tenant() {
     // The same (only) connection: the tenant ended with the commit, and a dropped
     // transaction (the way a read ends in the server) ends it too.
     let tx = app.begin_read().await.unwrap();
-    assert_eq!(tenant_setting(&tx).await, "", "the tenant outlived its commit");
+    assert_eq!(
+        tenant_setting(&tx).await,
+        "",
+        "the tenant outlived its commit"
+    );
     SessionRepo::authenticate(&tx, &digest_a, Utc::now())
         .await
         .unwrap()
         .expect("A's session");
     drop(tx);
     let tx = app.begin_read().await.unwrap();
-    assert_eq!(tenant_setting(&tx).await, "", "the tenant outlived a dropped transaction");
+    assert_eq!(
+        tenant_setting(&tx).await,
+        "",
+        "the tenant outlived a dropped transaction"
+    );
     tx.commit().await.unwrap();
 
     let after_expiry = Utc::now() + Duration::seconds(3);
@@ -579,7 +587,9 @@ async fn authentication_in_one_call_enters_only_its_own_tenant() {
         ("ff".repeat(32), "an unknown digest"),
     ] {
         let tx = app.begin_read().await.unwrap();
-        let found = SessionRepo::authenticate(&tx, &digest, Utc::now()).await.unwrap();
+        let found = SessionRepo::authenticate(&tx, &digest, Utc::now())
+            .await
+            .unwrap();
         assert!(found.is_none(), "{what} authenticated");
         assert_eq!(tenant_setting(&tx).await, "", "{what} entered a tenant");
         assert_eq!(count(&tx, "users").await, 0, "{what} sees users");
