@@ -7,6 +7,11 @@
 //! after the flood, and its peak (`VmHWM`). With `--baseline-bin` the same flood
 //! runs first against that binary, in the same session, for a before/after pair.
 //! Writes `login-flood.json` and `login-flood.md` to `--out`.
+//!
+//! `--successful` sends correct sign-ins instead: the organization's admin is
+//! created with a password (the server hashes it once, while the organization is
+//! made, before anything is measured), and every sign-in verifies that hash and
+//! opens a session (`200`). The files are then `login-success.json` and `.md`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,10 +40,19 @@ pub struct LoginFloodArgs {
     /// A second server binary (e.g. before a change), flooded first.
     #[arg(long)]
     baseline_bin: Option<PathBuf>,
+    /// Correct sign-ins of one user (each verifies the password and opens a
+    /// session) instead of failed ones.
+    #[arg(long)]
+    successful: bool,
     /// Where to write login-flood.json and login-flood.md.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results"))]
     out: PathBuf,
 }
+
+/// The admin the flood's organization is created with; `--successful` signs in as
+/// them.
+const ADMIN_EMAIL: &str = "owner@flood.example.com";
+const ADMIN_PASSWORD: &str = "flood password for the benchmark";
 
 /// One flood against one binary.
 #[derive(Debug, Serialize)]
@@ -56,7 +70,8 @@ struct Flood {
     /// runs on the machine.
     cpu_ms_per_request: f64,
     latency: LatencySummary,
-    /// Answers by status (401 expected; 503 when the hashing queue was full).
+    /// Answers by status (401 expected, 200 with `--successful`; 503 when the
+    /// hashing queue was full).
     statuses: std::collections::BTreeMap<u16, u64>,
 }
 
@@ -70,10 +85,15 @@ pub async fn run(args: LoginFloodArgs) -> Result<(), String> {
     }
     floods.push(flood(&args, &binary, "current").await?);
     std::fs::create_dir_all(&args.out).map_err(|e| e.to_string())?;
+    let name = if args.successful {
+        "login-success"
+    } else {
+        "login-flood"
+    };
     let json = serde_json::to_string_pretty(&floods).map_err(|e| e.to_string())?;
-    std::fs::write(args.out.join("login-flood.json"), json).map_err(|e| e.to_string())?;
+    std::fs::write(args.out.join(format!("{name}.json")), json).map_err(|e| e.to_string())?;
     let table = markdown(&floods);
-    std::fs::write(args.out.join("login-flood.md"), &table).map_err(|e| e.to_string())?;
+    std::fs::write(args.out.join(format!("{name}.md")), &table).map_err(|e| e.to_string())?;
     println!("{table}");
     Ok(())
 }
@@ -106,7 +126,7 @@ async fn flood(args: &LoginFloodArgs, binary: &Path, label: &str) -> Result<Floo
     server.wait_ready(&http).await?;
     let organization = serde_json::json!({
         "organization": {"slug": "flood", "name": "Flood", "time_zone": "UTC", "currency": "BRL"},
-        "admin": {"email": "owner@flood.example.com", "full_name": "Owner"},
+        "admin": {"email": ADMIN_EMAIL, "full_name": "Owner", "password": ADMIN_PASSWORD},
     });
     let created = http
         .post(format!("{}/api/v1/organizations", server.base_url))
@@ -120,8 +140,9 @@ async fn flood(args: &LoginFloodArgs, binary: &Path, label: &str) -> Result<Floo
 
     let rss_before_mib = server.resident_memory_mib();
     server.reset_peak_memory();
+    let kind = if args.successful { "correct" } else { "failed" };
     eprintln!(
-        "{label}: {} failed sign-ins, {} at a time …",
+        "{label}: {} {kind} sign-ins, {} at a time …",
         args.requests, args.concurrency
     );
     let cpu_before = server.cpu_seconds();
@@ -133,6 +154,7 @@ async fn flood(args: &LoginFloodArgs, binary: &Path, label: &str) -> Result<Floo
             let next = next.clone();
             let url = format!("{}/api/v1/auth/login", server.base_url);
             let total = args.requests;
+            let successful = args.successful;
             tokio::spawn(async move {
                 let mut samples = Samples::default();
                 loop {
@@ -140,7 +162,11 @@ async fn flood(args: &LoginFloodArgs, binary: &Path, label: &str) -> Result<Floo
                     if n >= total {
                         return samples;
                     }
-                    let body = serde_json::json!({"organization": "flood", "email": format!("nobody-{n}@example.com"), "password": "not the password"});
+                    let body = if successful {
+                        serde_json::json!({"organization": "flood", "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+                    } else {
+                        serde_json::json!({"organization": "flood", "email": format!("nobody-{n}@example.com"), "password": "not the password"})
+                    };
                     let sent = Instant::now();
                     let status = http
                         .post(&url)

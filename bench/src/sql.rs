@@ -224,8 +224,20 @@ pub fn substitute(sql: &str, values: &[String]) -> String {
 
 /// A pgbench script replaying one request: one statement a line, a transaction
 /// ending in ROLLBACK instead of COMMIT so that its writes can be replayed.
+///
+/// A server that ends a read by dropping its transaction sends the `ROLLBACK` with
+/// the connection's release check, after the answer — so the log may show it after
+/// the marker, at the head of the next request's statements. The script therefore
+/// starts at the first `BEGIN` and ends an unfinished transaction itself.
 pub fn pgbench_script(statements: &[String]) -> String {
+    let begins = |s: &String| s.trim().trim_end_matches(';').eq_ignore_ascii_case("BEGIN");
+    let ends = |s: &str| s.eq_ignore_ascii_case("ROLLBACK") || s.eq_ignore_ascii_case("COMMIT");
+    let statements = match statements.iter().position(begins) {
+        Some(first) => &statements[first..],
+        None => statements,
+    };
     let mut script = String::new();
+    let mut open = false;
     for s in statements {
         let s = s.trim().trim_end_matches(';');
         let s = if s.eq_ignore_ascii_case("COMMIT") {
@@ -233,8 +245,16 @@ pub fn pgbench_script(statements: &[String]) -> String {
         } else {
             s
         };
+        if s.eq_ignore_ascii_case("BEGIN") {
+            open = true;
+        } else if ends(s) {
+            open = false;
+        }
         script.push_str(s);
         script.push_str(";\n");
+    }
+    if open {
+        script.push_str("ROLLBACK;\n");
     }
     script
 }
@@ -352,6 +372,11 @@ postgres|11|LOG:  duration: 0.010 ms  statement: SELECT 'agenda-bench-marker'
             pgbench_script(&requests[0]),
             "BEGIN;\nSELECT a FROM t WHERE id = '42';\nROLLBACK;\n"
         );
+        // The previous request's late ROLLBACK first, this one's not yet logged.
+        let late: Vec<String> = ["ROLLBACK", "BEGIN", "SELECT 2"]
+            .map(str::to_owned)
+            .to_vec();
+        assert_eq!(pgbench_script(&late), "BEGIN;\nSELECT 2;\nROLLBACK;\n");
     }
 
     #[test]

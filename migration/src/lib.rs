@@ -28,6 +28,7 @@ mod m20261201_000014_integration_secrets;
 mod m20261201_000015_marketplace;
 mod m20261201_000017_refund_status;
 mod m20261201_000018_operators;
+mod m20261201_000019_auth_in_one_call;
 
 pub use m20261201_000012_email_outbox::OUTBOX_FUNCTIONS;
 pub use m20261201_000018_operators::OPERATOR_COUNTER_COLUMNS;
@@ -64,6 +65,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000015_marketplace::Migration),
             Box::new(m20261201_000017_refund_status::Migration),
             Box::new(m20261201_000018_operators::Migration),
+            Box::new(m20261201_000019_auth_in_one_call::Migration),
         ]
     }
 

@@ -20,7 +20,7 @@
 use std::fmt::Write as _;
 
 use agenda_entity::enums::{OrganizationStatus, UserRole};
-use agenda_entity::user;
+use agenda_entity::{organization, user};
 use agenda_storage::TenantScope;
 use agenda_storage::repo::sessions::SessionRepo;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
@@ -40,6 +40,10 @@ pub struct Auth {
     pub user: user::Model,
     pub session_id: Uuid,
     pub scope: TenantScope,
+    /// The user's organization, read with the session (in the request's snapshot
+    /// on PostgreSQL): handlers that need its settings (time zone, currency) need
+    /// not read it again.
+    pub organization: organization::Model,
 }
 
 impl Auth {
@@ -146,6 +150,7 @@ impl Auth {
             user: found.user,
             session_id: found.session.id,
             scope,
+            organization: found.organization,
         })
     }
 }

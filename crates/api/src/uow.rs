@@ -15,7 +15,10 @@
 //! and row-level security shows it that organization's rows only; a transaction of a
 //! request without a tenant sees no tenant rows at all. On PostgreSQL the [`Auth`]
 //! extractor authenticates inside the request's transaction and leaves it open, so
-//! an authenticated request costs one `BEGIN`/`COMMIT` in all.
+//! an authenticated request costs one `BEGIN`/`COMMIT` in all. A `GET` or `HEAD`
+//! that wrote nothing does not even send its `COMMIT` there: its transaction is
+//! dropped, and the queued `ROLLBACK` travels with the pool's release check (see
+//! `docs/connections.md`, "An authenticated read, round trip by round trip").
 //!
 //! **Read or write.** On SQLite, [`UnitOfWork::tx`] takes the write lock at once
 //! (`BEGIN IMMEDIATE`, on the writer lane) so that concurrent writers queue instead of
@@ -285,12 +288,24 @@ pub(crate) fn keeps_auth_transaction(db: &Db) -> bool {
     db.engine() == Engine::Postgres
 }
 
+/// Whether a `GET` or `HEAD` whose transaction wrote nothing ends it by dropping it
+/// (see [`unit_of_work`]): on PostgreSQL, where the `ROLLBACK` this queues rides on
+/// the pool's release check. SQLite commits: its connections are not pinged, and a
+/// local commit of a read costs no round trip.
+fn ends_reads_by_drop(db: &Db) -> bool {
+    db.engine() == Engine::Postgres
+}
+
 /// Middleware: gives the request a transaction slot (and reads its
 /// `Idempotency-Key`), runs the handler within `REQUEST_TIMEOUT`, and settles the
 /// transaction: commits a success within `DB_COMMIT_TIMEOUT`, rolls back anything
 /// else (see the module docs).
 pub async fn unit_of_work(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let slot = Slot::default();
+    let reads_only = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
     let (mut request, key) = match idempotency::read(request).await {
         Ok(read) => read,
         Err(e) => return e.into_response(),
@@ -337,6 +352,21 @@ pub async fn unit_of_work(State(state): State<AppState>, request: Request, next:
                     "rollback did not finish in time; the connection will be discarded"
                 ),
             }
+            response
+        }
+        Ok((Settle::Commit(tx, response), written))
+            if reads_only
+                && written.is_empty()
+                && !slot.state().wrote
+                && ends_reads_by_drop(&state.db) =>
+        {
+            // A read that wrote nothing has nothing to commit: dropping the
+            // transaction queues its `ROLLBACK`, which the pool sends together with
+            // the liveness check it makes on every returning connection (bounded by
+            // `DB_PING_TIMEOUT`), so the request saves the `COMMIT` round trip. The
+            // transaction (and with it the tenant) still ends before the connection
+            // serves anyone else.
+            drop(tx);
             response
         }
         Ok((Settle::Commit(tx, response), written)) => {

@@ -167,6 +167,25 @@ pub fn refused_by_server(err: &DbErr) -> bool {
     )
 }
 
+/// Whether a statement failed because its connection is gone — the socket closed or
+/// failed, or the server ended the backend (`57P01`–`57P03`, `08…`) — as opposed to
+/// the database refusing the statement. A connection the pool handed out without a
+/// pre-ping fails its first statement this way when it died while idle; for a
+/// `BEGIN`, nothing happened yet and another connection may be tried.
+pub fn connection_lost(err: &DbErr) -> bool {
+    let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err
+    else {
+        return false;
+    };
+    match e.as_ref() {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            matches!(code.as_ref(), "57P01" | "57P02" | "57P03") || code.starts_with("08")
+        }),
+        _ => false,
+    }
+}
+
 /// Classifies a sea-orm error (which wraps the driver's).
 pub fn classify(err: DbErr) -> StorageError {
     match &err {

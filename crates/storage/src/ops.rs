@@ -571,11 +571,12 @@ impl fmt::Debug for AppRoleSpec {
 
 /// The `SECURITY DEFINER` functions the application role may call, by signature:
 /// the lookups that resolve a token digest to its organization under row-level
-/// security (`SessionRepo::authenticate`, migration 11), and the outbox worker's
+/// security (`SessionRepo::authenticate`, migrations 11 and 19), and the outbox worker's
 /// claim and the metrics' counts across tenants (`repo::outbox`, migration 12).
 const GRANTED_FUNCTIONS: &[&str] = &[
     "agenda_session_tenant(text)",
     "agenda_reset_token_tenant(text)",
+    "agenda_authenticate(text, timestamptz)",
     "agenda_outbox_claim(text, timestamptz, timestamptz, integer)",
     "agenda_outbox_counts()",
 ];

@@ -336,6 +336,7 @@ async fn slots(
         db,
         cache,
         auth.scope,
+        Some(&auth.organization),
         offering,
         q.from.get(),
         q.to.get(),

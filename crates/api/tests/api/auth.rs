@@ -263,3 +263,94 @@ both_engines! {
         app.stop().await;
     }
 }
+
+/// What an authenticated read costs PostgreSQL, counted (not timed) with
+/// `pg_stat_statements` for the server's application role in this database: 20
+/// `GET /organizations/{id}` run `agenda_authenticate` once each, never the old
+/// two-step lookup (`agenda_session_tenant`, then the session join), and end with a
+/// `ROLLBACK` (queued when the read's transaction is dropped) rather than a
+/// `COMMIT` — four statements, three of them round trips on the request's path.
+/// After each, the next transaction on the pool has no tenant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authenticated_read_authenticates_in_one_statement_and_commits_nothing() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let Some(t) = agenda_testkit::TestDb::postgres().await else {
+        return;
+    };
+    let app = TestApp::spawn(t).await;
+    let id = organization(&app).await;
+    let scope = TenantScope::new(id.parse().unwrap());
+    let admin = crate::support::member(
+        &app,
+        scope,
+        "acme",
+        "stats@example.com",
+        agenda_entity::enums::UserRole::Admin,
+    )
+    .await;
+    let su = app.t.conn();
+    let run = |sql: String| async move {
+        su.query_all_raw(Statement::from_string(DbBackend::Postgres, sql))
+            .await
+            .unwrap()
+    };
+    run("CREATE EXTENSION IF NOT EXISTS pg_stat_statements".into()).await;
+    let role = agenda_testkit::APP_ROLE;
+    let mine = format!(
+        "userid = (SELECT oid FROM pg_roles WHERE rolname = '{role}') \
+         AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    );
+    crate::foundation::wait_for_idle_pool(&app.db).await;
+    run(format!(
+        "SELECT pg_stat_statements_reset(r.oid, d.oid, 0) FROM pg_roles r, pg_database d \
+         WHERE r.rolname = '{role}' AND d.datname = current_database()"
+    ))
+    .await;
+    let requests = 20;
+    for _ in 0..requests {
+        let (status, body) = crate::support::api(
+            &app,
+            "GET",
+            &format!("/organizations/{id}"),
+            &admin.token,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    crate::foundation::wait_for_idle_pool(&app.db).await;
+    let calls = |pattern: &'static str| {
+        let mine = mine.clone();
+        async move {
+            let rows = run(format!(
+                "SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_statements \
+                 WHERE {mine} AND query ILIKE '{pattern}'"
+            ))
+            .await;
+            rows[0].try_get_by_index::<i64>(0).unwrap()
+        }
+    };
+    assert_eq!(calls("%agenda_authenticate%").await, requests);
+    assert_eq!(calls("%agenda_session_tenant%").await, 0);
+    assert_eq!(
+        calls("%FROM \"user_sessions\"%").await,
+        0,
+        "a second session lookup"
+    );
+    assert!(
+        calls("ROLLBACK").await >= requests,
+        "each read ends with a ROLLBACK"
+    );
+    let tx = app.db.begin_read().await.unwrap();
+    let row = tx
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT coalesce(current_setting('app.tenant', true), '')",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.try_get_by_index::<String>(0).unwrap(), "");
+    tx.commit().await.unwrap();
+    app.stop().await;
+}

@@ -512,15 +512,32 @@ impl Db {
         scope: Option<crate::TenantScope>,
     ) -> Result<DatabaseTransaction, StorageError> {
         let started = Instant::now();
-        let result = if write {
-            let options = TransactionOptions {
-                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                ..Default::default()
+        // A `BEGIN` on a connection that died while idle (handed out without a
+        // pre-ping: see `pool::PRE_PING_AFTER_IDLE`) fails at once and did nothing;
+        // the dead connection is discarded on its way back, so try another, at most
+        // once per connection the pool may hold.
+        let mut retries = match self.engine() {
+            Engine::Postgres => self.inner.policy.max,
+            Engine::Sqlite => 0,
+        };
+        let result = loop {
+            let result = if write {
+                let options = TransactionOptions {
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                    ..Default::default()
+                };
+                let conn = self.inner.writer.as_ref().map_or(&self.conn, |w| &w.conn);
+                conn.begin_with_options(options).await
+            } else {
+                self.conn.begin().await
             };
-            let conn = self.inner.writer.as_ref().map_or(&self.conn, |w| &w.conn);
-            conn.begin_with_options(options).await
-        } else {
-            self.conn.begin().await
+            match result {
+                Err(e) if retries > 0 && crate::error::connection_lost(&e) => {
+                    retries -= 1;
+                    tracing::debug!(error = %e, "BEGIN found its connection gone; trying another");
+                }
+                result => break result,
+            }
         };
         self.record_acquire(started, result.as_ref().err());
         let tx = result?;

@@ -7,8 +7,9 @@
 //! `min(DB_IDLE_TIMEOUT, DB_POOL_RECYCLE)`. So the pool is configured to do none of
 //! that itself, and this module does it with bounds:
 //!
-//! - **Before a connection is handed out** (with `DB_POOL_PRE_PING`) and **when it
-//!   comes back**, a ping answered within `DB_PING_TIMEOUT`; a connection that fails
+//! - **Before a connection is handed out** (with `DB_POOL_PRE_PING`, when it has
+//!   been idle for [`PRE_PING_AFTER_IDLE`] or more) and **when it comes back**, a
+//!   ping answered within `DB_PING_TIMEOUT`; a connection that fails
 //!   or does not answer is closed at once (the socket is dropped) and replaced. Only
 //!   on PostgreSQL: a SQLite connection is local and needs no liveness check.
 //! - **Maintenance**, every [`DbSettings::maintenance_interval`] (30 s, or the
@@ -38,6 +39,16 @@ tokio::task_local! {
     /// age and the idle time of the connection it is about to hand out.
     static VISIT: Cell<Option<(Duration, Duration)>>;
 }
+
+/// With `DB_POOL_PRE_PING`, how long a connection must have sat idle before it is
+/// pinged on its way out. One that came back less than this ago answered a
+/// statement and its release check just then; pinging it again would cost every
+/// request of a busy server a round trip. If it died in between (its backend
+/// terminated, the server restarted), the transaction's `BEGIN` fails at once and is
+/// retried on another connection ([`super::Db`]'s `open`); if the network
+/// swallowed it, the request's own deadline (`REQUEST_TIMEOUT`) bounds the wait and
+/// its release check discards it.
+pub(super) const PRE_PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// How one pool is kept: its size limits and the bounds of its checks.
 #[derive(Debug, Clone, Copy)]
@@ -100,8 +111,9 @@ pub(super) fn options<DB: Database>(policy: Policy, discarded: Arc<Notify>) -> P
             let visiting = VISIT
                 .try_with(|seen| seen.set(Some((meta.age, meta.idle_for))))
                 .is_ok();
+            let stale = policy.pre_ping && meta.idle_for >= PRE_PING_AFTER_IDLE;
             Box::pin(async move {
-                if policy.networked && (policy.pre_ping || visiting) {
+                if policy.networked && (stale || visiting) {
                     ping_within(conn, ping_timeout).await?;
                 }
                 Ok(true)

@@ -20,8 +20,8 @@
 
 use agenda_entity::enums::{AppointmentStatus, PaymentMethod, PaymentStatus, UserRole};
 use agenda_entity::{
-    appointment, appointment_status_history, availability, blocked_time_slot, provider_break,
-    provider_service, provider_settings, service, user,
+    appointment, appointment_status_history, availability, blocked_time_slot, organization,
+    provider_break, provider_service, provider_settings, service, user,
 };
 use agenda_scheduling::slots::{
     AvailabilityRule, Busy, BusyPeriod, ProviderRules, Slot, SlotRequest, TimeOff, free_slots,
@@ -189,14 +189,20 @@ impl AppointmentRepo {
     }
 
     /// A provider's calendar rules: four queries (organization, settings, windows,
-    /// breaks and blocks count as one each: five).
+    /// breaks and blocks count as one each: five). `organization`, when the caller
+    /// has read it already in this transaction (the signed-in session's, see
+    /// `SessionRepo::authenticate`), saves the first; it must be `scope`'s.
     pub async fn rules(
         db: &impl ConnectionTrait,
         cache: Option<&ReadCache>,
         scope: TenantScope,
+        organization: Option<&organization::Model>,
         provider_id: Uuid,
     ) -> Result<(ProviderRules, bool), StorageError> {
-        let organization = OrganizationRepo::get(db, scope.organization_id()).await?;
+        let organization = match organization {
+            Some(known) if known.id == scope.organization_id() => known.clone(),
+            _ => OrganizationRepo::get(db, scope.organization_id()).await?,
+        };
         let settings = rows_where::<provider_settings::Entity>(
             cache,
             db,
@@ -320,10 +326,14 @@ impl AppointmentRepo {
     }
 
     /// Free slots of an offering on the local dates `from..=to` (provider's zone).
+    /// `organization`: `scope`'s organization when the caller has it already (see
+    /// [`AppointmentRepo::rules`]).
+    #[allow(clippy::too_many_arguments)] // the query's own terms; a struct would only rename them
     pub async fn free_slots(
         db: &impl ConnectionTrait,
         cache: Option<&ReadCache>,
         scope: TenantScope,
+        organization: Option<&organization::Model>,
         offering: Offering,
         from: NaiveDate,
         to: NaiveDate,
@@ -336,7 +346,7 @@ impl AppointmentRepo {
             });
         }
         let terms = Self::offering(db, cache, scope, offering).await?;
-        let (rules, _) = Self::rules(db, cache, scope, terms.provider_id).await?;
+        let (rules, _) = Self::rules(db, cache, scope, organization, terms.provider_id).await?;
         // A day of margin on both sides covers any zone's offset and overnight windows.
         let start = from.and_hms_opt(0, 0, 0).expect("midnight").and_utc() - Duration::days(2);
         let end = to.and_hms_opt(0, 0, 0).expect("midnight").and_utc() + Duration::days(3);
@@ -371,7 +381,7 @@ impl AppointmentRepo {
         if let Some(address) = booking.address_id {
             Self::client_address(tx, scope, client.id, address).await?;
         }
-        let (rules, auto_confirm) = Self::rules(tx, None, scope, terms.provider_id).await?;
+        let (rules, auto_confirm) = Self::rules(tx, None, scope, None, terms.provider_id).await?;
         let slot = Self::check_slot(tx, scope, &rules, &terms, booking.start_at, now, None).await?;
         let target =
             PromotionRepo::offering_target(tx, scope, booking.offering, terms.provider_id).await?;
@@ -606,7 +616,7 @@ impl AppointmentRepo {
             (None, None) => unreachable!("ck_appointments_one_offering"),
         };
         let terms = Self::offering(tx, None, scope, offering).await?;
-        let (rules, _) = Self::rules(tx, None, scope, current.provider_id).await?;
+        let (rules, _) = Self::rules(tx, None, scope, None, current.provider_id).await?;
         let slot = Self::check_slot(tx, scope, &rules, &terms, new_start, now, Some(id)).await?;
         let old_start = current.start_at;
         let status = current.status;

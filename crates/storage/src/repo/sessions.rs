@@ -15,11 +15,14 @@
 //! after the first lookup is read through the scope of the row they found.
 //!
 //! Under PostgreSQL's row-level security a transaction that has entered no tenant
-//! sees no session or token rows at all, so those two lookups first ask a
-//! `SECURITY DEFINER` function for the digest's organization
-//! (`agenda_session_tenant`, `agenda_reset_token_tenant`, migration 11), enter it
-//! for the rest of the transaction, and only then read the rows. That is why they
-//! take a transaction rather than any connection.
+//! sees no session or token rows at all, so those two lookups go through
+//! `SECURITY DEFINER` functions: [`SessionRepo::authenticate`] calls
+//! `agenda_authenticate` (migration 19), which returns the session with its user and
+//! organization and enters their tenant in one statement; [`OneTimeTokenRepo::consume`]
+//! asks `agenda_reset_token_tenant` (migration 11) for the digest's organization and
+//! enters it before reading the rows. Either way the transaction stays in that tenant
+//! for the rest of its work, which is why they take a transaction rather than any
+//! connection.
 //!
 //! A session is **active** while it is neither revoked nor expired; no function here
 //! returns or extends an inactive one.
@@ -30,7 +33,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    FromQueryResult, IdenStatic, Iterable, QueryFilter, Statement,
 };
 use uuid::Uuid;
 
@@ -130,41 +134,25 @@ impl SessionRepo {
     /// returned with it. `None` when the token is unknown, revoked or expired, or its
     /// user is deactivated — one answer for all, so a caller cannot tell them apart.
     ///
-    /// One query (after, on PostgreSQL, the one statement that enters the token's
-    /// tenant): this runs before every authenticated request, and three sequential
-    /// lookups (session, user, organization) cost three round trips.
+    /// One statement. On PostgreSQL it is migration 19's `SECURITY DEFINER`
+    /// `agenda_authenticate(digest, now)`, which finds the three rows under the same
+    /// conditions and enters the session's tenant in the same call (row-level
+    /// security hides every session row from a transaction that has entered no
+    /// tenant, so the lookup cannot be an ordinary query); on SQLite, which has no
+    /// row-level security, the same join as a query. This runs before every
+    /// authenticated request: each statement is a round trip.
     ///
     /// On PostgreSQL the transaction is left in the session's tenant (see the module
     /// documentation), so the caller can go on using it for that organization's work.
-    #[allow(clippy::disallowed_methods)] // the tenant is what this lookup finds out; see above
     pub async fn authenticate(
         db: &DatabaseTransaction,
         token_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Authenticated>, StorageError> {
-        use user_session::Column as C;
-        enter_tenant_of(db, "agenda_session_tenant", token_hash).await?;
-        let found = user_session::Entity::find()
-            .find_also(user_session::Entity, user::Entity)
-            .find_also(user_session::Entity, organization::Entity)
-            .filter(C::TokenHash.eq(token_hash))
-            .filter(C::RevokedAt.is_null())
-            .filter(C::ExpiresAt.gt(now))
-            .filter(user::Column::IsActive.eq(true))
-            .filter(
-                Expr::col((user::Entity, user::Column::OrganizationId))
-                    .equals((user_session::Entity, C::OrganizationId)),
-            )
-            .one(db)
-            .await?;
-        Ok(match found {
-            Some((session, Some(user), Some(organization))) => Some(Authenticated {
-                session,
-                user,
-                organization,
-            }),
-            _ => None,
-        })
+        if db.get_database_backend() == DbBackend::Postgres {
+            return authenticate_in_one_call(db, token_hash, now).await;
+        }
+        authenticate_by_join(db, token_hash, now).await
     }
 
     /// Records the last use of an active session. Revoked, expired and other
@@ -357,6 +345,84 @@ impl OneTimeTokenRepo {
             .await?
             .ok_or_else(gone)
     }
+}
+
+/// SQLite: the session ⋈ user ⋈ organization join of [`SessionRepo::authenticate`].
+#[allow(clippy::disallowed_methods)] // the tenant is what this lookup finds out; see `authenticate`
+async fn authenticate_by_join(
+    db: &DatabaseTransaction,
+    token_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Authenticated>, StorageError> {
+    use user_session::Column as C;
+    let found = user_session::Entity::find()
+        .find_also(user_session::Entity, user::Entity)
+        .find_also(user_session::Entity, organization::Entity)
+        .filter(C::TokenHash.eq(token_hash))
+        .filter(C::RevokedAt.is_null())
+        .filter(C::ExpiresAt.gt(now))
+        .filter(user::Column::IsActive.eq(true))
+        .filter(
+            Expr::col((user::Entity, user::Column::OrganizationId))
+                .equals((user_session::Entity, C::OrganizationId)),
+        )
+        .one(db)
+        .await?;
+    Ok(match found {
+        Some((session, Some(user), Some(organization))) => Some(Authenticated {
+            session,
+            user,
+            organization,
+        }),
+        _ => None,
+    })
+}
+
+/// PostgreSQL: `agenda_authenticate` (migration 19), whose one row holds the
+/// session, user and organization as composite columns; each field is selected under
+/// a prefixed name (`s_id`, `u_id`, `o_id`, …) so that the models decode as from any
+/// query. The column lists come from the entities, so a column added to a table and
+/// its entity is read without touching this.
+async fn authenticate_in_one_call(
+    db: &DatabaseTransaction,
+    token_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Authenticated>, StorageError> {
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            authenticate_sql(),
+            [token_hash.into(), now.into()],
+        ))
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    Ok(Some(Authenticated {
+        session: user_session::Model::from_query_result(&row, "s_")?,
+        user: user::Model::from_query_result(&row, "u_")?,
+        organization: organization::Model::from_query_result(&row, "o_")?,
+    }))
+}
+
+/// `SELECT (a.session_row)."id" AS "s_id", … FROM agenda_authenticate($1, $2) AS a`,
+/// built once.
+fn authenticate_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        fn fields<C: IdenStatic + Iterable>(composite: &str, prefix: &str) -> Vec<String> {
+            C::iter()
+                .map(|c| format!("(a.{composite}).\"{0}\" AS \"{prefix}{0}\"", c.as_str()))
+                .collect()
+        }
+        let mut columns = fields::<user_session::Column>("session_row", "s_");
+        columns.extend(fields::<user::Column>("user_row", "u_"));
+        columns.extend(fields::<organization::Column>("organization_row", "o_"));
+        format!(
+            "SELECT {} FROM agenda_authenticate($1, $2) AS a",
+            columns.join(", ")
+        )
+    })
 }
 
 /// Digests are SHA-256 in hex: 64 hex digits. Anything else is a caller bug (a raw

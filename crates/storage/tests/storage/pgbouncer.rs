@@ -191,3 +191,84 @@ async fn listen_uses_the_direct_connection_behind_pgbouncer() {
     assert_eq!(note.payload(), "hello");
     db.close().await;
 }
+
+/// Behind PgBouncer (transaction mode, one server connection shared by a pool of
+/// two client connections), the tenant `agenda_authenticate` enters is
+/// transaction-local: whether its transaction commits or is dropped (how a read ends
+/// in the server), the next transaction on that server connection — from either
+/// client connection — has no tenant and sees no tenant rows.
+#[tokio::test]
+async fn behind_pgbouncer_the_authenticated_tenant_never_reaches_the_next_transaction() {
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    let scope = TenantScope::new(seed_org(&t).await);
+    let user = create_user(t.conn(), scope, "signed-in@example.com")
+        .await
+        .unwrap();
+    let digest = "be".repeat(32);
+    let expires = chrono::Utc::now() + chrono::Duration::hours(1);
+    agenda_storage::repo::sessions::SessionRepo::create(
+        t.conn(),
+        scope,
+        user.id,
+        &digest,
+        expires,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    let bouncer = PgBouncer::start(t.settings.url.expose(), 1, &[])
+        .unwrap()
+        .expect("pgbouncer");
+    let mut settings = t.app_role_settings_behind(&bouncer).await;
+    settings.pool_size = 2;
+    settings.max_overflow = 0;
+    let db = Db::connect(&settings).await.unwrap();
+    let leftover = |db: &Db| {
+        let db = db.clone();
+        async move {
+            let tx = db.begin_read().await.unwrap();
+            let row = tx
+                .query_one_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    "SELECT coalesce(current_setting('app.tenant', true), ''), \
+                            (SELECT count(*) FROM users)",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            let answer = (
+                row.try_get_by_index::<String>(0).unwrap(),
+                row.try_get_by_index::<i64>(1).unwrap(),
+            );
+            tx.commit().await.unwrap();
+            answer
+        }
+    };
+    for round in 0..10 {
+        let tx = db.begin_read().await.unwrap();
+        let found = agenda_storage::repo::sessions::SessionRepo::authenticate(
+            &tx,
+            &digest,
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap()
+        .expect("the session");
+        assert_eq!(found.scope(), scope);
+        if round % 2 == 0 {
+            tx.commit().await.unwrap();
+        } else {
+            drop(tx);
+        }
+        assert_eq!(
+            leftover(&db).await,
+            (String::new(), 0),
+            "round {round}: the tenant outlived its transaction\n{}",
+            bouncer.log()
+        );
+    }
+    db.close().await;
+}

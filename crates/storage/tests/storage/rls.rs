@@ -481,3 +481,139 @@ async fn the_demo_seed_runs_as_the_application_role() {
             .unwrap()
     );
 }
+
+/// The current transaction's `app.tenant` ('' when none was entered).
+async fn tenant_setting(db: &impl ConnectionTrait) -> String {
+    db.query_one_raw(Statement::from_string(
+        DbBackend::Postgres,
+        "SELECT coalesce(current_setting('app.tenant', true), '')",
+    ))
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get_by_index(0)
+    .unwrap()
+}
+
+/// Migration 19's `agenda_authenticate`, as the application role on a pool of one
+/// connection: a session of A enters A and shows none of B's rows; a revoked or
+/// expired session, a deactivated user and an unknown digest return nothing and enter
+/// no tenant; the tenant ends with the transaction (commit or rollback), so the next
+/// transaction on the same connection has none; and PUBLIC may not call it.
+#[tokio::test]
+async fn authentication_in_one_call_enters_only_its_own_tenant() {
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    let mut settings = t.app_role_settings().await;
+    settings.pool_size = 1;
+    settings.max_overflow = 0;
+    let app = Db::connect(&settings).await.unwrap();
+    let (a, b) = two_tenants(&t).await;
+    let session = |scope: TenantScope, email: &'static str, digest: String, expires| {
+        let t = &t;
+        async move {
+            let user = create_user(t.conn(), scope, email).await.unwrap();
+            let made = SessionRepo::create(t.conn(), scope, user.id, &digest, expires, None, None)
+                .await
+                .unwrap();
+            (user, made, digest)
+        }
+    };
+    let later = Utc::now() + Duration::hours(1);
+    let (user_a, _, digest_a) = session(a, "a@example.com", "a1".repeat(32), later).await;
+    let (_, revoked, digest_revoked) = session(a, "r@example.com", "a2".repeat(32), later).await;
+    SessionRepo::revoke(t.conn(), a, revoked.id, Utc::now())
+        .await
+        .unwrap();
+    let soon = Utc::now() + Duration::seconds(2);
+    let (_, _, digest_expired) = session(a, "e@example.com", "a3".repeat(32), soon).await;
+    let (inactive, _, digest_inactive) = session(a, "i@example.com", "a4".repeat(32), later).await;
+    t.conn()
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "UPDATE users SET is_active = false WHERE id = $1",
+            [inactive.id.into()],
+        ))
+        .await
+        .unwrap();
+
+    let tx = app.begin_read().await.unwrap();
+    let found = SessionRepo::authenticate(&tx, &digest_a, Utc::now())
+        .await
+        .unwrap()
+        .expect("A's session");
+    assert_eq!((found.user.id, found.scope()), (user_a.id, a));
+    assert_eq!(found.organization.id, a.organization_id());
+    assert_eq!(tenant_setting(&tx).await, a.organization_id().to_string());
+    let seen = organizations(&tx, "SELECT organization_id FROM users").await;
+    assert!(!seen.is_empty() && seen.iter().all(|o| *o == a.organization_id()));
+    let b_rows = organizations(
+        &tx,
+        &format!(
+            "SELECT organization_id FROM users WHERE organization_id = '{}'",
+            b.organization_id()
+        ),
+    )
+    .await;
+    assert!(b_rows.is_empty(), "a session of A read B's users");
+    tx.commit().await.unwrap();
+
+    // The same (only) connection: the tenant ended with the commit, and a dropped
+    // transaction (the way a read ends in the server) ends it too.
+    let tx = app.begin_read().await.unwrap();
+    assert_eq!(
+        tenant_setting(&tx).await,
+        "",
+        "the tenant outlived its commit"
+    );
+    SessionRepo::authenticate(&tx, &digest_a, Utc::now())
+        .await
+        .unwrap()
+        .expect("A's session");
+    drop(tx);
+    let tx = app.begin_read().await.unwrap();
+    assert_eq!(
+        tenant_setting(&tx).await,
+        "",
+        "the tenant outlived a dropped transaction"
+    );
+    tx.commit().await.unwrap();
+
+    let after_expiry = Utc::now() + Duration::seconds(3);
+    for (digest, what) in [
+        (digest_revoked, "a revoked session"),
+        (digest_inactive, "a deactivated user"),
+        ("ff".repeat(32), "an unknown digest"),
+    ] {
+        let tx = app.begin_read().await.unwrap();
+        let found = SessionRepo::authenticate(&tx, &digest, Utc::now())
+            .await
+            .unwrap();
+        assert!(found.is_none(), "{what} authenticated");
+        assert_eq!(tenant_setting(&tx).await, "", "{what} entered a tenant");
+        assert_eq!(count(&tx, "users").await, 0, "{what} sees users");
+        tx.commit().await.unwrap();
+    }
+    let tx = app.begin_read().await.unwrap();
+    let expired = SessionRepo::authenticate(&tx, &digest_expired, after_expiry)
+        .await
+        .unwrap();
+    assert!(expired.is_none(), "an expired session authenticated");
+    assert_eq!(tenant_setting(&tx).await, "");
+    tx.commit().await.unwrap();
+
+    let granted: bool = t
+        .conn()
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT has_function_privilege('public', 'agenda_authenticate(text, timestamptz)', 'EXECUTE')",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index(0)
+        .unwrap();
+    assert!(!granted, "PUBLIC may not call agenda_authenticate");
+    app.close().await;
+}
