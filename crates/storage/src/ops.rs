@@ -331,6 +331,8 @@ pub async fn kill_idle(
     let rows = all(db.conn(), &sql, values).await?;
     let killed: Vec<ConnectionInfo> = rows.iter().map(connection_info).collect::<Result<_, _>>()?;
     if !dry_run && !killed.is_empty() {
+        // Some may have been this pool's own idle connections: ping them before use.
+        db.suspect_idle_connections();
         tracing::warn!(
             count = killed.len(),
             application_name = %application_name,

@@ -61,6 +61,9 @@ struct Inner {
     /// PgBouncer transaction mode (`DB_PGBOUNCER`): what every transaction runs first,
     /// in one simple-query message (see [`pgbouncer_prelude`]).
     transaction_prelude: Option<String>,
+    /// Idle connections that may be dead are pinged before use (see
+    /// [`Db::suspect_idle_connections`]).
+    suspicion: Arc<pool::Suspicion>,
     /// The read replicas (`DATABASE_READ_URL`), when any.
     replicas: Option<replicas::Replicas>,
     /// Where [`Db::listener`] connects: PostgreSQL itself (`DATABASE_DIRECT_URL`
@@ -337,17 +340,33 @@ impl Db {
     pub fn connect_lazy(settings: &DbSettings) -> Result<Db, String> {
         settings.check().map_err(|e| e.to_string())?;
         let discarded = Arc::new(tokio::sync::Notify::new());
+        let suspicion = Arc::new(pool::Suspicion::new());
         let policy = pool::Policy::new(settings, settings.pool_size, settings.max_connections());
         let (pool, writer) = match settings.engine() {
             Engine::Postgres => (
-                RawPool::Postgres(postgres_pool(settings, policy, discarded.clone())?),
+                RawPool::Postgres(postgres_pool(
+                    settings,
+                    policy,
+                    discarded.clone(),
+                    suspicion.clone(),
+                )?),
                 None,
             ),
             Engine::Sqlite => {
                 let writer_policy = pool::Policy::new(settings, settings.pool_size.min(1), 1);
-                let writer = sqlite_pool(settings, writer_policy, discarded.clone())?;
+                let writer = sqlite_pool(
+                    settings,
+                    writer_policy,
+                    discarded.clone(),
+                    suspicion.clone(),
+                )?;
                 (
-                    RawPool::Sqlite(sqlite_pool(settings, policy, discarded.clone())?),
+                    RawPool::Sqlite(sqlite_pool(
+                        settings,
+                        policy,
+                        discarded.clone(),
+                        suspicion.clone(),
+                    )?),
                     Some(Writer {
                         conn: DatabaseConnection::from(writer.clone()),
                         pool: writer,
@@ -405,6 +424,7 @@ impl Db {
             registry,
             metrics,
             transaction_prelude: settings.pgbouncer.then(|| pgbouncer_prelude(settings)),
+            suspicion,
             replicas,
             direct,
             summary: SettingsSummary::from(settings),
@@ -534,6 +554,8 @@ impl Db {
             match result {
                 Err(e) if retries > 0 && crate::error::connection_lost(&e) => {
                     retries -= 1;
+                    // Its idle siblings may be gone too (a restarted server).
+                    self.inner.suspicion.raise();
                     tracing::debug!(error = %e, "BEGIN found its connection gone; trying another");
                 }
                 result => break result,
@@ -654,6 +676,14 @@ impl Db {
 
     /// Connection counts right now (of the pool; on SQLite the writer lane's one
     /// connection is not counted).
+    /// Marks every connection idle in the pool at this moment as possibly dead: each
+    /// is pinged before it is next handed out, whatever its idle time (see
+    /// `pool::Suspicion`). Call it after ending sessions of this pool's own
+    /// connections, as [`crate::ops::kill_idle`] does.
+    pub fn suspect_idle_connections(&self) {
+        self.inner.suspicion.raise();
+    }
+
     pub fn pool_status(&self) -> PoolStatus {
         self.inner.pool_status()
     }
@@ -758,9 +788,10 @@ fn postgres_pool(
     s: &DbSettings,
     policy: pool::Policy,
     discarded: Arc<tokio::sync::Notify>,
+    suspicion: Arc<pool::Suspicion>,
 ) -> Result<PgPool, String> {
     let options = pg_connect_options(s, &s.url)?;
-    let pool = pool::options::<sqlx::Postgres>(policy, discarded);
+    let pool = pool::options::<sqlx::Postgres>(policy, discarded, suspicion);
     if s.pgbouncer {
         // Transaction pooling: a server connection serves a different client after
         // every transaction. sqlx names every prepared statement (`sqlx_s_N`, counted
@@ -893,6 +924,7 @@ fn sqlite_pool(
     s: &DbSettings,
     policy: pool::Policy,
     discarded: Arc<tokio::sync::Notify>,
+    suspicion: Arc<pool::Suspicion>,
 ) -> Result<SqlitePool, String> {
     // These are applied by the driver to every connection it opens (as PRAGMAs).
     let options = SqliteConnectOptions::from_str(s.url.expose())
@@ -902,7 +934,7 @@ fn sqlite_pool(
         .busy_timeout(s.sqlite_busy_timeout)
         .synchronous(SqliteSynchronous::Normal)
         .disable_statement_logging();
-    Ok(pool::options::<sqlx::Sqlite>(policy, discarded).connect_lazy_with(options))
+    Ok(pool::options::<sqlx::Sqlite>(policy, discarded, suspicion).connect_lazy_with(options))
 }
 
 /// PostgreSQL reads a bare number as milliseconds; 0 disables a timeout.

@@ -25,8 +25,9 @@
 //! [`DbSettings::maintenance_interval`]: super::DbSettings::maintenance_interval
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::pool::{Pool, PoolConnection, PoolConnectionMetadata, PoolOptions};
 use sqlx::{Connection, Database};
@@ -49,6 +50,51 @@ tokio::task_local! {
 /// swallowed it, the request's own deadline (`REQUEST_TIMEOUT`) bounds the wait and
 /// its release check discards it.
 pub(super) const PRE_PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// The last moment this process learned that its idle connections may be dead: it
+/// ended sessions of its own pool ([`crate::ops::kill_idle`]), or a `BEGIN` found its
+/// connection gone (a restarted server takes every idle connection with it). Until
+/// each of them has been handed out once, a connection idle since before that moment
+/// is pinged whatever [`PRE_PING_AFTER_IDLE`] says, so that one dead connection is
+/// replaced instead of failing a statement run outside a transaction (which has no
+/// `BEGIN` to retry). Connections used since are not affected. Lock-free: it is read
+/// on every acquire.
+#[derive(Debug)]
+pub(super) struct Suspicion {
+    base: Instant,
+    /// Nanoseconds after `base`, plus one; zero while nothing was suspected.
+    at: AtomicU64,
+}
+
+impl Suspicion {
+    pub fn new() -> Self {
+        Suspicion {
+            base: Instant::now(),
+            at: AtomicU64::new(0),
+        }
+    }
+
+    /// Marks every connection idle at this moment as suspect.
+    pub fn raise(&self) {
+        let now = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+        self.at.store(now + 1, Ordering::Relaxed);
+    }
+
+    /// Whether a connection idle for `idle_for` has been idle since the last
+    /// suspicion.
+    fn covers(&self, idle_for: Duration) -> bool {
+        match self.at.load(Ordering::Relaxed) {
+            0 => false,
+            at => {
+                let since = self
+                    .base
+                    .elapsed()
+                    .saturating_sub(Duration::from_nanos(at - 1));
+                idle_for >= since
+            }
+        }
+    }
+}
 
 /// How one pool is kept: its size limits and the bounds of its checks.
 #[derive(Debug, Clone, Copy)]
@@ -93,8 +139,13 @@ impl Policy {
 }
 
 /// The sqlx pool options for `policy`. `discarded` is notified whenever a returning
-/// connection is thrown away, so that maintenance refills the pool at once.
-pub(super) fn options<DB: Database>(policy: Policy, discarded: Arc<Notify>) -> PoolOptions<DB> {
+/// connection is thrown away, so that maintenance refills the pool at once; `suspicion`
+/// makes connections idle since a suspected loss be pinged before they are handed out.
+pub(super) fn options<DB: Database>(
+    policy: Policy,
+    discarded: Arc<Notify>,
+    suspicion: Arc<Suspicion>,
+) -> PoolOptions<DB> {
     let ping_timeout = policy.ping_timeout;
     let options = PoolOptions::<DB>::new()
         // The minimum is kept by `maintain`, with bounded connects; sqlx's own
@@ -111,7 +162,8 @@ pub(super) fn options<DB: Database>(policy: Policy, discarded: Arc<Notify>) -> P
             let visiting = VISIT
                 .try_with(|seen| seen.set(Some((meta.age, meta.idle_for))))
                 .is_ok();
-            let stale = policy.pre_ping && meta.idle_for >= PRE_PING_AFTER_IDLE;
+            let stale = (policy.pre_ping && meta.idle_for >= PRE_PING_AFTER_IDLE)
+                || suspicion.covers(meta.idle_for);
             Box::pin(async move {
                 if policy.networked && (stale || visiting) {
                     ping_within(conn, ping_timeout).await?;
@@ -255,5 +307,18 @@ mod tests {
             ..policy
         };
         assert!(!forever.retires(s(100_000), s(100_000), 5));
+    }
+
+    #[test]
+    fn a_suspicion_covers_only_connections_idle_since_before_it() {
+        let suspicion = Suspicion::new();
+        assert!(!suspicion.covers(Duration::MAX), "nothing suspected yet");
+        suspicion.raise();
+        assert!(
+            suspicion.covers(Duration::from_secs(3600)),
+            "idle since before"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(!suspicion.covers(Duration::ZERO), "used since");
     }
 }
