@@ -19,3 +19,22 @@ export function launch(executablePath, userDataDir, options = {}) {
     ],
   });
 }
+
+// A console page in a fresh browser (1280×720): `timeout` is its default wait, and
+// `requests` collects the URL of everything it fetches, so a test can check that
+// nothing came from elsewhere. Close `context` when done.
+export async function openConsolePage(executablePath, userDataDir, timeout) {
+  const context = await launch(executablePath, userDataDir, {
+    viewport: { width: 1280, height: 720 },
+  });
+  try {
+    const page = await context.newPage();
+    page.setDefaultTimeout(timeout);
+    const requests = [];
+    page.on("request", (request) => requests.push(request.url()));
+    return { context, page, requests };
+  } catch (error) {
+    await context.close();
+    throw error;
+  }
+}

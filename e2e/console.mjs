@@ -4,19 +4,13 @@
 // so a slow machine only makes it slower.
 // Usage: node console.mjs <base url> <chromium path> <fresh user-data dir>
 //        <screenshot dir> <organization> <email> <password> <provider id> <week>
-import { launch } from "./browser.mjs";
+import { openConsolePage } from "./browser.mjs";
 
 const [base, executablePath, userDataDir, shots, organization, email, password, provider, week] =
   process.argv.slice(2);
-const context = await launch(executablePath, userDataDir, {
-  viewport: { width: 1280, height: 720 },
-});
 const timeout = 60_000;
+const { context, page, requests } = await openConsolePage(executablePath, userDataDir, timeout);
 try {
-  const page = await context.newPage();
-  page.setDefaultTimeout(timeout);
-  const requests = [];
-  page.on("request", (request) => requests.push(request.url()));
   const seen = {};
 
   // No session: the console sends the browser to its sign-in form.

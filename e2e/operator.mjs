@@ -4,18 +4,12 @@
 // step waits for a condition on the page (never a fixed delay).
 // Usage: node operator.mjs <base url> <chromium path> <fresh user-data dir>
 //        <screenshot dir> <operator name> <password>
-import { launch } from "./browser.mjs";
+import { openConsolePage } from "./browser.mjs";
 
 const [base, executablePath, userDataDir, shots, name, password] = process.argv.slice(2);
-const context = await launch(executablePath, userDataDir, {
-  viewport: { width: 1280, height: 720 },
-});
 const timeout = 60_000;
+const { context, page, requests } = await openConsolePage(executablePath, userDataDir, timeout);
 try {
-  const page = await context.newPage();
-  page.setDefaultTimeout(timeout);
-  const requests = [];
-  page.on("request", (request) => requests.push(request.url()));
   const seen = {};
 
   // No session: the operator view sends the browser to its own sign-in form.

@@ -10,7 +10,9 @@ use chrono::{Duration, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
 
-use crate::support::{PASSWORD, TestApp, api, bookable_provider, member, organization};
+use crate::support::{
+    PASSWORD, TestApp, api, assert_console_run, bookable_provider, member, organization,
+};
 
 /// A browser without a cookie jar or redirects: the test reads both itself.
 pub(crate) fn browser() -> reqwest::Client {
@@ -323,23 +325,16 @@ async fn the_console_works_in_a_real_browser() {
         "{seen}"
     );
     assert_eq!(seen["afterSignOut"], "/console/login");
-    for request in seen["requests"].as_array().unwrap() {
-        let request = request.as_str().unwrap();
-        assert!(
-            request.starts_with(&base),
-            "the page fetched {request} from elsewhere"
-        );
-    }
-    for shot in [
-        "console-sign-in.png",
-        "console-table.png",
-        "console-week.png",
-    ] {
-        assert!(
-            std::fs::metadata(shots.join(shot)).unwrap().len() > 1000,
-            "{shot}"
-        );
-    }
+    assert_console_run(
+        &seen,
+        &base,
+        &shots,
+        &[
+            "console-sign-in.png",
+            "console-table.png",
+            "console-week.png",
+        ],
+    );
     app.stop().await;
 }
 

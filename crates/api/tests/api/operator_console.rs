@@ -15,7 +15,7 @@ use migration::MigratorTrait as _;
 use sea_orm::{ConnectionTrait, Statement};
 
 use crate::console::{browser, console_sign_in, get_page, hidden, set_cookie};
-use crate::support::{PASSWORD, TestApp, member, organization};
+use crate::support::{PASSWORD, TestApp, assert_console_run, member, organization};
 
 /// Runs `agenda operator args…` as the real binary; `as_owner` also gives it
 /// `MIGRATION_DATABASE_URL` (the schema owner), as an operator's shell has. Returns
@@ -663,23 +663,16 @@ async fn the_operator_view_works_in_a_real_browser() {
     let alive = format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}");
     assert_eq!(count(&app, &alive).await, 0, "the idle session is gone");
     assert_eq!(seen["afterSignOut"], "/console/operator/login");
-    for request in seen["requests"].as_array().unwrap() {
-        let request = request.as_str().unwrap();
-        assert!(
-            request.starts_with(&base),
-            "the page fetched {request} from elsewhere"
-        );
-    }
-    for shot in [
-        "console-operator-overview.png",
-        "console-operator-end-idle.png",
-        "console-operator-ended.png",
-    ] {
-        assert!(
-            std::fs::metadata(shots.join(shot)).unwrap().len() > 1000,
-            "{shot}"
-        );
-    }
+    assert_console_run(
+        &seen,
+        &base,
+        &shots,
+        &[
+            "console-operator-overview.png",
+            "console-operator-end-idle.png",
+            "console-operator-ended.png",
+        ],
+    );
     idle.close().await;
     app.stop().await;
 }

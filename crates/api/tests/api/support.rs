@@ -452,6 +452,25 @@ pub fn run_browser_script(
         .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {stdout}"))
 }
 
+/// After a console browser script (`e2e/console.mjs`, `e2e/operator.mjs`): every
+/// request the page made went to `base`, so nothing came from the internet, and
+/// each of `screenshots` was written into `shots`.
+pub fn assert_console_run(seen: &Value, base: &str, shots: &std::path::Path, screenshots: &[&str]) {
+    for request in seen["requests"].as_array().unwrap() {
+        let request = request.as_str().unwrap();
+        assert!(
+            request.starts_with(base),
+            "the page fetched {request} from elsewhere"
+        );
+    }
+    for shot in screenshots {
+        assert!(
+            std::fs::metadata(shots.join(shot)).unwrap().len() > 1000,
+            "{shot}"
+        );
+    }
+}
+
 /// A complete `PUT /providers/me/settings` body (the column defaults, no optional
 /// text or place), with `fields` laid over it: PUT requires every field.
 pub fn full_settings(fields: Value) -> Value {
