@@ -8,6 +8,7 @@ pub mod audit;
 pub mod idempotency;
 pub mod integrations;
 pub mod ledger;
+mod lockout;
 pub mod notifications;
 pub mod operators;
 pub mod organizations;

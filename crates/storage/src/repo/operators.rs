@@ -11,13 +11,14 @@ use agenda_entity::operator::{self, Entity as Operators};
 use agenda_entity::operator_session::{self, Entity as OperatorSessions};
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::ActiveValue::Set;
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
 };
 use uuid::Uuid;
 
 use crate::error::StorageError;
+use crate::repo::lockout::Lockout;
 
 pub struct OperatorRepo;
 
@@ -89,30 +90,17 @@ impl OperatorRepo {
         max_attempts: i32,
         lock_for: Duration,
     ) -> Result<bool, StorageError> {
-        let reaches_limit = || {
-            Expr::col(operator::Column::FailedSignIns)
-                .add(1)
-                .gte(max_attempts)
-        };
+        let [(failures, counted), (locked_until, locked)] =
+            LOCKOUT.failure(now, max_attempts, lock_for);
         let result = Operators::update_many()
-            .col_expr(
-                operator::Column::FailedSignIns,
-                Expr::case(reaches_limit(), 0)
-                    .finally(Expr::col(operator::Column::FailedSignIns).add(1))
-                    .into(),
-            )
-            .col_expr(
-                operator::Column::LockedUntil,
-                Expr::case(reaches_limit(), Expr::value(now + lock_for))
-                    .finally(Expr::col(operator::Column::LockedUntil))
-                    .into(),
-            )
+            .col_expr(failures, counted)
+            .col_expr(locked_until, locked)
             .col_expr(
                 operator::Column::UpdatedAt,
                 Expr::value(agenda_entity::now()),
             )
             .filter(operator::Column::Id.eq(id))
-            .filter(not_locked(now))
+            .filter(LOCKOUT.not_locked(now))
             .exec(db)
             .await?;
         if result.rows_affected == 0 {
@@ -141,7 +129,7 @@ impl OperatorRepo {
                 Expr::value(agenda_entity::now()),
             )
             .filter(operator::Column::Id.eq(id))
-            .filter(not_locked(now))
+            .filter(LOCKOUT.not_locked(now))
             .exec(db)
             .await?;
         Ok(result.rows_affected > 0)
@@ -221,8 +209,8 @@ impl OperatorRepo {
     }
 }
 
-fn not_locked(now: DateTime<Utc>) -> Condition {
-    Condition::any()
-        .add(operator::Column::LockedUntil.is_null())
-        .add(operator::Column::LockedUntil.lte(now))
-}
+/// The operators' lockout columns.
+const LOCKOUT: Lockout<operator::Column> = Lockout {
+    failures: operator::Column::FailedSignIns,
+    locked_until: operator::Column::LockedUntil,
+};

@@ -19,6 +19,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::error::StorageError;
+use crate::repo::lockout::Lockout;
 use crate::tenant::{TenantOwned, TenantScope};
 
 impl TenantOwned for Users {
@@ -144,28 +145,15 @@ impl UserRepo {
         max_attempts: i32,
         lock_for: chrono::Duration,
     ) -> Result<bool, StorageError> {
-        use sea_orm::sea_query::{Expr, ExprTrait};
-        let reaches_limit = || {
-            Expr::col(user::Column::FailedLoginAttempts)
-                .add(1)
-                .gte(max_attempts)
-        };
+        use sea_orm::sea_query::Expr;
+        let [(failures, counted), (locked_until, locked)] =
+            LOCKOUT.failure(now, max_attempts, lock_for);
         let result = Users::update_in(scope)
-            .col_expr(
-                user::Column::FailedLoginAttempts,
-                Expr::case(reaches_limit(), 0)
-                    .finally(Expr::col(user::Column::FailedLoginAttempts).add(1))
-                    .into(),
-            )
-            .col_expr(
-                user::Column::LockedUntil,
-                Expr::case(reaches_limit(), Expr::value(now + lock_for))
-                    .finally(Expr::col(user::Column::LockedUntil))
-                    .into(),
-            )
+            .col_expr(failures, counted)
+            .col_expr(locked_until, locked)
             .col_expr(user::Column::UpdatedAt, Expr::value(agenda_entity::now()))
             .filter(user::Column::Id.eq(id))
-            .filter(not_locked(now))
+            .filter(LOCKOUT.not_locked(now))
             .exec(db)
             .await?;
         if result.rows_affected == 0 {
@@ -204,7 +192,7 @@ impl UserRepo {
             .col_expr(user::Column::UpdatedAt, Expr::value(agenda_entity::now()))
             .filter(user::Column::Id.eq(id))
             .filter(user::Column::IsActive.eq(true))
-            .filter(not_locked(now))
+            .filter(LOCKOUT.not_locked(now))
             .exec(db)
             .await?;
         Ok(result.rows_affected == 1)
@@ -371,9 +359,8 @@ async fn update_one(
     Ok(())
 }
 
-/// No lock, or one that has run out by `now`.
-fn not_locked(now: chrono::DateTime<chrono::Utc>) -> sea_orm::Condition {
-    sea_orm::Condition::any()
-        .add(user::Column::LockedUntil.is_null())
-        .add(user::Column::LockedUntil.lte(now))
-}
+/// The users' lockout columns.
+const LOCKOUT: Lockout<user::Column> = Lockout {
+    failures: user::Column::FailedLoginAttempts,
+    locked_until: user::Column::LockedUntil,
+};
