@@ -29,6 +29,7 @@ mod m20261201_000015_marketplace;
 mod m20261201_000017_refund_status;
 mod m20261201_000018_operators;
 mod m20261201_000019_auth_in_one_call;
+mod m20261201_000020_busy_index;
 
 pub use m20261201_000012_email_outbox::OUTBOX_FUNCTIONS;
 pub use m20261201_000018_operators::OPERATOR_COUNTER_COLUMNS;
@@ -66,6 +67,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000017_refund_status::Migration),
             Box::new(m20261201_000018_operators::Migration),
             Box::new(m20261201_000019_auth_in_one_call::Migration),
+            Box::new(m20261201_000020_busy_index::Migration),
         ]
     }
 

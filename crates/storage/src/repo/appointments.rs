@@ -296,7 +296,8 @@ impl AppointmentRepo {
         Ok((rules, auto_confirm))
     }
 
-    /// The provider's active appointments overlapping `[from, to)` (one query),
+    /// The provider's active appointments overlapping `[from, to)` (one query, served
+    /// by `ix_appointments_provider_id_occupied_until`),
     /// leaving out `except` (the appointment being rescheduled).
     pub async fn busy(
         db: &impl ConnectionTrait,
@@ -314,13 +315,20 @@ impl AppointmentRepo {
         if let Some(id) = except {
             query = query.filter(appointment::Column::Id.ne(id));
         }
+        // Only the two instants: decoding whole rows was most of this lookup's cost.
         Ok(query
+            .select_only()
+            .columns([
+                appointment::Column::StartAt,
+                appointment::Column::OccupiedUntil,
+            ])
+            .into_tuple::<(DateTime<Utc>, DateTime<Utc>)>()
             .all(db)
             .await?
             .into_iter()
-            .map(|a| BusyPeriod {
-                start_at: a.start_at,
-                occupied_until: a.occupied_until,
+            .map(|(start_at, occupied_until)| BusyPeriod {
+                start_at,
+                occupied_until,
             })
             .collect())
     }

@@ -71,7 +71,7 @@ both_engines! {
     async fn migrations_go_down_to_zero_and_up_again(t: TestDb) {
         let conn = t.conn();
         let expected: Vec<String> = Migrator::migrations().iter().map(|m| m.name().to_owned()).collect();
-        assert_eq!(expected.len(), 17, "a sensible sequence, not one giant file");
+        assert_eq!(expected.len(), 18, "a sensible sequence, not one giant file");
 
         let status = Migrator::get_migration_with_status(conn).await.unwrap();
         let listed: Vec<String> = status.iter().map(|m| m.name().to_owned()).collect();
@@ -216,6 +216,8 @@ both_engines! {
         let indexes = index_columns(t.conn()).await;
         let hot: &[(&str, &[&str])] = &[
             ("appointments", &["provider_id", "start_at"]),
+            // The appointments overlapping a range (free slots, booking): migration 20.
+            ("appointments", &["provider_id", "occupied_until"]),
             ("appointments", &["client_id", "start_at"]),
             ("appointments", &["organization_id", "status", "start_at"]),
             ("provider_transactions", &["provider_id", "created_at"]),
