@@ -608,7 +608,8 @@ async fn foreign_keys(conn: &impl ConnectionTrait) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `(table, columns in order)` of every index, primary keys included.
+/// `(table, key columns in order)` of every index, primary keys included (columns an
+/// index only carries, PostgreSQL's `INCLUDE`, are not part of its key or its name).
 async fn index_columns(conn: &impl ConnectionTrait) -> Vec<(String, Vec<String>)> {
     let sql = match Engine::of(conn.get_database_backend()) {
         Engine::Sqlite => {
@@ -621,7 +622,7 @@ async fn index_columns(conn: &impl ConnectionTrait) -> Vec<(String, Vec<String>)
              JOIN pg_namespace n ON n.oid = t.relnamespace \
              CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY k(attnum, ord) \
              JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum \
-             WHERE n.nspname = current_schema() ORDER BY 1, 2, k.ord"
+             WHERE n.nspname = current_schema() AND k.ord <= x.indnkeyatts ORDER BY 1, 2, k.ord"
         }
     };
     let mut out: Vec<(String, String, Vec<String>)> = Vec::new();
@@ -751,7 +752,8 @@ mod naming {
                 "SELECT i.relname::text, t.relname::text, \
                    (SELECT string_agg(a.attname, ',' ORDER BY k.ord) \
                       FROM unnest(x.indkey) WITH ORDINALITY k(attnum, ord) \
-                      JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum), \
+                      JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum \
+                      WHERE k.ord <= x.indnkeyatts), \
                    CASE WHEN x.indisunique THEN 'true' ELSE 'false' END \
                  FROM pg_index x JOIN pg_class t ON t.oid = x.indrelid \
                  JOIN pg_class i ON i.oid = x.indexrelid \
