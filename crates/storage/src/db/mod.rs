@@ -48,6 +48,11 @@ pub struct Db {
 struct Inner {
     pool: RawPool,
     policy: pool::Policy,
+    /// Held while the pool's minimum is opened or maintenance visits it: startup's
+    /// [`Db::prove_reachable`] and the maintenance task's first round run at the same
+    /// moment, and two loops each opening "until the pool holds the minimum" while
+    /// the other holds connections open one too many.
+    upkeep: tokio::sync::Mutex<()>,
     /// SQLite only: the one connection every write transaction of this process
     /// queues for (see [`Db::begin`]).
     writer: Option<Writer>,
@@ -194,6 +199,8 @@ struct Writer {
     pool: SqlitePool,
     conn: DatabaseConnection,
     policy: pool::Policy,
+    /// As [`Inner`]'s `upkeep`, for the writer lane's pool.
+    upkeep: tokio::sync::Mutex<()>,
 }
 
 /// The driver's pool, kept for statistics, maintenance and shutdown.
@@ -371,6 +378,7 @@ impl Db {
                         conn: DatabaseConnection::from(writer.clone()),
                         pool: writer,
                         policy: writer_policy,
+                        upkeep: tokio::sync::Mutex::new(()),
                     }),
                 )
             }
@@ -419,6 +427,7 @@ impl Db {
         let inner = Arc::new(Inner {
             pool,
             policy,
+            upkeep: tokio::sync::Mutex::new(()),
             writer,
             statements,
             registry,
@@ -439,8 +448,12 @@ impl Db {
                 if inner.pool.is_closed() {
                     return false;
                 }
-                inner.pool.maintain(&inner.policy).await;
+                {
+                    let _upkeep = inner.upkeep.lock().await;
+                    inner.pool.maintain(&inner.policy).await;
+                }
                 if let Some(writer) = &inner.writer {
+                    let _upkeep = writer.upkeep.lock().await;
                     pool::maintain(&writer.pool, &writer.policy).await;
                 }
                 true
@@ -469,8 +482,12 @@ impl Db {
     /// readiness never reports a pool that cannot hold `DB_POOL_SIZE`).
     async fn prove_reachable(&self) -> Result<(), sqlx::Error> {
         self.ping_raw().await?;
-        self.inner.pool.open_minimum(&self.inner.policy).await?;
+        {
+            let _upkeep = self.inner.upkeep.lock().await;
+            self.inner.pool.open_minimum(&self.inner.policy).await?;
+        }
         if let Some(writer) = &self.inner.writer {
+            let _upkeep = writer.upkeep.lock().await;
             pool::open_minimum(&writer.pool, &writer.policy, Vec::new()).await?;
         }
         Ok(())
