@@ -296,6 +296,36 @@ fn ends_reads_by_drop(db: &Db) -> bool {
     db.engine() == Engine::Postgres
 }
 
+/// Debug builds (the test suites) check what dropping a read relies on: a `GET` or
+/// `HEAD` that reached the database through [`UnitOfWork::read`] changed nothing. A
+/// write there would be rolled back without a word on PostgreSQL, so it panics (the
+/// request answers 500) naming the rule; such a handler must use
+/// [`UnitOfWork::tx`]. PostgreSQL assigns a transaction id at a transaction's first
+/// write or row lock, and not before. Release builds skip the extra statement, and
+/// debug builds do not count it ([`agenda_storage::DEBUG_CHECK`]).
+#[cfg(debug_assertions)]
+async fn assert_read_wrote_nothing(tx: &DatabaseTransaction) {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let wrote = tx
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            format!(
+                "{}SELECT pg_current_xact_id_if_assigned() IS NOT NULL",
+                agenda_storage::DEBUG_CHECK
+            ),
+        ))
+        .await
+        .ok()
+        .flatten()
+        .and_then(|row| row.try_get_by_index::<bool>(0).ok());
+    assert_ne!(
+        wrote,
+        Some(true),
+        "a GET wrote through UnitOfWork::read(); on PostgreSQL the write would be \
+         rolled back silently: the handler must use UnitOfWork::tx()"
+    );
+}
+
 /// Middleware: gives the request a transaction slot (and reads its
 /// `Idempotency-Key`), runs the handler within `REQUEST_TIMEOUT`, and settles the
 /// transaction: commits a success within `DB_COMMIT_TIMEOUT`, rolls back anything
@@ -366,6 +396,8 @@ pub async fn unit_of_work(State(state): State<AppState>, request: Request, next:
             // `DB_PING_TIMEOUT`), so the request saves the `COMMIT` round trip. The
             // transaction (and with it the tenant) still ends before the connection
             // serves anyone else.
+            #[cfg(debug_assertions)]
+            assert_read_wrote_nothing(&tx).await;
             drop(tx);
             response
         }

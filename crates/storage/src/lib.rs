@@ -25,6 +25,6 @@ pub mod secrets;
 pub mod seed;
 pub mod tenant;
 
-pub use db::{Db, DbSettings, Engine};
+pub use db::{DEBUG_CHECK, Db, DbSettings, Engine};
 pub use error::{ConflictKind, StorageError};
 pub use tenant::{TenantOwned, TenantScope};

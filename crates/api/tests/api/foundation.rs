@@ -48,10 +48,44 @@ fn uow_routes() -> Router<AppState> {
         OrganizationRepo::create(uow.tx().await?, org("succeeds-too")).await?;
         Ok(StatusCode::CREATED)
     }
+    // Breaks the rule that a GET writes only through `uow.tx()`.
+    async fn write_through_read(uow: UnitOfWork) -> Result<StatusCode, ApiError> {
+        OrganizationRepo::create(uow.read().await?, org("written-by-a-get")).await?;
+        Ok(StatusCode::OK)
+    }
     Router::new()
+        .route(
+            "/test/write-through-read",
+            axum::routing::get(write_through_read),
+        )
         .route("/test/write-then-fail", post(write_then_fail))
         .route("/test/write-then-panic", post(write_then_panic))
         .route("/test/write-then-succeed", post(write_then_succeed))
+}
+
+/// On PostgreSQL a `GET` whose transaction wrote nothing ends it by dropping it (its
+/// `ROLLBACK` rides on the pool's release check), so a `GET` that wrote through
+/// `uow.read()` would lose the write without a word. Debug builds, which every test
+/// suite runs, check it at that moment: such a request answers 500 and stores
+/// nothing, so any route breaking the rule fails the tests that call it.
+#[cfg(debug_assertions)]
+#[tokio::test]
+async fn a_get_that_writes_through_read_fails_loudly() {
+    let Some(t) = TestDb::postgres().await else {
+        return;
+    };
+    let app = TestApp::spawn_with(t, uow_routes()).await;
+    let response = app
+        .client
+        .get(app.url("/test/write-through-read"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!((status, code(&body)), (500, "internal"), "{body}");
+    assert!(!exists(&app.t.db, "written-by-a-get").await);
+    app.stop().await;
 }
 
 pub(crate) async fn exists(db: &Db, slug: &str) -> bool {
