@@ -48,11 +48,6 @@ pub struct Db {
 struct Inner {
     pool: RawPool,
     policy: pool::Policy,
-    /// Held while the pool's minimum is opened or maintenance visits it: startup's
-    /// [`Db::prove_reachable`] and the maintenance task's first round run at the same
-    /// moment, and two loops each opening "until the pool holds the minimum" while
-    /// the other holds connections open one too many.
-    upkeep: tokio::sync::Mutex<()>,
     /// SQLite only: the one connection every write transaction of this process
     /// queues for (see [`Db::begin`]).
     writer: Option<Writer>,
@@ -199,8 +194,6 @@ struct Writer {
     pool: SqlitePool,
     conn: DatabaseConnection,
     policy: pool::Policy,
-    /// As [`Inner`]'s `upkeep`, for the writer lane's pool.
-    upkeep: tokio::sync::Mutex<()>,
 }
 
 /// The driver's pool, kept for statistics, maintenance and shutdown.
@@ -295,7 +288,7 @@ impl Db {
     /// exponential backoff and jitter up to `DB_CONNECT_RETRIES` attempts. Errors that
     /// retrying cannot fix (authentication, unknown database) stop at once.
     pub async fn connect(settings: &DbSettings) -> Result<Db, ConnectError> {
-        let db = Db::connect_lazy(settings).map_err(|reason| ConnectError {
+        let db = Db::build(settings, false).map_err(|reason| ConnectError {
             url: settings.url.redacted(),
             attempts: 0,
             reason,
@@ -345,6 +338,17 @@ impl Db {
     /// use, and the maintenance task (started here, in the current Tokio runtime)
     /// brings the pool to `DB_POOL_SIZE` in the background.
     pub fn connect_lazy(settings: &DbSettings) -> Result<Db, String> {
+        Db::build(settings, true)
+    }
+
+    /// The pool and its maintenance task. `maintain_now`: the task's first round runs
+    /// at once (a lazy pool opens its minimum that way); otherwise it waits one
+    /// interval (or a discarded connection), because [`Db::connect`] opens the
+    /// minimum itself. A round at that moment raced it: two loops opening "until the
+    /// pool holds the minimum", each while the other held connections, opened one too
+    /// many; and a round visiting the just-opened connections holds them, so that
+    /// startup's next statement (the migration ledger) has to open another.
+    fn build(settings: &DbSettings, maintain_now: bool) -> Result<Db, String> {
         settings.check().map_err(|e| e.to_string())?;
         let discarded = Arc::new(tokio::sync::Notify::new());
         let suspicion = Arc::new(pool::Suspicion::new());
@@ -378,7 +382,6 @@ impl Db {
                         conn: DatabaseConnection::from(writer.clone()),
                         pool: writer,
                         policy: writer_policy,
-                        upkeep: tokio::sync::Mutex::new(()),
                     }),
                 )
             }
@@ -427,7 +430,6 @@ impl Db {
         let inner = Arc::new(Inner {
             pool,
             policy,
-            upkeep: tokio::sync::Mutex::new(()),
             writer,
             statements,
             registry,
@@ -443,17 +445,14 @@ impl Db {
         pool::spawn_maintenance(
             Arc::downgrade(&inner),
             settings.maintenance_interval(),
+            maintain_now,
             discarded,
             |inner: Arc<Inner>| async move {
                 if inner.pool.is_closed() {
                     return false;
                 }
-                {
-                    let _upkeep = inner.upkeep.lock().await;
-                    inner.pool.maintain(&inner.policy).await;
-                }
+                inner.pool.maintain(&inner.policy).await;
                 if let Some(writer) = &inner.writer {
-                    let _upkeep = writer.upkeep.lock().await;
                     pool::maintain(&writer.pool, &writer.policy).await;
                 }
                 true
@@ -463,6 +462,7 @@ impl Db {
             pool::spawn_maintenance(
                 Arc::downgrade(&inner),
                 replicas::CHECK_INTERVAL,
+                true,
                 Arc::new(tokio::sync::Notify::new()),
                 |inner: Arc<Inner>| async move {
                     if inner.pool.is_closed() {
@@ -482,12 +482,8 @@ impl Db {
     /// readiness never reports a pool that cannot hold `DB_POOL_SIZE`).
     async fn prove_reachable(&self) -> Result<(), sqlx::Error> {
         self.ping_raw().await?;
-        {
-            let _upkeep = self.inner.upkeep.lock().await;
-            self.inner.pool.open_minimum(&self.inner.policy).await?;
-        }
+        self.inner.pool.open_minimum(&self.inner.policy).await?;
         if let Some(writer) = &self.inner.writer {
-            let _upkeep = writer.upkeep.lock().await;
             pool::open_minimum(&writer.pool, &writer.policy, Vec::new()).await?;
         }
         Ok(())
