@@ -288,7 +288,7 @@ impl Db {
     /// exponential backoff and jitter up to `DB_CONNECT_RETRIES` attempts. Errors that
     /// retrying cannot fix (authentication, unknown database) stop at once.
     pub async fn connect(settings: &DbSettings) -> Result<Db, ConnectError> {
-        let db = Db::build(settings, false).map_err(|reason| ConnectError {
+        let db = Db::connect_lazy(settings).map_err(|reason| ConnectError {
             url: settings.url.redacted(),
             attempts: 0,
             reason,
@@ -338,17 +338,6 @@ impl Db {
     /// use, and the maintenance task (started here, in the current Tokio runtime)
     /// brings the pool to `DB_POOL_SIZE` in the background.
     pub fn connect_lazy(settings: &DbSettings) -> Result<Db, String> {
-        Db::build(settings, true)
-    }
-
-    /// The pool and its maintenance task. `maintain_now`: the task's first round runs
-    /// at once (a lazy pool opens its minimum that way); otherwise it waits one
-    /// interval (or a discarded connection), because [`Db::connect`] opens the
-    /// minimum itself. A round at that moment raced it: two loops opening "until the
-    /// pool holds the minimum", each while the other held connections, opened one too
-    /// many; and a round visiting the just-opened connections holds them, so that
-    /// startup's next statement (the migration ledger) has to open another.
-    fn build(settings: &DbSettings, maintain_now: bool) -> Result<Db, String> {
         settings.check().map_err(|e| e.to_string())?;
         let discarded = Arc::new(tokio::sync::Notify::new());
         let suspicion = Arc::new(pool::Suspicion::new());
@@ -445,7 +434,6 @@ impl Db {
         pool::spawn_maintenance(
             Arc::downgrade(&inner),
             settings.maintenance_interval(),
-            maintain_now,
             discarded,
             |inner: Arc<Inner>| async move {
                 if inner.pool.is_closed() {
@@ -462,7 +450,6 @@ impl Db {
             pool::spawn_maintenance(
                 Arc::downgrade(&inner),
                 replicas::CHECK_INTERVAL,
-                true,
                 Arc::new(tokio::sync::Notify::new()),
                 |inner: Arc<Inner>| async move {
                     if inner.pool.is_closed() {

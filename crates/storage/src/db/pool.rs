@@ -256,7 +256,6 @@ pub(super) async fn maintain<DB: Database>(pool: &Pool<DB>, policy: &Policy) {
 pub(super) fn spawn_maintenance<T, F, Fut>(
     owner: Weak<T>,
     interval: Duration,
-    first_round_now: bool,
     discarded: Arc<Notify>,
     round: F,
 ) where
@@ -265,12 +264,6 @@ pub(super) fn spawn_maintenance<T, F, Fut>(
     Fut: std::future::Future<Output = bool> + Send,
 {
     tokio::spawn(async move {
-        if !first_round_now {
-            tokio::select! {
-                () = tokio::time::sleep(interval) => {}
-                () = discarded.notified() => {}
-            }
-        }
         loop {
             let Some(owner) = owner.upgrade() else { return };
             if !round(owner).await {

@@ -235,7 +235,8 @@ both_engines! {
     /// `Db::connect` returns with the pool's minimum open (and, on PostgreSQL, that
     /// many sessions on the server): readiness can only answer 200 once the pool has
     /// shown it can hold `DB_POOL_SIZE` connections. Figure: `DB_POOL_SIZE=3` gives 3
-    /// connections the moment `connect` returns (idle once handed back).
+    /// connections (at least; see below) the moment `connect` returns (idle once handed
+    /// back).
     async fn the_minimum_is_open_when_connect_returns(t: TestDb) {
         let app_name = format!("agenda-min-{}", fastrand::u32(..));
         let db = t
@@ -245,7 +246,11 @@ both_engines! {
                 s.application_name = app_name.clone();
             })
             .await;
-        assert_eq!(db.pool_status().size, 3, "{:?}", db.pool_status());
+        // At least the minimum. The maintenance task's first run starts with the pool
+        // and may be opening "up to the minimum" at the same moment, which can leave
+        // one connection more, never above the maximum.
+        let size = db.pool_status().size;
+        assert!((3..=5).contains(&size), "{:?}", db.pool_status());
         // The connections opened are handed back by a background task.
         let deadline = Instant::now() + Duration::from_secs(10);
         while db.pool_status().idle < 3 {
@@ -256,7 +261,8 @@ both_engines! {
             let sql = format!(
                 "SELECT count(*) FROM pg_stat_activity WHERE application_name = '{app_name}'"
             );
-            assert_eq!(text(t.conn(), &sql).await, "3");
+            let sessions: u32 = text(t.conn(), &sql).await.parse().unwrap();
+            assert!((3..=5).contains(&sessions), "{sessions} sessions");
         }
         db.close().await;
     }
