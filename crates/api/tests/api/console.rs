@@ -281,14 +281,7 @@ async fn the_console_works_in_a_real_browser() {
         assert_eq!(status, 201, "{booked}");
     }
 
-    let shots = if std::env::var_os("AGENDA_WRITE_SCREENSHOTS").is_some() {
-        tools::workspace_root().join("docs/console")
-    } else {
-        tools::workspace_root().join("target/console-screenshots")
-    };
-    std::fs::create_dir_all(&shots).unwrap();
-    let base = app.url("");
-    let base = base.trim_end_matches('/').to_owned();
+    let (base, shots) = crate::support::console_run_places(&app);
     let seen = crate::support::run_browser_script(
         &e2e,
         &chromium,

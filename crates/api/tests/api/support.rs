@@ -452,6 +452,22 @@ pub fn run_browser_script(
         .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {stdout}"))
 }
 
+/// Where a console browser script runs and writes: the server's base URL (no
+/// trailing `/`) and the screenshot directory, created — `docs/console` with
+/// `AGENDA_WRITE_SCREENSHOTS` set (to refresh the docs' pictures), else
+/// `target/console-screenshots`.
+pub fn console_run_places(app: &TestApp) -> (String, std::path::PathBuf) {
+    let root = agenda_testkit::tools::workspace_root();
+    let shots = if std::env::var_os("AGENDA_WRITE_SCREENSHOTS").is_some() {
+        root.join("docs/console")
+    } else {
+        root.join("target/console-screenshots")
+    };
+    std::fs::create_dir_all(&shots).unwrap();
+    let base = app.url("");
+    (base.trim_end_matches('/').to_owned(), shots)
+}
+
 /// After a console browser script (`e2e/console.mjs`, `e2e/operator.mjs`): every
 /// request the page made went to `base`, so nothing came from the internet, and
 /// each of `screenshots` was written into `shots`.
